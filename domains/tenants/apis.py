@@ -1,0 +1,72 @@
+"""HTTP endpoints for tokens. Views parse input and call services; nothing else."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from domains.tenants import services
+from domains.tenants.auth import caller_of
+
+
+class TokenObtainApi(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    class InputSerializer(serializers.Serializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=512, trim_whitespace=False)
+        tenant = serializers.SlugField(max_length=64, help_text="The tenant (academy) code.")
+
+    class OutputSerializer(serializers.Serializer):
+        access = serializers.CharField()
+        refresh = serializers.CharField()
+        access_expires_at = serializers.DateTimeField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tokens = services.auth_token_issue(
+            tenant_code=data.validated_data["tenant"],
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
+        return Response(self.OutputSerializer(tokens).data)
+
+
+class TokenRefreshApi(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField(max_length=4096)
+
+    class OutputSerializer(serializers.Serializer):
+        access = serializers.CharField()
+        access_expires_at = serializers.DateTimeField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tokens = services.auth_token_refresh(refresh=data.validated_data["refresh"])
+        return Response(self.OutputSerializer(tokens).data)
+
+
+class MeApi(APIView):
+    """The caller as the access token states it. Answered without any database query."""
+
+    class OutputSerializer(serializers.Serializer):
+        user_id = serializers.IntegerField()
+        tenant_id = serializers.IntegerField()
+        role = serializers.CharField()
+        expires_at = serializers.IntegerField(help_text="Token expiry, epoch seconds.")
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer(caller_of(request)).data)

@@ -1,0 +1,68 @@
+"""Stateless authentication: the access token alone says who calls and for which tenant.
+
+No database query is made to authenticate a request or to resolve its tenant; the WebSocket
+handshake (realtime/) uses :func:`caller_from_access_token` for the same reason.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions, permissions
+from rest_framework.request import Request
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.models import TokenUser
+from rest_framework_simplejwt.tokens import AccessToken, Token
+
+from domains.tenants.caller import Caller, InvalidClaims
+
+
+class TenantTokenUser(TokenUser):
+    """``request.user`` for token-authenticated requests, built from the token's claims."""
+
+    @cached_property
+    def caller(self) -> Caller:
+        return Caller.from_claims(self.token.payload)
+
+
+class StatelessTenantJWTAuthentication(JWTStatelessUserAuthentication):
+    # simplejwt types this as the user model; a stateless token user is the point here.
+    def get_user(self, validated_token: Token) -> TenantTokenUser:  # type: ignore[override]
+        user = TenantTokenUser(validated_token)
+        try:
+            user.caller  # noqa: B018 - validate the tenant claims once, at authentication
+        except InvalidClaims as exc:
+            raise exceptions.AuthenticationFailed(
+                _("The token carries no tenant."), code="token_not_valid"
+            ) from exc
+        return user
+
+
+class IsTenantMember(permissions.BasePermission):
+    """Default permission: an access token issued for a tenant membership."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.user, TenantTokenUser)
+
+
+def caller_of(request: Request) -> Caller:
+    """The verified caller of a request; views pass ``caller.tenant_id`` first to services."""
+    user = request.user
+    if not isinstance(user, TenantTokenUser):
+        raise exceptions.NotAuthenticated()
+    return user.caller
+
+
+def caller_from_access_token(raw: str) -> Caller:
+    """Verify an access token (signature, expiry, type) and read its caller. No SQL.
+
+    Raises :class:`InvalidClaims` for any token that does not authenticate a tenant member.
+    """
+    try:
+        token = AccessToken(raw)  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise InvalidClaims(str(exc)) from exc
+    return Caller.from_claims(token.payload)

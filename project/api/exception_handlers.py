@@ -1,0 +1,82 @@
+"""The one place where exceptions become HTTP error responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.utils.encoding import force_str
+from django.utils.translation import gettext as _
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+from project.api.errors import ApplicationError, NotFound, ServiceUnavailable, ValidationFailed
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(code: str, detail: Any, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"code": code, "detail": force_str(detail), "fields": fields or {}}
+
+
+def _flatten(detail: Any) -> Any:
+    """DRF error details (lists, dicts of ErrorDetail) as plain JSON-able messages."""
+    if isinstance(detail, dict):
+        return {key: _flatten(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten(item) for item in detail]
+    return force_str(detail)
+
+
+def _drf_code(exc: drf.APIException) -> str:
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) else exc.default_code
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every API error in the shape of PROTOCOL.md §5."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApplicationError):
+        status, body = exc.status_code, error_body(exc.code, exc.detail, exc.fields)
+        if isinstance(exc, ServiceUnavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, InvalidToken | TokenError):
+        # simplejwt explains which token check failed; the client only needs to re-authenticate.
+        status = 401
+        body = error_body("token_not_valid", _("The token is invalid or expired."))
+    elif isinstance(exc, drf.ValidationError):
+        status = 400
+        fields = _flatten(exc.detail)
+        if not isinstance(fields, dict):
+            fields = {"non_field_errors": fields}
+        body = error_body(ValidationFailed.code, ValidationFailed.default_detail, fields)
+    elif isinstance(exc, drf.APIException):
+        status = exc.status_code
+        detail = exc.detail if isinstance(exc.detail, str) else _flatten(exc.detail)
+        body = error_body(_drf_code(exc), detail)
+        if isinstance(exc, drf.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        auth_header = getattr(exc, "auth_header", None)
+        if status == 401 and auth_header:
+            headers["WWW-Authenticate"] = auth_header
+    elif isinstance(exc, Http404):
+        status, body = 404, error_body(NotFound.code, NotFound.default_detail)
+    elif isinstance(exc, DjangoPermissionDenied):
+        status, body = 403, error_body("permission_denied", _("Permission denied."))
+    else:
+        return None  # unexpected: Django logs it and handler500 renders the shape
+    return Response(body, status=status, headers=headers)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body(NotFound.code, NotFound.default_detail), status=404)
+
+
+def handler500(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        error_body("server_error", _("An unexpected error occurred. It has been logged.")),
+        status=500,
+    )

@@ -1,0 +1,266 @@
+"""Settings for every process (ASGI server, workers, management commands, tests).
+
+Everything is read from the environment with safe development defaults. There is one file on
+purpose: behaviour that differs between environments is switched by environment variables,
+never by a second settings module. ``DJANGO_ENV`` is ``dev`` (default), ``test`` or ``prod``;
+outside ``dev``/``test`` the process refuses to start with an unsafe configuration.
+
+Service addresses (``DATABASE_URL``, ``REDIS_URL``, ``AWS_ENDPOINT_URL``) are resolved by
+:mod:`project.devservices` when unset, so a developer machine with PostgreSQL and Redis on
+their default ports needs no configuration at all.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from project import devservices
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="dev")
+if DJANGO_ENV not in {"dev", "test", "prod"}:
+    raise ImproperlyConfigured(f"DJANGO_ENV must be dev, test or prod, not {DJANGO_ENV!r}")
+IS_PROD = DJANGO_ENV == "prod"
+
+# Which kind of process this is decides how it holds database connections (see
+# docs/adr/0002-bounded-database-connections.md). manage.py sets "worker" for run_worker.
+PROCESS_ROLE = env.str("ACADEMY_PROCESS", default="web")
+if PROCESS_ROLE not in {"web", "worker"}:
+    raise ImproperlyConfigured(f"ACADEMY_PROCESS must be web or worker, not {PROCESS_ROLE!r}")
+
+_DEV_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production-0123456789"  # noqa: S105
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
+DEBUG = env.bool("DEBUG", default=not IS_PROD)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+# Browser origins allowed to open /ws/v1/ (PROTOCOL.md §4).
+REALTIME_ALLOWED_ORIGINS = env.list(
+    "REALTIME_ALLOWED_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"]
+)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "drf_spectacular",
+    "django_guid",
+    "domains.tenants",
+]
+
+MIDDLEWARE = [
+    "django_guid.middleware.guid_middleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or devservices.default_database_url()
+    )
+}
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
+if PROCESS_ROLE == "web" and env.bool("DB_POOL", default=True):
+    # ASGI runs sync ORM code on a thread pool; persistent per-thread connections piled up until
+    # PostgreSQL refused clients. A process-wide psycopg pool bounds them (ADR 0002).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": DB_POOL_MIN_SIZE,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": DB_POOL_TIMEOUT,
+    }
+else:
+    # Worker processes run at most `slots` jobs and hold no connection while a job runs.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=15)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "tenants.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Redis ----------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="") or devservices.default_redis_url()
+# redis-py 8 defaults to a 5 s socket timeout and a 100-connection pool that raises when
+# exhausted. Commands get an explicit timeout; pub/sub connections block without one.
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
+# One process runs at most a few dozen concurrent commands (progress reads, publishes); the
+# pool is sized to that, and a blocking pool waits instead of failing when it is full.
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
+REDIS_HEALTH_CHECK_INTERVAL = env.int("REDIS_HEALTH_CHECK_INTERVAL", default=30)
+REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="")
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    # The layer's subscriber blocks on its connection between messages.
+                    "socket_timeout": None,
+                    "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+                    "health_check_interval": REDIS_HEALTH_CHECK_INTERVAL,
+                    "max_connections": REDIS_MAX_CONNECTIONS,
+                }
+            ],
+            "prefix": f"{REALTIME_KEY_PREFIX}asgi",
+        },
+    }
+}
+
+# --- AWS (SQS, S3) --------------------------------------------------------------------------
+AWS_REGION = env.str("AWS_REGION", default="ap-northeast-2")
+# Set to moto's server locally and in tests; empty means the real AWS endpoints.
+AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="")
+
+# --- Auth tokens ----------------------------------------------------------------------------
+ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME_SECONDS", default=900))
+REFRESH_TOKEN_LIFETIME = timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME_SECONDS", default=86400))
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": ACCESS_TOKEN_LIFETIME,
+    "REFRESH_TOKEN_LIFETIME": REFRESH_TOKEN_LIFETIME,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_CLAIM": "user_id",
+    "TOKEN_USER_CLASS": "domains.tenants.auth.TenantTokenUser",
+    "UPDATE_LAST_LOGIN": False,
+}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "domains.tenants.auth.StatelessTenantJWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["domains.tenants.auth.IsTenantMember"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "project.api.exception_handlers.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "academy-realtime API",
+    "DESCRIPTION": "Job and video progress for the academy platform. See PROTOCOL.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- I18n -----------------------------------------------------------------------------------
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+LANGUAGES = [("en", _("English")), ("ko", _("Korean"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".run" / "static"
+
+# --- Logging --------------------------------------------------------------------------------
+DJANGO_GUID = {
+    "GUID_HEADER_NAME": "X-Request-ID",
+    "VALIDATE_GUID": False,
+    "RETURN_HEADER": True,
+    "EXPOSE_HEADER": True,
+    "UUID_LENGTH": 32,
+}
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PROD else "text")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "request_id": {"()": "django_guid.log_filters.CorrelationId"},
+    },
+    "formatters": {
+        "text": {
+            "format": "%(asctime)s %(levelname)-7s [%(correlation_id)s] %(name)s: %(message)s",
+        },
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(correlation_id)s %(message)s",
+            "rename_fields": {"correlation_id": "request_id", "levelname": "level"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "stream": sys.stderr,
+            "filters": ["request_id"],
+            "formatter": LOG_FORMAT,
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django_guid": {"level": "WARNING"},
+        "django.db.backends": {"level": "INFO"},
+    },
+}
+
+# --- Safety checks --------------------------------------------------------------------------
+if IS_PROD:
+    _problems = []
+    if SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50:
+        _problems.append("SECRET_KEY is the development default or shorter than 50 characters")
+    if DEBUG:
+        _problems.append("DEBUG is on")
+    if "*" in ALLOWED_HOSTS:
+        _problems.append("ALLOWED_HOSTS contains '*'")
+    if _problems:
+        raise ImproperlyConfigured("Refusing to start in prod: " + "; ".join(_problems))
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True

@@ -1,0 +1,39 @@
+import pytest
+
+from domains.tenants.caller import Caller, InvalidClaims
+from domains.tenants.roles import Role, sees_whole_tenant
+
+
+def test_caller_reads_tenant_user_role_and_expiry_from_claims() -> None:
+    caller = Caller.from_claims({"user_id": "7", "tenant_id": 3, "role": "staff", "exp": 100})
+
+    assert caller == Caller(tenant_id=3, user_id=7, role=Role.STAFF, expires_at=100)
+    assert caller.sees_whole_tenant
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"user_id": 1, "role": "staff", "exp": 1},  # no tenant
+        {"user_id": 1, "tenant_id": 2, "exp": 1},  # no role
+        {"user_id": 1, "tenant_id": 2, "role": "owner", "exp": 1},  # unknown role
+        {"user_id": 1, "tenant_id": "x", "role": "staff", "exp": 1},  # tenant not an id
+    ],
+)
+def test_claims_without_a_usable_tenant_identity_are_rejected(claims: dict[str, object]) -> None:
+    with pytest.raises(InvalidClaims):
+        Caller.from_claims(claims)
+
+
+@pytest.mark.parametrize(
+    ("role", "expected"),
+    [
+        (Role.ADMIN, True),
+        (Role.STAFF, True),
+        (Role.TEACHER, False),
+        (Role.STUDENT, False),
+        (Role.PARENT, False),
+    ],
+)
+def test_only_admin_and_staff_see_the_whole_tenant(role: Role, expected: bool) -> None:
+    assert sees_whole_tenant(role) is expected
