@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_guid",
     "domains.tenants",
+    "domains.students",
 ]
 
 MIDDLEWARE = [
@@ -97,6 +98,9 @@ DATABASES = {
         env.str("DATABASE_URL", default="") or devservices.default_database_url()
     )
 }
+# Parallel test runs on one server need distinct test databases.
+if env.str("TEST_DATABASE_NAME", default=""):
+    DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME")}
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=2)
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=10)
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
