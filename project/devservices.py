@@ -32,9 +32,13 @@ STATE_FILE = RUN_DIR / "services.json"
 DATABASE_NAME = "academy"
 LOCAL_DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DATABASE_NAME}"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Start embedded PostgreSQL/Redis even where local ones listen (to try the fresh-machine path).
+FORCE_EMBEDDED = os.environ.get("ACADEMY_FORCE_EMBEDDED", "") == "1"
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    if FORCE_EMBEDDED and port in (5432, 6379):
+        return False
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
