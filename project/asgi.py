@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django; WebSockets are routed by the realtime core."""
+"""ASGI entry point: HTTP through Django, WebSockets through the realtime core."""
 
 import os
 
@@ -8,6 +8,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402 - after Django is set up
+# Imported after Django is set up: they import models and settings.
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from realtime.auth import TokenAuthMiddleware  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": TokenAuthMiddleware(URLRouter(websocket_urlpatterns)),
+    }
+)

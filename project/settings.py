@@ -58,8 +58,11 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_guid",
+    "realtime",
     "domains.tenants",
     "domains.students",
+    "domains.jobs",
+    "domains.videos",
 ]
 
 MIDDLEWARE = [
@@ -139,6 +142,25 @@ REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
 REDIS_HEALTH_CHECK_INTERVAL = env.int("REDIS_HEALTH_CHECK_INTERVAL", default=30)
 REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="")
+# PROTOCOL.md §2: live keys expire 6 h after their last write; terminal ones keep no TTL unless
+# REALTIME_TERMINAL_TTL is set (86400 is the cost-defence mode).
+REALTIME_RUNNING_TTL = env.int("REALTIME_RUNNING_TTL", default=21_600)
+REALTIME_TERMINAL_TTL = env.int("REALTIME_TERMINAL_TTL", default=0)
+# At most one progress publish per topic per interval; status changes are never delayed.
+REALTIME_PROGRESS_INTERVAL = env.float("REALTIME_PROGRESS_INTERVAL", default=0.2)
+# WebSocket limits (PROTOCOL.md §4).
+REALTIME_MAX_SUBSCRIPTIONS = env.int("REALTIME_MAX_SUBSCRIPTIONS", default=100)
+REALTIME_MAX_FRAME_BYTES = env.int("REALTIME_MAX_FRAME_BYTES", default=4096)
+REALTIME_RATE_PER_SECOND = env.float("REALTIME_RATE_PER_SECOND", default=20.0)
+REALTIME_RATE_BURST = env.int("REALTIME_RATE_BURST", default=60)
+# Seconds before expiry at which a connection is told its token is expiring.
+REALTIME_TOKEN_WARNING = env.int("REALTIME_TOKEN_WARNING", default=60)
+# Every consumer re-reads the seq of its topics this often (and at once after Redis returns).
+REALTIME_RESYNC_INTERVAL = env.float("REALTIME_RESYNC_INTERVAL", default=10.0)
+# A connection whose pending frames could not be sent for this long is closed.
+REALTIME_SEND_TIMEOUT = env.float("REALTIME_SEND_TIMEOUT", default=10.0)
+# Browsers always send Origin; non-browser clients (scripts, mobile) may not.
+REALTIME_ALLOW_MISSING_ORIGIN = env.bool("REALTIME_ALLOW_MISSING_ORIGIN", default=True)
 
 CHANNEL_LAYERS = {
     "default": {

@@ -57,8 +57,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         status = exc.status_code
         detail = exc.detail if isinstance(exc.detail, str) else _flatten(exc.detail)
         body = error_body(_drf_code(exc), detail)
-        if isinstance(exc, drf.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, drf.Throttled) and wait is not None:
+            headers["Retry-After"] = str(int(wait))
         auth_header = getattr(exc, "auth_header", None)
         if status == 401 and auth_header:
             headers["WWW-Authenticate"] = auth_header

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class VideoStatus(models.TextChoices):
+    UPLOADED = "UPLOADED", _("Uploaded")
+    PROCESSING = "PROCESSING", _("Processing")
+    READY = "READY", _("Ready")
+    FAILED = "FAILED", _("Failed")
+
+
+class Video(models.Model):
+    """A lecture video and its encoding. Live encoding state is in Redis while it runs."""
+
+    video_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    session_id = models.BigIntegerField(help_text="The lecture session the video belongs to.")
+    status = models.CharField(
+        max_length=16, choices=VideoStatus.choices, default=VideoStatus.UPLOADED
+    )
+    file_key = models.CharField(max_length=512)
+    hls_path = models.CharField(max_length=512, blank=True, default="")
+    duration = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    attempt = models.PositiveIntegerField(default=0)
+    lease_owner = models.CharField(max_length=128, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "status"], name="video_tenant_status_idx"),
+            models.Index(fields=["session_id", "status"], name="video_session_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"video:{self.video_id}"

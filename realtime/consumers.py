@@ -1,0 +1,351 @@
+"""The WebSocket consumer of ``/ws/v1/`` (PROTOCOL.md §4).
+
+One connection carries many topic subscriptions. For each: join the topic's group, read the
+snapshot, then forward changes (subscribe, snapshot, stream). Frames whose seq is not above what
+the connection already sent for that topic are dropped, so a client never sees a duplicate or a
+step back, whichever path (group message, snapshot, resync) a state arrives by.
+
+State frames leave through a per-connection sender task holding at most one pending frame per
+topic (the newest), so a slow client gets coalesced progress but always the terminal state,
+and the dispatch loop never waits on a client. A connection that cannot take a frame for
+``REALTIME_SEND_TIMEOUT`` seconds is closed rather than buffered without bound.
+
+Nothing here touches the database: authentication is the token, authorisation reads the
+topic's ``owner_id`` from Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from domains.tenants.auth import caller_from_access_token
+from domains.tenants.caller import Caller, InvalidClaims
+from realtime import store, watchdog
+from realtime.auth import CLOSE_POLICY, CLOSE_UNAUTHENTICATED, SCOPE_KEY, HandshakeAuth
+from realtime.keys import InvalidTopic, Topic
+from realtime.state import Snapshot, is_terminal
+from realtime.store import RealtimeUnavailable
+
+logger = logging.getLogger(__name__)
+
+# Flooding: this many refused frames within one connection closes it with 4008.
+MAX_RATE_VIOLATIONS = 50
+
+
+@dataclass(slots=True)
+class Subscription:
+    topic: Topic
+    group: str
+    owner_id: int | None
+    sent_seq: int = 0
+    terminal: bool = False
+
+
+class TokenBucket:
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.capacity = rate, float(burst)
+        self.tokens, self.updated = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    caller: Caller
+
+    # --- Channels plumbing ----------------------------------------------------------------
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale DB connections (a thread hop) before every handler. This
+        # consumer never uses the database, so it skips that cost on every frame.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        auth: HandshakeAuth = self.scope[SCOPE_KEY]
+        self.subs: dict[str, Subscription] = {}
+        self._pending: dict[str, str] = {}
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._token_task: asyncio.Task[None] | None = None
+        self._sending_since: float | None = None
+        self._closed = False
+        self._bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
+        self._violations = 0
+        await self.accept(auth.subprotocol)
+        if auth.caller is None:
+            await self._close(auth.close_code or CLOSE_UNAUTHENTICATED)
+            return
+        self.caller = auth.caller
+        self._resync_now = asyncio.Event()
+        self._sender_task = asyncio.create_task(self._sender())
+        self._token_task = asyncio.create_task(self._token_watch())
+        self._tasks = [self._sender_task, asyncio.create_task(self._resync_loop())]
+        watchdog.watch(self)
+        logger.debug("websocket open tenant=%s user=%s", self.caller.tenant_id, self.caller.user_id)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self._closed = True
+        for task in [*getattr(self, "_tasks", ()), getattr(self, "_token_task", None)]:
+            if task is not None:
+                task.cancel()
+        for sub in getattr(self, "subs", {}).values():
+            await self.channel_layer.group_discard(sub.group, self.channel_name)
+        raise StopConsumer()
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        if self._closed or not hasattr(self, "caller"):
+            return
+        text = message.get("text")
+        if text is None:
+            await self._error(None, "bad_request", "Frames must be JSON text.")
+            return
+        if len(text) > settings.REALTIME_MAX_FRAME_BYTES or (
+            len(text.encode()) > settings.REALTIME_MAX_FRAME_BYTES
+        ):
+            await self._close(CLOSE_POLICY)
+            return
+        if not self._bucket.take():
+            self._violations += 1
+            if self._violations >= MAX_RATE_VIOLATIONS:
+                await self._close(CLOSE_POLICY)
+            else:
+                await self._error(None, "rate_limited", "Too many frames; slow down.")
+            return
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            await self._error(None, "bad_request", "Frames must be JSON objects.")
+            return
+        if not isinstance(frame, dict):
+            await self._error(None, "bad_request", "Frames must be JSON objects.")
+            return
+        kind = frame.get("type")
+        if kind == "subscribe":
+            await self._subscribe(frame)
+        elif kind == "unsubscribe":
+            await self._unsubscribe(frame)
+        elif kind == "auth":
+            await self._reauthenticate(frame)
+        elif kind == "ping":
+            await self._send_json({"type": "pong"})
+        else:
+            await self._error(None, "bad_request", "Unknown frame type.")
+
+    # --- channel layer events ---------------------------------------------------------------
+    async def realtime_state(self, message: dict[str, Any]) -> None:
+        """A topic's new state, published by the store's script (already a JSON frame)."""
+        sub = self.subs.get(message["topic"])
+        if sub is not None:
+            self._offer(sub, int(message["seq"]), bool(message["terminal"]), message["frame"])
+
+    # --- client frames --------------------------------------------------------------------
+    async def _subscribe(self, frame: dict[str, Any]) -> None:
+        raw_topic = frame.get("topic")
+        try:
+            topic = Topic.parse(raw_topic)
+        except InvalidTopic:
+            await self._error(raw_topic, "bad_request", "Not a topic.")
+            return
+        since = frame.get("since")
+        if since is not None and (
+            not isinstance(since, int) or isinstance(since, bool) or since < 0
+        ):
+            await self._error(str(topic), "bad_request", "since must be a non-negative integer.")
+            return
+        key = str(topic)
+        sub = self.subs.get(key)
+        if sub is None and len(self.subs) >= settings.REALTIME_MAX_SUBSCRIPTIONS:
+            await self._error(key, "too_many_subscriptions", "Subscription limit reached.")
+            return
+        group = store.keyspace().group(self.caller.tenant_id, topic)
+        if sub is None:
+            # Join first, then read: a change published in between reaches us through the
+            # group and is de-duplicated by seq, so nothing falls into the gap.
+            await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            snap = await store.asnapshot(self.caller.tenant_id, topic)
+        except RealtimeUnavailable:
+            if sub is None:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            await self._error(key, "unavailable", "State is temporarily unavailable.")
+            return
+        if snap is None or not self._visible(snap):
+            if sub is None:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            else:
+                del self.subs[key]
+            await self._error(key, "not_found", "No such topic.")
+            return
+        if sub is None:
+            sub = self.subs[key] = Subscription(topic=topic, group=group, owner_id=snap.owner_id)
+        if since is None or snap.seq > since:
+            if snap.seq > sub.sent_seq:
+                self._offer(sub, snap.seq, is_terminal(snap.status), snap.frame)
+            else:
+                await self._send_json({"type": "subscribed", "topic": key, "seq": sub.sent_seq})
+        else:
+            sub.sent_seq = max(sub.sent_seq, since)
+            sub.terminal = is_terminal(snap.status)
+            await self._send_json({"type": "subscribed", "topic": key, "seq": snap.seq})
+
+    async def _unsubscribe(self, frame: dict[str, Any]) -> None:
+        raw_topic = frame.get("topic")
+        try:
+            key = str(Topic.parse(raw_topic))
+        except InvalidTopic:
+            await self._error(raw_topic, "bad_request", "Not a topic.")
+            return
+        sub = self.subs.pop(key, None)
+        self._pending.pop(key, None)
+        if sub is not None:
+            await self.channel_layer.group_discard(sub.group, self.channel_name)
+        await self._send_json({"type": "unsubscribed", "topic": key})
+
+    async def _reauthenticate(self, frame: dict[str, Any]) -> None:
+        token = frame.get("token")
+        try:
+            caller = caller_from_access_token(token) if isinstance(token, str) else None
+        except InvalidClaims:
+            caller = None
+        if caller is None or (caller.tenant_id, caller.user_id) != (
+            self.caller.tenant_id,
+            self.caller.user_id,
+        ):
+            # A connection's identity never changes; a bad or foreign token ends it.
+            await self._close(CLOSE_UNAUTHENTICATED)
+            return
+        self.caller = caller
+        for key, sub in list(self.subs.items()):  # a role change may hide topics
+            if not (caller.sees_whole_tenant or sub.owner_id == caller.user_id):
+                del self.subs[key]
+                self._pending.pop(key, None)
+                await self.channel_layer.group_discard(sub.group, self.channel_name)
+                await self._error(key, "not_found", "No such topic.")
+        if self._token_task is not None:
+            self._token_task.cancel()
+        self._token_task = asyncio.create_task(self._token_watch())
+        await self._send_json({"type": "auth_ok", "expires_at": caller.expires_at})
+
+    # --- delivery -------------------------------------------------------------------------
+    def _visible(self, snap: Snapshot) -> bool:
+        return snap.visible_to(
+            user_id=self.caller.user_id, sees_whole_tenant=self.caller.sees_whole_tenant
+        )
+
+    def _offer(self, sub: Subscription, seq: int, terminal: bool, frame: str) -> None:
+        """Queue a state frame unless the client already has this seq or a later one."""
+        if seq <= sub.sent_seq:
+            return
+        sub.sent_seq, sub.terminal = seq, terminal
+        key = str(sub.topic)
+        self._pending.pop(key, None)  # keep arrival order: the newest goes to the back
+        self._pending[key] = frame
+        self._wakeup.set()
+
+    async def _sender(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._pending:
+                key = next(iter(self._pending))
+                frame = self._pending.pop(key)
+                self._sending_since = time.monotonic()
+                await self.base_send({"type": "websocket.send", "text": frame})
+                self._sending_since = None
+
+    async def _resync_loop(self) -> None:
+        """Re-read the seq of every live topic now and then, and at once after an outage."""
+        interval = settings.REALTIME_RESYNC_INTERVAL
+        failed = False
+        while True:
+            delay = 1.0 if failed else interval * random.uniform(0.8, 1.2)  # noqa: S311
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._resync_now.wait(), timeout=delay)
+            self._resync_now.clear()
+            if self._send_stalled():
+                logger.info(
+                    "websocket closed: client not reading tenant=%s user=%s",
+                    self.caller.tenant_id,
+                    self.caller.user_id,
+                )
+                self._sender_task.cancel()
+                await self._close(CLOSE_POLICY)
+                return
+            try:
+                await self.resync()
+            except RealtimeUnavailable:
+                failed = True
+                continue
+            failed = False
+
+    def request_resync(self) -> None:
+        """Called by the layer watchdog when the layer may have lost messages."""
+        if not self._closed:
+            self._resync_now.set()
+
+    async def resync(self) -> int:
+        """Send the state of every watched topic whose stored seq moved past what was sent."""
+        live = [sub for sub in self.subs.values() if not sub.terminal]
+        if not live:
+            return 0
+        seqs = await store.aseqs(self.caller.tenant_id, [sub.topic for sub in live])
+        repaired = 0
+        for sub, seq in zip(live, seqs, strict=True):
+            if seq is not None and seq > sub.sent_seq:
+                snap = await store.asnapshot(self.caller.tenant_id, sub.topic)
+                if snap is not None and self._visible(snap):
+                    self._offer(sub, snap.seq, is_terminal(snap.status), snap.frame)
+                    repaired += 1
+        if repaired:
+            logger.info("resync repaired %s topic(s) tenant=%s", repaired, self.caller.tenant_id)
+        return repaired
+
+    def _send_stalled(self) -> bool:
+        since = self._sending_since
+        return since is not None and time.monotonic() - since > settings.REALTIME_SEND_TIMEOUT
+
+    async def _token_watch(self) -> None:
+        expires_at = self.caller.expires_at
+        warn_at = expires_at - settings.REALTIME_TOKEN_WARNING
+        if (delay := warn_at - time.time()) > 0:
+            await asyncio.sleep(delay)
+        await self._send_json({"type": "token_expiring", "expires_at": expires_at})
+        if (delay := expires_at - time.time()) > 0:
+            await asyncio.sleep(delay)
+        await self._close(CLOSE_UNAUTHENTICATED)
+
+    # --- helpers --------------------------------------------------------------------------
+    async def _send_json(self, frame: dict[str, Any]) -> None:
+        if not self._closed:
+            await self.base_send({"type": "websocket.send", "text": json.dumps(frame)})
+
+    async def _error(self, topic: Any, code: str, detail: str) -> None:
+        topic_text = topic if isinstance(topic, str) and len(topic) <= 100 else None
+        await self._send_json(
+            {"type": "error", "topic": topic_text, "code": code, "detail": detail}
+        )
+
+    async def _close(self, code: int) -> None:
+        if not self._closed:
+            self._closed = True
+            await self.close(code)

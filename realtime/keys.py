@@ -1,0 +1,86 @@
+"""Every Redis key, pub/sub channel and Channels group name, built in one place.
+
+Keys follow the seed documents: ``tenant:{tid}:job:{id}:status`` and ``…:progress`` (and the
+same for videos), optionally behind a deployment-wide prefix. Channels group names allow only
+``[A-Za-z0-9-_.]`` under 100 characters, so groups use dots: ``tenant.{tid}.job.{id}``.
+A key without the tenant namespace cannot be built here, which is the point.
+
+Pure logic: no Django imports.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TopicKind(StrEnum):
+    JOB = "job"
+    VIDEO = "video"
+
+
+class InvalidTopic(ValueError):
+    """A client-supplied topic string that names no topic."""
+
+
+_TOPIC_RE = re.compile(r"(job|video):([0-9a-fA-F-]{32,36})")
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """What a client watches: ``job:<uuid>`` or ``video:<uuid>``, relative to its tenant."""
+
+    kind: TopicKind
+    id: uuid.UUID
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+    @classmethod
+    def parse(cls, raw: object) -> Topic:
+        if not isinstance(raw, str):
+            raise InvalidTopic("topic must be a string")
+        match = _TOPIC_RE.fullmatch(raw)
+        if match is None:
+            raise InvalidTopic(f"not a topic: {raw[:80]!r}")
+        try:
+            topic_id = uuid.UUID(match.group(2))
+        except ValueError as exc:
+            raise InvalidTopic(f"not a topic id: {match.group(2)!r}") from exc
+        return cls(TopicKind(match.group(1)), topic_id)
+
+    @classmethod
+    def job(cls, job_id: uuid.UUID | str) -> Topic:
+        return cls(TopicKind.JOB, job_id if isinstance(job_id, uuid.UUID) else uuid.UUID(job_id))
+
+    @classmethod
+    def video(cls, video_id: uuid.UUID | str) -> Topic:
+        vid = video_id if isinstance(video_id, uuid.UUID) else uuid.UUID(video_id)
+        return cls(TopicKind.VIDEO, vid)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Key and channel names under one deployment prefix (``REALTIME_KEY_PREFIX``).
+
+    ``layer_prefix`` is the channel layer's own prefix (settings ``CHANNEL_LAYERS``); the group
+    channel is where ``RedisPubSubChannelLayer`` listens for a group's messages.
+    """
+
+    prefix: str = ""
+    layer_prefix: str = "asgi"
+
+    def status_key(self, tenant_id: int, topic: Topic) -> str:
+        return f"{self.prefix}tenant:{int(tenant_id)}:{topic.kind.value}:{topic.id}:status"
+
+    def progress_key(self, tenant_id: int, topic: Topic) -> str:
+        return f"{self.prefix}tenant:{int(tenant_id)}:{topic.kind.value}:{topic.id}:progress"
+
+    def group(self, tenant_id: int, topic: Topic) -> str:
+        return f"tenant.{int(tenant_id)}.{topic.kind.value}.{topic.id}"
+
+    def group_channel(self, tenant_id: int, topic: Topic) -> str:
+        # channels_redis.pubsub: RedisPubSubLoopLayer._get_group_channel_name
+        return f"{self.layer_prefix}__group__{self.group(tenant_id, topic)}"

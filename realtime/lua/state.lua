@@ -1,0 +1,192 @@
+-- The rules of PROTOCOL.md §2, applied atomically in one round trip.
+--
+-- KEYS[1] status hash, KEYS[2] progress hash (both tenant-scoped, built by realtime/keys.py)
+--
+-- ARGV[1] = "apply": ARGV[2] kind ("job"|"video"), ARGV[3] topic ("job:<id>"),
+--   ARGV[4] pub/sub channel of the topic's Channels group, ARGV[5] running TTL (s),
+--   ARGV[6] terminal TTL (s, 0 = none), ARGV[7] result size limit (bytes), ARGV[8] change (JSON)
+--   returns {accepted 0|1, reason, frame JSON or false, seq}
+--   On acceptance the frame is published as a RedisPubSubChannelLayer group message:
+--   msgpack {type = "realtime.state", topic, seq, terminal, frame}.
+--
+-- ARGV[1] = "read": ARGV[2] kind, ARGV[3] topic
+--   returns false when the topic does not exist, else {document JSON, frame JSON, seq, status, owner_id}
+
+local RANK = {
+  job = {PENDING = 0, PROCESSING = 1, DONE = 2, FAILED = 2},
+  video = {UPLOADED = 0, PROCESSING = 1, READY = 2, FAILED = 2},
+}
+local TERMINAL = {DONE = true, FAILED = true, READY = true}
+local PROGRESS_FIELDS = {
+  'percent', 'step', 'step_index', 'step_total', 'step_name_display', 'step_percent',
+  'remaining_seconds',
+}
+local NUMERIC = {percent = true, step_index = true, step_total = true, step_percent = true,
+                 remaining_seconds = true}
+
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  local t = {}
+  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
+  return t
+end
+
+local function blank(v) return v == nil or v == false or v == '' or v == cjson.null end
+local function num(v) if blank(v) then return cjson.null end return tonumber(v) end
+local function str(v) if blank(v) then return cjson.null end return v end
+
+-- The state document (PROTOCOL.md §3); with_type adds "type": "state" for WebSocket frames.
+local function build(kind, topic, st, pr, with_type)
+  local doc = {}
+  if with_type then doc['type'] = 'state' end
+  doc.topic = topic
+  doc.seq = tonumber(st.seq)
+  doc.status = st.status
+  if TERMINAL[st.status] or next(pr) == nil then
+    doc.progress = cjson.null
+  else
+    local p = {}
+    for _, name in ipairs(PROGRESS_FIELDS) do
+      if NUMERIC[name] then p[name] = num(pr[name]) else p[name] = str(pr[name]) end
+    end
+    doc.progress = p
+  end
+  doc.error = str(st.error)
+  doc.updated_at = tonumber(st.updated_at)
+  if kind == 'job' then
+    doc.job_type = str(st.job_type)
+    doc.result_in_db = st.result_in_db == '1'
+    local text = cjson.encode(doc)
+    -- The result is stored as JSON text; splice it in verbatim rather than re-encoding it.
+    local result = st.result
+    if blank(result) then result = 'null' end
+    return string.sub(text, 1, -2) .. ',"result":' .. result .. '}'
+  end
+  doc.hls_path = str(st.hls_path)
+  doc.duration = num(st.duration)
+  return cjson.encode(doc)
+end
+
+local op, kind, topic = ARGV[1], ARGV[2], ARGV[3]
+local status_key, progress_key = KEYS[1], KEYS[2]
+local ranks = RANK[kind]
+if ranks == nil then return redis.error_reply('unknown topic kind ' .. tostring(kind)) end
+
+local st = hgetall(status_key)
+local exists = st.seq ~= nil
+
+if op == 'read' then
+  if not exists then return false end
+  local pr = hgetall(progress_key)
+  return {build(kind, topic, st, pr, false), build(kind, topic, st, pr, true), tonumber(st.seq),
+          st.status, st.owner_id or ''}
+end
+
+if op ~= 'apply' then return redis.error_reply('unknown op ' .. tostring(op)) end
+
+local channel, running_ttl = ARGV[4], tonumber(ARGV[5])
+local terminal_ttl, result_max = tonumber(ARGV[6]), tonumber(ARGV[7])
+local ch = cjson.decode(ARGV[8])
+local pr = hgetall(progress_key)
+
+local function reject(reason)
+  if not exists then return {0, reason, false, 0} end
+  return {0, reason, build(kind, topic, st, pr, true), tonumber(st.seq)}
+end
+
+local new_status = ch.status
+if blank(new_status) then new_status = nil end
+if new_status ~= nil and ranks[new_status] == nil then return reject('invalid_status') end
+
+local new_attempt = false
+if not exists then
+  if new_status == nil then return reject('not_found') end
+else
+  if TERMINAL[st.status] then return reject('terminal') end
+  local cur_attempt = tonumber(st.attempt) or 0
+  local attempt = tonumber(ch.attempt) or cur_attempt
+  if attempt < cur_attempt then return reject('stale_attempt') end
+  new_attempt = attempt > cur_attempt
+  if new_status ~= nil and ranks[new_status] < ranks[st.status] then return reject('backwards') end
+  local percent = tonumber(type(ch.progress) == 'table' and ch.progress.percent or nil)
+  if percent ~= nil and not new_attempt and tonumber(pr.percent) ~= nil
+      and percent < tonumber(pr.percent) then
+    return reject('percent_backwards')
+  end
+end
+
+local status_fields, changed = {}, not exists
+local function set(k, v)
+  v = tostring(v)
+  if st[k] ~= v then
+    changed = true
+    st[k] = v
+    status_fields[#status_fields + 1] = k
+    status_fields[#status_fields + 1] = v
+  end
+end
+
+if new_status ~= nil then set('status', new_status) end
+if not blank(ch.attempt) then set('attempt', ch.attempt) end
+if not blank(ch.owner_id) and blank(st.owner_id) then set('owner_id', ch.owner_id) end
+if not blank(ch.job_type) and blank(st.job_type) then set('job_type', ch.job_type) end
+if not blank(ch.error) then set('error', ch.error) end
+if not blank(ch.hls_path) then set('hls_path', ch.hls_path) end
+if not blank(ch.duration) then set('duration', ch.duration) end
+if ch.result_in_db == true then
+  set('result_in_db', '1')
+elseif not blank(ch.result) then
+  if string.len(ch.result) > result_max then set('result_in_db', '1') else set('result', ch.result) end
+end
+
+local terminal = TERMINAL[st.status] == true
+local progress_fields = {}
+if new_attempt then pr = {} end
+if not terminal and type(ch.progress) == 'table' then
+  for _, name in ipairs(PROGRESS_FIELDS) do
+    local v = ch.progress[name]
+    if not blank(v) then
+      v = tostring(v)
+      if pr[name] ~= v then
+        changed = true
+        pr[name] = v
+        progress_fields[#progress_fields + 1] = name
+        progress_fields[#progress_fields + 1] = v
+      end
+    end
+  end
+end
+
+if not changed then return reject('unchanged') end
+
+local now = redis.call('TIME')
+local now_ms = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+local seq = (tonumber(st.seq) or 0) + 1
+set('seq', seq)
+set('updated_at', now_ms)
+redis.call('HSET', status_key, unpack(status_fields))
+
+if terminal then
+  redis.call('DEL', progress_key)
+  pr = {}
+  if terminal_ttl > 0 then
+    redis.call('EXPIRE', status_key, terminal_ttl)
+  else
+    redis.call('PERSIST', status_key)
+  end
+else
+  if new_attempt then redis.call('DEL', progress_key) end
+  if #progress_fields > 0 then
+    progress_fields[#progress_fields + 1] = 'updated_at'
+    progress_fields[#progress_fields + 1] = now_ms
+    redis.call('HSET', progress_key, unpack(progress_fields))
+  end
+  redis.call('EXPIRE', status_key, running_ttl)
+  if redis.call('EXISTS', progress_key) == 1 then redis.call('EXPIRE', progress_key, running_ttl) end
+end
+
+local frame = build(kind, topic, st, pr, true)
+redis.call('PUBLISH', channel, cmsgpack.pack({
+  type = 'realtime.state', topic = topic, seq = seq, terminal = terminal, frame = frame,
+}))
+return {1, 'ok', frame, seq}

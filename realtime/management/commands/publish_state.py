@@ -1,0 +1,56 @@
+"""Apply one change to a topic through the workers' publish path and print the result.
+
+    python manage.py publish_state --tenant 1 --topic job:<id> --status PROCESSING --percent 40
+
+For operators (repair a stuck topic, close one by hand) and scripted checks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from realtime import store
+from realtime.keys import InvalidTopic, Topic
+from realtime.state import Change, InvalidChange, Progress
+
+
+class Command(BaseCommand):
+    help = "Apply a state change to a topic (same path as workers) and print the state document."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--tenant", type=int, required=True, help="tenant id")
+        parser.add_argument("--topic", required=True, help="job:<id> or video:<id>")
+        parser.add_argument("--status", required=True)
+        parser.add_argument("--percent", type=float)
+        parser.add_argument("--step")
+        parser.add_argument("--error")
+        parser.add_argument("--attempt", type=int)
+        parser.add_argument("--owner", type=int, help="owner user id (first write only)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            topic = Topic.parse(options["topic"])
+        except InvalidTopic as exc:
+            raise CommandError(str(exc)) from exc
+        progress = None
+        if options["percent"] is not None or options["step"]:
+            progress = Progress(percent=options["percent"], step=options["step"])
+        change = Change(
+            status=options["status"],
+            progress=progress,
+            error=options["error"],
+            attempt=options["attempt"],
+            owner_id=options["owner"],
+        )
+        try:
+            result = store.publish(options["tenant"], topic, change)
+        except InvalidChange as exc:
+            raise CommandError(str(exc)) from exc
+        except store.RealtimeUnavailable as exc:
+            raise CommandError(f"Redis unavailable: {exc}") from exc
+        if not result.accepted:
+            self.stderr.write(f"change not applied: {result.reason}")
+        self.stdout.write(json.dumps(result.document, ensure_ascii=False, indent=2))

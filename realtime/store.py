@@ -1,0 +1,212 @@
+"""The Redis store of live state: apply a change and publish it in one round trip.
+
+``publish`` (sync: workers, views, commands) and ``apublish`` (async) run ``lua/state.lua`` by
+EVALSHA on the process's persistent Redis client; the script is sent to Redis once per client
+and again only if Redis lost it (``NOSCRIPT``, e.g. after a restart). ``snapshot``/``asnapshot``
+read a topic's document in one round trip as well.
+
+Services publish after their transaction commits (``publish_on_commit``), never from
+``save()``, signals or views (STYLE.md §3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+from django.db import transaction
+from redis.commands.core import AsyncScript, Script
+
+from realtime.clients import async_redis, sync_redis
+from realtime.keys import KeySpace, Topic
+from realtime.state import RESULT_MAX_BYTES, Change, PublishResult, Snapshot
+
+logger = logging.getLogger(__name__)
+
+SCRIPT_SOURCE = (Path(__file__).parent / "lua" / "state.lua").read_text()
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
+
+class RealtimeUnavailable(Exception):
+    """Redis could not be reached; the change was not applied."""
+
+
+@cache
+def keyspace() -> KeySpace:
+    layers: dict[str, Any] = settings.CHANNEL_LAYERS
+    layer_prefix = layers["default"]["CONFIG"].get("prefix", "asgi")
+    return KeySpace(prefix=settings.REALTIME_KEY_PREFIX, layer_prefix=layer_prefix)
+
+
+def _apply_args(tenant_id: int, topic: Topic, change: Change) -> tuple[list[str], list[Any]]:
+    change.validate(topic.kind)
+    space = keyspace()
+    keys = [space.status_key(tenant_id, topic), space.progress_key(tenant_id, topic)]
+    args = [
+        "apply",
+        topic.kind.value,
+        str(topic),
+        space.group_channel(tenant_id, topic),
+        settings.REALTIME_RUNNING_TTL,
+        settings.REALTIME_TERMINAL_TTL,
+        RESULT_MAX_BYTES,
+        change.encode(),
+    ]
+    return keys, args
+
+
+def _read_args(tenant_id: int, topic: Topic) -> tuple[list[str], list[Any]]:
+    space = keyspace()
+    keys = [space.status_key(tenant_id, topic), space.progress_key(tenant_id, topic)]
+    return keys, ["read", topic.kind.value, str(topic)]
+
+
+def _publish_result(reply: Sequence[Any]) -> PublishResult:
+    accepted, reason, frame, seq = reply
+    return PublishResult(
+        accepted=bool(accepted),
+        reason=_text(reason),
+        seq=int(seq),
+        frame=_text(frame) if frame else None,
+    )
+
+
+def _snapshot(topic: Topic, reply: Sequence[Any] | None) -> Snapshot | None:
+    if not reply:
+        return None
+    document, frame, seq, status, owner = reply
+    owner_text = _text(owner)
+    return Snapshot(
+        topic=topic,
+        seq=int(seq),
+        status=_text(status),
+        owner_id=int(owner_text) if owner_text else None,
+        document=_text(document),
+        frame=_text(frame),
+    )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# --- sync -----------------------------------------------------------------------------------
+_sync_scripts: dict[int, Script] = {}
+
+
+def _sync_script() -> Script:
+    client = sync_redis()
+    script = _sync_scripts.get(id(client))
+    if script is None:
+        script = _sync_scripts[id(client)] = client.register_script(SCRIPT_SOURCE)
+    return script
+
+
+def publish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
+    """Apply ``change`` to the topic's state and publish the new state if it was accepted."""
+    keys, args = _apply_args(tenant_id, topic, change)
+    try:
+        result = _publish_result(_sync_script()(keys=keys, args=args))
+    except REDIS_ERRORS as exc:
+        raise RealtimeUnavailable(str(exc)) from exc
+    _log(tenant_id, topic, change, result)
+    return result
+
+
+def publish_on_commit(tenant_id: int, topic: Topic, change: Change) -> None:
+    """Publish once the current transaction commits; a Redis outage is logged, not raised.
+
+    The database is the record: a lost publish is repaired by the next accepted change or by
+    a republish from the record (workers) and by consumers' resynchronisation.
+    """
+
+    def _publish() -> None:
+        try:
+            publish(tenant_id, topic, change)
+        except RealtimeUnavailable:
+            logger.warning(
+                "publish after commit failed, Redis unavailable tenant=%s topic=%s",
+                tenant_id,
+                topic,
+            )
+
+    transaction.on_commit(_publish)
+
+
+def snapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
+    keys, args = _read_args(tenant_id, topic)
+    try:
+        return _snapshot(topic, _sync_script()(keys=keys, args=args))
+    except REDIS_ERRORS as exc:
+        raise RealtimeUnavailable(str(exc)) from exc
+
+
+# --- async ----------------------------------------------------------------------------------
+_async_scripts: dict[int, AsyncScript] = {}
+
+
+def _async_script() -> AsyncScript:
+    client = async_redis()
+    script = _async_scripts.get(id(client))
+    if script is None:
+        script = _async_scripts[id(client)] = client.register_script(SCRIPT_SOURCE)
+    return script
+
+
+async def apublish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
+    keys, args = _apply_args(tenant_id, topic, change)
+    try:
+        result = _publish_result(await _async_script()(keys=keys, args=args))
+    except REDIS_ERRORS as exc:
+        raise RealtimeUnavailable(str(exc)) from exc
+    _log(tenant_id, topic, change, result)
+    return result
+
+
+async def asnapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
+    keys, args = _read_args(tenant_id, topic)
+    try:
+        return _snapshot(topic, await _async_script()(keys=keys, args=args))
+    except REDIS_ERRORS as exc:
+        raise RealtimeUnavailable(str(exc)) from exc
+
+
+async def aseqs(tenant_id: int, topics: Sequence[Topic]) -> list[int | None]:
+    """The stored seq of each topic (None where it does not exist), in one pipelined trip."""
+    if not topics:
+        return []
+    space = keyspace()
+    client: aredis.Redis = async_redis()
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            for topic in topics:
+                pipe.hget(space.status_key(tenant_id, topic), "seq")
+            replies = await pipe.execute()
+    except REDIS_ERRORS as exc:
+        raise RealtimeUnavailable(str(exc)) from exc
+    return [int(reply) if reply is not None else None for reply in replies]
+
+
+def _log(tenant_id: int, topic: Topic, change: Change, result: PublishResult) -> None:
+    if result.accepted:
+        logger.debug(
+            "published tenant=%s topic=%s seq=%s status=%s",
+            tenant_id,
+            topic,
+            result.seq,
+            change.status,
+        )
+    else:
+        logger.info(
+            "change ignored tenant=%s topic=%s reason=%s seq=%s",
+            tenant_id,
+            topic,
+            result.reason,
+            result.seq,
+        )

@@ -1,0 +1,245 @@
+"""Every rule of PROTOCOL.md §2, against real Redis, through the publish path workers use."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import redis
+from django.test import override_settings
+
+from realtime import store
+from realtime.keys import Topic
+from realtime.state import RESULT_MAX_BYTES, Change, InvalidChange, Progress
+from tests.integration.realtime.conftest import ALPHA, BETA
+
+RUNNING = Change(status="PROCESSING", attempt=1)
+
+
+def _keys(topic: Topic, tenant_id: int = ALPHA) -> tuple[str, str]:
+    space = store.keyspace()
+    return space.status_key(tenant_id, topic), space.progress_key(tenant_id, topic)
+
+
+def _start(topic: Topic, **extra: Any) -> None:
+    store.publish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo", **extra))
+
+
+def test_each_accepted_change_adds_one_to_seq_and_publishes_the_document(
+    topic: Topic, listen: Any
+) -> None:
+    listener = listen(ALPHA, topic)
+
+    results = [
+        store.publish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo")),
+        store.publish(ALPHA, topic, RUNNING),
+        store.publish(ALPHA, topic, Change(progress=Progress(percent=42, step="importing"))),
+    ]
+
+    assert [r.seq for r in results] == [1, 2, 3]
+    messages = listener.messages()
+    assert [m["seq"] for m in messages] == [1, 2, 3]
+    assert messages[-1]["type"] == "realtime.state"
+    assert messages[-1]["topic"] == str(topic)
+    frame = json.loads(messages[-1]["frame"])
+    assert frame["type"] == "state"
+    assert frame["progress"]["percent"] == 42
+    assert frame["progress"]["step"] == "importing"
+    assert frame["job_type"] == "demo"
+    assert frame["status"] == "PROCESSING"
+    assert frame["updated_at"] == pytest.approx(time.time() * 1000, abs=5000)
+    assert results[-1].document == {k: v for k, v in frame.items() if k != "type"}
+
+
+def test_a_late_progress_after_done_is_a_no_op(topic: Topic, listen: Any) -> None:
+    _start(topic)
+    store.publish(ALPHA, topic, RUNNING)
+    done = store.publish(ALPHA, topic, Change(status="DONE", result={"sent": 3}))
+    listener = listen(ALPHA, topic)
+
+    late = store.publish(ALPHA, topic, Change(progress=Progress(percent=80)))
+
+    assert not late.accepted
+    assert late.reason == "terminal"
+    assert late.seq == done.seq
+    assert late.document == done.document  # the current state comes back
+    assert listener.messages() == []
+
+
+def test_a_duplicate_terminal_is_a_no_op(topic: Topic) -> None:
+    _start(topic)
+    first = store.publish(ALPHA, topic, Change(status="FAILED", error="boom"))
+
+    again = store.publish(ALPHA, topic, Change(status="FAILED", error="boom again"))
+
+    assert (again.accepted, again.reason, again.seq) == (False, "terminal", first.seq)
+    assert again.document is not None
+    assert again.document["error"] == "boom"
+
+
+def test_an_event_from_an_older_attempt_is_ignored(topic: Topic) -> None:
+    _start(topic)
+    store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=2))
+
+    stale = store.publish(ALPHA, topic, Change(status="DONE", attempt=1))
+
+    assert (stale.accepted, stale.reason) == (False, "stale_attempt")
+    assert store.snapshot(ALPHA, topic).status == "PROCESSING"  # type: ignore[union-attr]
+
+
+def test_percent_never_goes_backwards_within_an_attempt(topic: Topic) -> None:
+    _start(topic)
+    store.publish(ALPHA, topic, RUNNING)
+    store.publish(ALPHA, topic, Change(progress=Progress(percent=60)))
+
+    back = store.publish(ALPHA, topic, Change(progress=Progress(percent=40)))
+
+    assert (back.accepted, back.reason) == (False, "percent_backwards")
+
+
+def test_a_new_attempt_starts_its_progress_afresh(topic: Topic, r: redis.Redis) -> None:
+    _start(topic)
+    store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=70, step="b")))
+
+    retry = store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=2, progress=Progress(percent=5)))
+
+    assert retry.accepted
+    assert retry.document["progress"]["percent"] == 5  # type: ignore[index]
+    assert retry.document["progress"]["step"] is None  # type: ignore[index]
+
+
+def test_status_never_moves_backwards(topic: Topic) -> None:
+    _start(topic)
+    store.publish(ALPHA, topic, RUNNING)
+
+    back = store.publish(ALPHA, topic, Change(status="PENDING", attempt=1))
+
+    assert (back.accepted, back.reason) == (False, "backwards")
+
+
+def test_an_identical_change_publishes_nothing(topic: Topic, listen: Any) -> None:
+    _start(topic)
+    store.publish(ALPHA, topic, RUNNING)
+    listener = listen(ALPHA, topic)
+
+    same = store.publish(ALPHA, topic, RUNNING)
+
+    assert (same.accepted, same.reason, same.seq) == (False, "unchanged", 2)
+    assert listener.messages() == []
+
+
+def test_a_progress_change_for_an_unknown_topic_creates_nothing(topic: Topic, r: redis.Redis) -> None:
+    result = store.publish(ALPHA, topic, Change(progress=Progress(percent=10)))
+
+    assert (result.accepted, result.reason, result.document) == (False, "not_found", None)
+    assert r.exists(*_keys(topic)) == 0
+
+
+def test_unknown_statuses_and_bad_percents_are_refused_before_redis(topic: Topic) -> None:
+    with pytest.raises(InvalidChange):
+        store.publish(ALPHA, topic, Change(status="READY"))  # a video status on a job
+    with pytest.raises(InvalidChange):
+        store.publish(ALPHA, topic, Change(progress=Progress(percent=101)))
+
+
+def test_ttl_slides_while_running_and_is_removed_on_terminal(topic: Topic, r: redis.Redis) -> None:
+    status_key, progress_key = _keys(topic)
+    _start(topic)
+    assert 21_590 <= r.ttl(status_key) <= 21_600
+    assert r.exists(progress_key) == 0  # PENDING has no progress yet
+
+    r.expire(status_key, 100)
+    store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=1)))
+    assert 21_590 <= r.ttl(status_key) <= 21_600  # slid back to 6 h
+    assert 21_590 <= r.ttl(progress_key) <= 21_600
+
+    store.publish(ALPHA, topic, Change(status="DONE"))
+    assert r.ttl(status_key) == -1  # no TTL on terminal
+    assert r.exists(progress_key) == 0  # progress hash removed
+
+
+@override_settings(REALTIME_TERMINAL_TTL=86_400)
+def test_terminal_ttl_setting_is_the_cost_defence_mode(topic: Topic, r: redis.Redis) -> None:
+    _start(topic)
+
+    store.publish(ALPHA, topic, Change(status="FAILED", error="x"))
+
+    assert 86_390 <= r.ttl(_keys(topic)[0]) <= 86_400
+
+
+@pytest.mark.parametrize(("size", "in_redis"), [(RESULT_MAX_BYTES, True), (RESULT_MAX_BYTES + 1, False)])
+def test_results_over_10_kib_stay_out_of_redis(
+    topic: Topic, r: redis.Redis, size: int, in_redis: bool
+) -> None:
+    _start(topic)
+    result = {"blob": "x" * (size - len('{"blob":""}'))}
+    assert len(json.dumps(result, separators=(",", ":")).encode()) == size
+
+    done = store.publish(ALPHA, topic, Change(status="DONE", result=result))
+
+    document = done.document
+    assert document is not None
+    assert document["result_in_db"] is (not in_redis)
+    assert document["result"] == (result if in_redis else None)
+    assert (r.hget(_keys(topic)[0], "result") is not None) is in_redis
+
+
+def test_tenants_do_not_share_state(topic: Topic, r: redis.Redis, listen: Any) -> None:
+    beta_listener = listen(BETA, topic)
+
+    _start(topic)
+
+    assert r.exists(_keys(topic, BETA)[0]) == 0
+    assert store.snapshot(BETA, topic) is None
+    assert beta_listener.messages() == []
+
+
+def test_the_owner_is_set_once(topic: Topic) -> None:
+    _start(topic)
+
+    store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=1, owner_id=999))
+
+    assert store.snapshot(ALPHA, topic).owner_id == 7  # type: ignore[union-attr]
+
+
+def test_video_topics_carry_hls_path_and_duration(r: redis.Redis) -> None:
+    import uuid
+
+    video = Topic.video(uuid.uuid4())
+    store.publish(ALPHA, video, Change(status="UPLOADED", owner_id=7))
+    store.publish(ALPHA, video, Change(status="PROCESSING", attempt=1, progress=Progress(percent=50)))
+
+    ready = store.publish(ALPHA, video, Change(status="READY", hls_path="v/1/index.m3u8", duration=61.5))
+
+    assert ready.document == {
+        "topic": str(video),
+        "seq": 3,
+        "status": "READY",
+        "progress": None,
+        "error": None,
+        "hls_path": "v/1/index.m3u8",
+        "duration": 61.5,
+        "updated_at": ready.document["updated_at"],  # type: ignore[index]
+    }
+
+
+@override_settings(REALTIME_KEY_PREFIX="iso:")
+def test_the_key_prefix_isolates_deployments(topic: Topic, r: redis.Redis) -> None:
+    store.keyspace.cache_clear()
+    try:
+        _start(topic)
+        assert r.exists(f"iso:tenant:{ALPHA}:job:{topic.id}:status") == 1
+        assert r.exists(f"tenant:{ALPHA}:job:{topic.id}:status") == 0
+    finally:
+        store.keyspace.cache_clear()
+
+
+def test_the_script_is_loaded_once_and_reloaded_after_a_script_flush(topic: Topic, r: redis.Redis) -> None:
+    _start(topic)
+    r.script_flush()
+
+    result = store.publish(ALPHA, topic, RUNNING)
+
+    assert result.accepted
