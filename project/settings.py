@@ -156,7 +156,7 @@ REALTIME_RATE_BURST = env.int("REALTIME_RATE_BURST", default=60)
 # Seconds before expiry at which a connection is told its token is expiring.
 REALTIME_TOKEN_WARNING = env.int("REALTIME_TOKEN_WARNING", default=60)
 # Every consumer re-reads the seq of its topics this often (and at once after Redis returns).
-REALTIME_RESYNC_INTERVAL = env.float("REALTIME_RESYNC_INTERVAL", default=10.0)
+REALTIME_RESYNC_INTERVAL = env.float("REALTIME_RESYNC_INTERVAL", default=5.0)
 # A connection whose pending frames could not be sent for this long is closed.
 REALTIME_SEND_TIMEOUT = env.float("REALTIME_SEND_TIMEOUT", default=10.0)
 # Browsers always send Origin; non-browser clients (scripts, mobile) may not.

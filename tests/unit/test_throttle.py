@@ -1,5 +1,6 @@
 """The progress throttle, driven by a fake clock (no thread)."""
 
+import itertools
 import uuid
 
 from realtime.keys import Topic
@@ -62,7 +63,7 @@ def test_at_most_one_progress_publish_per_interval_and_the_last_value_arrives() 
     clock.now += 0.2
     throttle.flush_due()
 
-    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert min(gaps) >= 0.2 - 1e-9
     assert 20 <= len(times) <= 26
     assert values[-1] == 99

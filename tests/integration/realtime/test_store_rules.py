@@ -101,9 +101,15 @@ def test_percent_never_goes_backwards_within_an_attempt(topic: Topic) -> None:
 
 def test_a_new_attempt_starts_its_progress_afresh(topic: Topic, r: redis.Redis) -> None:
     _start(topic)
-    store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=70, step="b")))
+    store.publish(
+        ALPHA,
+        topic,
+        Change(status="PROCESSING", attempt=1, progress=Progress(percent=70, step="b")),
+    )
 
-    retry = store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=2, progress=Progress(percent=5)))
+    retry = store.publish(
+        ALPHA, topic, Change(status="PROCESSING", attempt=2, progress=Progress(percent=5))
+    )
 
     assert retry.accepted
     assert retry.document["progress"]["percent"] == 5  # type: ignore[index]
@@ -130,7 +136,9 @@ def test_an_identical_change_publishes_nothing(topic: Topic, listen: Any) -> Non
     assert listener.messages() == []
 
 
-def test_a_progress_change_for_an_unknown_topic_creates_nothing(topic: Topic, r: redis.Redis) -> None:
+def test_a_progress_change_for_an_unknown_topic_creates_nothing(
+    topic: Topic, r: redis.Redis
+) -> None:
     result = store.publish(ALPHA, topic, Change(progress=Progress(percent=10)))
 
     assert (result.accepted, result.reason, result.document) == (False, "not_found", None)
@@ -151,7 +159,9 @@ def test_ttl_slides_while_running_and_is_removed_on_terminal(topic: Topic, r: re
     assert r.exists(progress_key) == 0  # PENDING has no progress yet
 
     r.expire(status_key, 100)
-    store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=1)))
+    store.publish(
+        ALPHA, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=1))
+    )
     assert 21_590 <= r.ttl(status_key) <= 21_600  # slid back to 6 h
     assert 21_590 <= r.ttl(progress_key) <= 21_600
 
@@ -169,7 +179,9 @@ def test_terminal_ttl_setting_is_the_cost_defence_mode(topic: Topic, r: redis.Re
     assert 86_390 <= r.ttl(_keys(topic)[0]) <= 86_400
 
 
-@pytest.mark.parametrize(("size", "in_redis"), [(RESULT_MAX_BYTES, True), (RESULT_MAX_BYTES + 1, False)])
+@pytest.mark.parametrize(
+    ("size", "in_redis"), [(RESULT_MAX_BYTES, True), (RESULT_MAX_BYTES + 1, False)]
+)
 def test_results_over_10_kib_stay_out_of_redis(
     topic: Topic, r: redis.Redis, size: int, in_redis: bool
 ) -> None:
@@ -209,9 +221,13 @@ def test_video_topics_carry_hls_path_and_duration(r: redis.Redis) -> None:
 
     video = Topic.video(uuid.uuid4())
     store.publish(ALPHA, video, Change(status="UPLOADED", owner_id=7))
-    store.publish(ALPHA, video, Change(status="PROCESSING", attempt=1, progress=Progress(percent=50)))
+    store.publish(
+        ALPHA, video, Change(status="PROCESSING", attempt=1, progress=Progress(percent=50))
+    )
 
-    ready = store.publish(ALPHA, video, Change(status="READY", hls_path="v/1/index.m3u8", duration=61.5))
+    ready = store.publish(
+        ALPHA, video, Change(status="READY", hls_path="v/1/index.m3u8", duration=61.5)
+    )
 
     assert ready.document == {
         "topic": str(video),
@@ -236,7 +252,9 @@ def test_the_key_prefix_isolates_deployments(topic: Topic, r: redis.Redis) -> No
         store.keyspace.cache_clear()
 
 
-def test_the_script_is_loaded_once_and_reloaded_after_a_script_flush(topic: Topic, r: redis.Redis) -> None:
+def test_the_script_is_loaded_once_and_reloaded_after_a_script_flush(
+    topic: Topic, r: redis.Redis
+) -> None:
     _start(topic)
     r.script_flush()
 
