@@ -1,0 +1,36 @@
+// Public entry point: `import { RealtimeClient } from '<path>/dist/index.js'` works in a browser.
+export { RealtimeClient, defaultWsUrl } from './client.js';
+export {
+  Backoff,
+  backoffCeiling,
+  backoffDelay,
+  BACKOFF_BASE_MS,
+  BACKOFF_CAP_MS,
+} from './backoff.js';
+export { pollInterval, parseRetryAfter } from './schedule.js';
+export { isTerminal, isTopic, parseTopic, progressPath, detailPath } from './topics.js';
+export type {
+  ClientFrame,
+  ClientOptions,
+  ConnectionStatus,
+  DetailRecord,
+  FetchLike,
+  JobStatus,
+  Logger,
+  Progress,
+  RealtimeError,
+  RealtimeErrorCode,
+  ServerErrorCode,
+  ServerFrame,
+  StateDocument,
+  Status,
+  Timers,
+  TokenRequest,
+  Topic,
+  VideoStatus,
+  WatchCallbacks,
+  WatchHandle,
+  WatchOptions,
+  WebSocketConstructor,
+  WebSocketLike,
+} from './types.js';

@@ -1,0 +1,71 @@
+// Topic names, terminal statuses and the HTTP paths of PROTOCOL.md section 5.
+import type { DetailRecord, StateDocument, Status, Topic } from './types.js';
+
+const TERMINAL: ReadonlySet<string> = new Set<Status>(['DONE', 'FAILED', 'READY']);
+
+/** DONE and FAILED end a job, READY and FAILED end a video. */
+export function isTerminal(status: string | null | undefined): boolean {
+  return status !== null && status !== undefined && TERMINAL.has(status);
+}
+
+export interface ParsedTopic {
+  kind: 'job' | 'video';
+  id: string;
+}
+
+export function parseTopic(topic: string): ParsedTopic | undefined {
+  const match = /^(job|video):([A-Za-z0-9-]+)$/.exec(topic);
+  if (match === null) return undefined;
+  return { kind: match[1] as 'job' | 'video', id: match[2] as string };
+}
+
+export function isTopic(topic: string): topic is Topic {
+  return parseTopic(topic) !== undefined;
+}
+
+export function progressPath(topic: Topic): string {
+  const { kind, id } = parseTopic(topic) as ParsedTopic;
+  const encoded = encodeURIComponent(id);
+  return kind === 'job'
+    ? `/api/v1/jobs/${encoded}/progress/`
+    : `/media/videos/${encoded}/progress/`;
+}
+
+export function detailPath(topic: Topic): string {
+  const { kind, id } = parseTopic(topic) as ParsedTopic;
+  const encoded = encodeURIComponent(id);
+  return kind === 'job' ? `/api/v1/jobs/${encoded}/` : `/media/videos/${encoded}/`;
+}
+
+/**
+ * A state document standing in for a terminal record found in the database when Redis holds
+ * nothing (the status hash expired): same fields, no progress, `seq` as last seen.
+ */
+export function stateFromRecord(
+  topic: Topic,
+  record: DetailRecord,
+  seq: number,
+  nowMs: number,
+): StateDocument {
+  const pick = (key: string): unknown => record[key];
+  const updatedAt = pick('updated_at');
+  return {
+    topic,
+    seq,
+    status: record.status as Status,
+    progress: null,
+    error: typeof pick('error') === 'string' ? (pick('error') as string) : null,
+    updated_at: typeof updatedAt === 'number' ? updatedAt : (parseTime(updatedAt) ?? nowMs),
+    ...(pick('job_type') !== undefined && { job_type: pick('job_type') as string | null }),
+    ...(pick('result') !== undefined && { result: pick('result') }),
+    ...(pick('hls_path') !== undefined && { hls_path: pick('hls_path') as string | null }),
+    ...(pick('duration') !== undefined && { duration: pick('duration') as number | null }),
+    result_in_db: false,
+  };
+}
+
+function parseTime(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const parsed = Date.parse(value);
+  return Number.isNaN(parsed) ? undefined : parsed;
+}
