@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports pytest messages bench clean
+.PHONY: demo test install lint typecheck imports pytest frontend messages bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ install: $(STAMP)
 demo: install
 	$(PY) -m project.devrun
 
-test: install lint typecheck imports pytest
+test: install lint typecheck imports frontend pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -31,6 +31,10 @@ imports: install
 
 pytest: install
 	$(VENV)/bin/pytest
+
+# The TypeScript client: install from the lock file, type-check, unit-test, build dist/.
+frontend:
+	cd frontend-client && npm ci --no-audit --no-fund && npm run typecheck && npm test && npm run build
 
 messages: install
 	$(PY) manage.py makemessages -l ko --no-obsolete --no-location \
