@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports pytest frontend messages bench clean
+.PHONY: demo test install lint typecheck imports pytest client frontend messages bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+demo: install client
 	$(PY) -m project.devrun
 
 test: install lint typecheck imports frontend pytest
@@ -32,9 +32,19 @@ imports: install
 pytest: install
 	$(VENV)/bin/pytest
 
-# The TypeScript client: install from the lock file, type-check, unit-test, build dist/.
-frontend:
-	cd frontend-client && npm ci --no-audit --no-fund && npm run typecheck && npm test && npm run build
+NODE_STAMP := frontend-client/node_modules/.installed
+
+$(NODE_STAMP): frontend-client/package-lock.json
+	cd frontend-client && npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+# The TypeScript client library, built into frontend-client/dist/ (the demo page loads it).
+client: $(NODE_STAMP)
+	cd frontend-client && npm run build
+
+# ... and its checks: type-check, unit tests, build.
+frontend: $(NODE_STAMP)
+	cd frontend-client && npm run typecheck && npm test && npm run build
 
 messages: install
 	$(PY) manage.py makemessages -l ko --no-obsolete --no-location \

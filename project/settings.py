@@ -232,6 +232,9 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# The demo page at /demo/ (frontend-client/demo/), for `make demo`; never served in prod.
+DEMO_ENABLED = env.bool("DEMO_ENABLED", default=not IS_PROD)
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".run" / "static"
 

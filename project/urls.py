@@ -1,8 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from project import health
+from project import demo, health
 
 urlpatterns = [
     path("health/", health.health, name="health"),
@@ -14,6 +15,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+if settings.DEMO_ENABLED:
+    urlpatterns += demo.urlpatterns
 
 handler404 = "project.api.exception_handlers.handler404"
 handler500 = "project.api.exception_handlers.handler500"
