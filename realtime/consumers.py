@@ -5,10 +5,11 @@ snapshot, then forward changes (subscribe, snapshot, stream). Frames whose seq i
 the connection already sent for that topic are dropped, so a client never sees a duplicate or a
 step back, whichever path (group message, snapshot, resync) a state arrives by.
 
-State frames leave through a per-connection sender task holding at most one pending frame per
-topic (the newest), so a slow client gets coalesced progress but always the terminal state,
-and the dispatch loop never waits on a client. A connection that cannot take a frame for
-``REALTIME_SEND_TIMEOUT`` seconds is closed rather than buffered without bound.
+Every frame leaves through a per-connection sender task, which holds replies in a short queue
+and at most one pending state per topic (the newest): a slow client gets coalesced progress
+but always the terminal state, and the dispatch loop never waits on a client. A connection
+that cannot take a frame for ``REALTIME_SEND_TIMEOUT`` seconds is closed rather than buffered
+without bound.
 
 Nothing here touches the database: authentication is the token, authorisation reads the
 topic's ``owner_id`` from Redis.
@@ -22,6 +23,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 # Flooding: this many refused frames within one connection closes it with 4008.
 MAX_RATE_VIOLATIONS = 50
+# Replies (pong, errors, acks) waiting for a client that does not read: past this, close.
+MAX_CONTROL_BACKLOG = 64
 
 
 @dataclass(slots=True)
@@ -84,6 +88,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         auth: HandshakeAuth = self.scope[SCOPE_KEY]
         self.subs: dict[str, Subscription] = {}
         self._pending: dict[str, str] = {}
+        self._control: deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._token_task: asyncio.Task[None] | None = None
@@ -266,9 +271,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._pending:
-                key = next(iter(self._pending))
-                frame = self._pending.pop(key)
+            while self._control or self._pending:
+                if self._control:
+                    frame = self._control.popleft()
+                else:
+                    frame = self._pending.pop(next(iter(self._pending)))
                 self._sending_since = time.monotonic()
                 await self.base_send({"type": "websocket.send", "text": frame})
                 self._sending_since = None
@@ -336,8 +343,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- helpers --------------------------------------------------------------------------
     async def _send_json(self, frame: dict[str, Any]) -> None:
-        if not self._closed:
-            await self.base_send({"type": "websocket.send", "text": json.dumps(frame)})
+        """Queue a reply for the sender task; never waits on the client."""
+        if self._closed:
+            return
+        if len(self._control) >= MAX_CONTROL_BACKLOG:
+            await self._close(CLOSE_POLICY)  # asks but does not read its answers
+            return
+        self._control.append(json.dumps(frame))
+        self._wakeup.set()
 
     async def _error(self, topic: Any, code: str, detail: str) -> None:
         topic_text = topic if isinstance(topic, str) and len(topic) <= 100 else None
@@ -348,4 +361,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _close(self, code: int) -> None:
         if not self._closed:
             self._closed = True
-            await self.close(code)
+            # A stuck transport must not hold the dispatch loop: bounded wait to say goodbye.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.close(code), timeout=1)
