@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports pytest client frontend messages bench clean
+.PHONY: demo test install lint typecheck imports pytest browser client frontend messages bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,13 @@ typecheck: install
 imports: install
 	$(VENV)/bin/lint-imports
 
-pytest: install
+# End-to-end tests drive Debian's Chromium; install it when missing (CI runs as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
+		|| { echo "Chromium is needed for the end-to-end tests: apt-get install chromium"; exit 1; }
+
+pytest: install client browser
 	$(VENV)/bin/pytest
 
 NODE_STAMP := frontend-client/node_modules/.installed
