@@ -253,6 +253,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "filters": {
         "request_id": {"()": "django_guid.log_filters.CorrelationId"},
+        "redact_tokens": {"()": "project.logging.RedactTokens"},
     },
     "formatters": {
         "text": {
@@ -268,7 +269,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "stream": sys.stderr,
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_tokens"],
             "formatter": LOG_FORMAT,
         },
     },
