@@ -261,3 +261,24 @@ def test_the_script_is_loaded_once_and_reloaded_after_a_script_flush(
     result = store.publish(ALPHA, topic, RUNNING)
 
     assert result.accepted
+
+
+def test_sync_publishing_reuses_one_persistent_connection(
+    topic: Topic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers publish from plain sync code: never a new Redis connection per call."""
+    _start(topic)  # warm: the process's client is connected
+    connects: list[object] = []
+    original = redis.connection.AbstractConnection.connect
+
+    def counting_connect(self: redis.connection.AbstractConnection) -> None:
+        connects.append(self)
+        original(self)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "connect", counting_connect)
+
+    for percent in range(1, 51):
+        change = Change(status="PROCESSING", attempt=1, progress=Progress(percent=percent))
+        assert store.publish(ALPHA, topic, change).accepted
+
+    assert connects == []
