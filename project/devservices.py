@@ -69,6 +69,12 @@ def default_redis_url() -> str:
     return _running_embedded().get("REDIS_URL", LOCAL_REDIS_URL)
 
 
+def default_aws_endpoint_url() -> str:
+    """moto's URL while ``make demo`` runs (so ``manage.py demo_job`` in a second terminal
+    reaches the same queues); empty otherwise."""
+    return _running_embedded().get("AWS_ENDPOINT_URL", "")
+
+
 @dataclass
 class Services:
     """What :func:`ensure_services` found or started; ``env`` goes into ``os.environ``."""
