@@ -47,10 +47,21 @@ _current: ContextVar[JobLogContext | None] = ContextVar("academy_job", default=N
 
 @contextmanager
 def job_scope(
-    *, job_id: object, tenant_id: int, kind: str, attempt: int | None = None
+    *,
+    job_id: object,
+    tenant_id: int,
+    kind: str,
+    attempt: int | None = None,
+    started: float | None = None,
 ) -> Iterator[JobLogContext]:
-    """Bind a job to the current context (thread) for the duration of the block."""
+    """Bind a job to the current context (thread) for the duration of the block.
+
+    ``started`` (``time.monotonic()``) is when the job began, for lines logged about it from
+    another thread; by default the block's start.
+    """
     context = JobLogContext(job_id=str(job_id), tenant_id=tenant_id, kind=kind, attempt=attempt)
+    if started is not None:
+        context.started = started
     token = _current.set(context)
     try:
         yield context

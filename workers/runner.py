@@ -320,7 +320,10 @@ class Worker:
         set_guid(message.request_id or message.job_id.hex)
         try:
             with logcontext.job_scope(
-                job_id=message.job_id, tenant_id=message.tenant_id, kind=self.kind
+                job_id=message.job_id,
+                tenant_id=message.tenant_id,
+                kind=self.kind,
+                started=received.received_at,
             ) as log_context:
                 run = self._claim(slot, message)
                 if run is not None:
@@ -520,7 +523,11 @@ class Worker:
         if run is None:
             return nullcontext()
         return logcontext.job_scope(
-            job_id=run.job_id, tenant_id=run.tenant_id, kind=self.kind, attempt=run.attempt
+            job_id=run.job_id,
+            tenant_id=run.tenant_id,
+            kind=self.kind,
+            attempt=run.attempt,
+            started=slot.message.received_at,
         )
 
     def _heartbeat(self, slot: Slot) -> None:

@@ -24,6 +24,7 @@ class BatchDone:
     processed: int  # valid addresses handed to the provider so far
     total: int  # valid addresses in all
     elapsed: float  # seconds since sending started
+    remaining: float  # estimated seconds until the last batch is sent, pauses included
 
 
 def recipients_normalise(recipients: Sequence[str]) -> tuple[list[str], list[DeliveryFailure]]:
@@ -79,13 +80,17 @@ def messaging_send(
         sent += len(chunk) - len(refused)
         failures.extend(refused)
         if on_batch is not None:
+            elapsed = time.monotonic() - started
+            # Each batch so far cost its send time plus one pause (the first had none).
+            per_batch = (elapsed + send_interval) / (index + 1)
             on_batch(
                 BatchDone(
                     index=index + 1,
                     batches=batches,
                     processed=min(len(valid), (index + 1) * batch_size),
                     total=len(valid),
-                    elapsed=time.monotonic() - started,
+                    elapsed=elapsed,
+                    remaining=per_batch * (batches - index - 1),
                 )
             )
     logger.info(

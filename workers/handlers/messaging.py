@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.conf import settings
@@ -23,15 +24,13 @@ class MessagingSendHandler:
             step_name = gettext("Sending emails")
 
         def on_batch(done: BatchDone) -> None:
-            rate = done.processed / done.elapsed if done.elapsed > 0 else 0.0
-            remaining = (done.total - done.processed) / rate if rate > 0 else None
             progress.update(
                 percent=round(100 * done.processed / done.total, 1),
                 step="sending",
                 step_index=done.index,
                 step_total=done.batches,
                 step_name_display=step_name,
-                remaining_seconds=None if remaining is None else round(remaining),
+                remaining_seconds=math.ceil(done.remaining),
             )
 
         return messaging_send(

@@ -233,12 +233,24 @@ def database_url() -> str:
     return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
 
 
-@pytest.fixture
-def worker_process(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start ``manage.py run_worker --queue messaging`` with test timings from the environment."""
-    processes: list[subprocess.Popen[str]] = []
+@dataclass
+class WorkerProcess:
+    popen: subprocess.Popen[bytes]
+    log: Path
 
-    def _start(*args: str, **env: str) -> subprocess.Popen[str]:
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def worker_process(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``manage.py run_worker --queue messaging`` with test timings from the environment.
+
+    Output goes to a file: a pipe nobody reads would block a chatty worker.
+    """
+    processes: list[WorkerProcess] = []
+
+    def _start(*args: str, **env: str) -> WorkerProcess:
         environment = {
             **os.environ,
             "DJANGO_ENV": "test",
@@ -256,24 +268,24 @@ def worker_process(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[st
             "LOG_LEVEL": "INFO",
             **env,
         }
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", "run_worker", "--queue", "messaging", *args],
-            cwd=BASE_DIR,
-            env=environment,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        log = tmp_path / f"worker-{len(processes) + 1}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(
+                [sys.executable, "manage.py", "run_worker", "--queue", "messaging", *args],
+                cwd=BASE_DIR,
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        process = WorkerProcess(popen=popen, log=log)
         processes.append(process)
         return process
 
     yield _start
     for process in processes:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
-        if process.stdout is not None:
-            process.stdout.close()
+        if process.popen.poll() is None:
+            process.popen.kill()
+        process.popen.wait(timeout=10)
 
 
 def sent_emails(directory: Path) -> list[str]:
