@@ -127,7 +127,37 @@ def test_a_redelivery_after_done_changes_nothing_and_sends_nothing(
 
 
 # --- leases -----------------------------------------------------------------------------------
-def test_a_zombie_attempt_whose_lease_was_taken_over_cannot_finish(
+def test_a_zombie_that_finishes_after_a_takeover_changes_nothing(
+    alpha_staff: Member, start_worker: StartWorker
+) -> None:
+    # Given a worker paused past its 1 s lease (its heartbeat is not due for another 20 s)
+    gate = Gate()
+    job = create_job(alpha_staff, "test.gate")
+    zombie = start_worker(
+        handlers={"test.gate": gate},
+        config=fast_config(visibility_timeout=30, lease_seconds=1, heartbeat_interval=20),
+    )
+    wait_for(gate.running.is_set)
+    time.sleep(1.2)
+    takeover = services.job_claim(
+        alpha_staff.tenant.id, job_id=job.job_id, lease_owner="successor", lease_seconds=30
+    )
+    assert takeover.result is services.ClaimResult.CLAIMED
+
+    # When the zombie's handler completes and it tries to finish the job
+    gate.release.set()
+    wait_for(lambda: gate.calls.ended == ["done"])
+    wait_for(lambda: zombie.worker.stats.lost == 1)
+
+    # Then the finish is refused and the message left alone for the attempt that holds the job
+    row = job_row(job.job_id)
+    assert (row.status, row.attempt) == ("PROCESSING", 2)
+    assert not JobResult.objects.filter(job__job_id=job.job_id).exists()
+    assert zombie.worker.stats.done == 0
+    assert queue_counts() == (0, 1)
+
+
+def test_a_worker_learns_at_its_next_heartbeat_that_its_lease_was_taken_over(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
     # Given a worker whose heartbeat comes too late to keep its 1 s lease (a paused process)
