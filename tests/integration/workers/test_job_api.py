@@ -243,3 +243,17 @@ def test_a_queue_that_cannot_be_reached_is_503_and_the_job_is_failed(
     snap = store.snapshot(alpha_staff.tenant.id, Topic.job(job.job_id))
     assert snap is not None
     assert snap.status == "FAILED"
+
+
+def test_field_errors_speak_the_callers_language(
+    alpha_staff: Member, django_capture_on_commit_callbacks: Capture
+) -> None:
+    response = post(
+        alpha_staff,
+        {"job_type": "nope", "payload": PAYLOAD},
+        django_capture_on_commit_callbacks,
+        **{"Accept-Language": "ko"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["fields"]["job_type"] == ["알 수 없는 작업 유형입니다: nope."]
