@@ -166,6 +166,8 @@ def _start_moto(services: Services) -> str:
     from moto.server import ThreadedMotoServer
 
     port = free_port()
+    # werkzeug logs every request at INFO; three long-polling workers would flood the console.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     services._handles.append(server)

@@ -8,7 +8,6 @@ visibility in whole seconds of wall-clock time, so tests wait with real sleeps.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -43,10 +42,6 @@ from workers.runner import Worker
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 KIND = QueueKind.MESSAGING
-
-
-# moto's in-process server logs every request at INFO; the tests' own logs are what matter.
-logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def moto_reset() -> None:
