@@ -137,6 +137,7 @@ class Worker:
         tick: float | None = None,
         dlq_sweep_interval: float | None = None,
         republish_interval: float | None = None,
+        stuck_exit_after: float = STUCK_EXIT_AFTER,
     ) -> None:
         self.kind = QueueKind(kind)
         self.config = config or queues.queue_config(self.kind)
@@ -154,6 +155,7 @@ class Worker:
         self.republish_interval = (
             settings.WORKER_REPUBLISH_INTERVAL if republish_interval is None else republish_interval
         )
+        self.stuck_exit_after = stuck_exit_after
         self.dlq = dlq
         if self.dlq is None and self.dlq_sweep_interval > 0:
             url = queues.dlq_url(self.kind)
@@ -265,7 +267,7 @@ class Worker:
                     logger.error(
                         "every slot has been held by an abandoned handler for %.0f s; exiting "
                         "so that a fresh process takes over",
-                        STUCK_EXIT_AFTER,
+                        self.stuck_exit_after,
                     )
                     self._exit_code = EXIT_STUCK
                     self.stop(immediately=True)
@@ -276,7 +278,7 @@ class Worker:
     def _stuck(self) -> bool:
         now = time.monotonic()
         return bool(self._slots) and all(
-            slot.state is SlotState.ABANDONED and now - slot.abandoned_at > STUCK_EXIT_AFTER
+            slot.state is SlotState.ABANDONED and now - slot.abandoned_at > self.stuck_exit_after
             for slot in self._slots
         )
 

@@ -425,3 +425,23 @@ def test_stopping_releases_a_running_job_that_outlives_the_grace_period(
     )
     assert claim.result is services.ClaimResult.CLAIMED  # the lease was given back
     assert queue_counts() == (1, 0)  # visible at once, not after 30 s
+
+
+def test_a_worker_whose_every_slot_is_held_by_an_abandoned_handler_exits_to_be_replaced(
+    alpha_staff: Member, start_worker: StartWorker
+) -> None:
+    sleeper = Sleeper(seconds=6)
+    job = create_job(alpha_staff, "test.sleep")
+
+    running = start_worker(
+        handlers={"test.sleep": sleeper},
+        concurrency=1,
+        config=fast_config(max_runtime=0.5),
+        stuck_exit_after=0.5,
+    )
+    running.thread.join(timeout=10)
+
+    assert not running.thread.is_alive()
+    assert running.exit_code == 3
+    assert job_status(job.job_id) == "FAILED"
+    assert not sleeper.returned.is_set()  # it left without waiting for the stuck handler
