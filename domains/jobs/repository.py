@@ -104,7 +104,10 @@ def job_lock(tenant_id: int, *, job_id: uuid.UUID, with_payload: bool = False) -
     return LockedJob(job=job, now=job.db_now)
 
 
-def job_save(job: Job, *, fields: list[str]) -> None:
+def job_save(tenant_id: int, *, job: Job, fields: list[str]) -> None:
+    """Write the named fields of a row read (and locked) through this module."""
+    if job.tenant_id != tenant_id:
+        raise ValueError("job belongs to another tenant")
     job.save(update_fields=[*fields, "updated_at"])
 
 

@@ -217,7 +217,7 @@ def _job_fail_unqueued(tenant_id: int, *, job_id: uuid.UUID) -> None:
         job.status = JobStatus.FAILED
         job.error = "The job could not be queued."
         job.finished_at = locked.now
-        repository.job_save(job, fields=["status", "error", "finished_at"])
+        repository.job_save(tenant_id, job=job, fields=["status", "error", "finished_at"])
         _publish_after_commit(tenant_id, job.job_id, _terminal_change(job, None))
     # A retry with the same key must create a new job, not replay this one.
     repository.job_idempotency_key_clear(tenant_id, job_id=job_id)
@@ -285,7 +285,9 @@ def job_claim(
         job.lease_expires_at = now + timedelta(seconds=lease_seconds)
         job.started_at = now
         repository.job_save(
-            job, fields=["status", "attempt", "lease_owner", "lease_expires_at", "started_at"]
+            tenant_id,
+            job=job,
+            fields=["status", "attempt", "lease_owner", "lease_expires_at", "started_at"],
         )
         _publish_after_commit(
             tenant_id,
@@ -360,7 +362,9 @@ def job_finish(
         job.error = error[:ERROR_MAX_LENGTH]
         job.finished_at = locked.now
         job.lease_expires_at = None
-        repository.job_save(job, fields=["status", "error", "finished_at", "lease_expires_at"])
+        repository.job_save(
+            tenant_id, job=job, fields=["status", "error", "finished_at", "lease_expires_at"]
+        )
         if status == JobStatus.DONE:
             repository.job_result_insert(tenant_id, job=job, data=result)
         _publish_after_commit(
@@ -390,7 +394,9 @@ def job_fail_dead_lettered(
         job.error = "The job was abandoned after repeated failed attempts."
         job.finished_at = locked.now
         job.lease_expires_at = None
-        repository.job_save(job, fields=["status", "error", "finished_at", "lease_expires_at"])
+        repository.job_save(
+            tenant_id, job=job, fields=["status", "error", "finished_at", "lease_expires_at"]
+        )
         _publish_after_commit(
             tenant_id, job_id, _terminal_change(job, None), on_failure=on_publish_failure
         )
