@@ -5,6 +5,7 @@ boto3 clients are thread-safe; one per process and service is enough.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,9 @@ def _client_kwargs() -> dict[str, object]:
     kwargs: dict[str, object] = {"region_name": settings.AWS_REGION}
     if settings.AWS_ENDPOINT_URL:
         kwargs["endpoint_url"] = settings.AWS_ENDPOINT_URL
+        if not settings.IS_PROD and not os.environ.get("AWS_ACCESS_KEY_ID"):
+            # moto accepts any credentials; a second terminal next to `make demo` has none.
+            kwargs["aws_access_key_id"] = kwargs["aws_secret_access_key"] = "testing"  # noqa: S105
     return kwargs
 
 

@@ -16,6 +16,17 @@ from types import FrameType
 from project import devservices
 
 HOST, PORT = "127.0.0.1", 8000
+WORKER_KINDS = ("ai", "video", "messaging")
+# Demo workers write emails to files and pace batches, so a job's progress is visible live.
+DEMO_WORKER_ENV = {
+    "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+    "EMAIL_FILE_PATH": str(devservices.RUN_DIR / "emails"),
+    "MESSAGING_BATCH_SIZE": "10",
+    "MESSAGING_SEND_INTERVAL": "0.5",
+    # Ctrl-C waits for a worker's in-flight long poll and running jobs; keep both short here.
+    "SQS_WAIT_TIME_SECONDS": "5",
+    "WORKER_SHUTDOWN_GRACE": "8",
+}
 
 
 def _manage(*args: str) -> None:
@@ -43,6 +54,11 @@ def _banner(services: devservices.Services) -> str:
         f"  Redis          {services.env['REDIS_URL']}",
         f"  SQS/S3 (moto)  {services.env.get('AWS_ENDPOINT_URL', '-')}",
         f"  Embedded       {started}",
+        f"  Workers        {', '.join(WORKER_KINDS)} (manage.py run_worker --queue <kind>); "
+        f"emails go to {DEMO_WORKER_ENV['EMAIL_FILE_PATH']}",
+        "Try a job (in another terminal):",
+        "  python manage.py demo_job --tenant alpha --user alpha-staff --watch",
+        "  python manage.py watch_job <job_id> --tenant alpha --user alpha-staff",
         "Demo logins (password " + DEMO_PASSWORD + "):",
     ]
     lines += [
@@ -69,6 +85,7 @@ def main() -> int:
     try:
         _manage("migrate", "--noinput")
         _manage("seed_demo")
+        _manage("create_queues")
         children.append(
             subprocess.Popen(
                 [
@@ -84,6 +101,17 @@ def main() -> int:
                 cwd=devservices.BASE_DIR,
             )
         )
+        worker_env = {**os.environ}
+        for name, value in DEMO_WORKER_ENV.items():
+            worker_env.setdefault(name, value)
+        for kind in WORKER_KINDS:
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "manage.py", "run_worker", "--queue", kind],
+                    cwd=devservices.BASE_DIR,
+                    env=worker_env,
+                )
+            )
         import django
 
         django.setup()

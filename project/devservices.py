@@ -69,6 +69,12 @@ def default_redis_url() -> str:
     return _running_embedded().get("REDIS_URL", LOCAL_REDIS_URL)
 
 
+def default_aws_endpoint_url() -> str:
+    """moto's URL while ``make demo`` runs (so ``manage.py demo_job`` in a second terminal
+    reaches the same queues); empty otherwise."""
+    return _running_embedded().get("AWS_ENDPOINT_URL", "")
+
+
 @dataclass
 class Services:
     """What :func:`ensure_services` found or started; ``env`` goes into ``os.environ``."""
@@ -160,6 +166,8 @@ def _start_moto(services: Services) -> str:
     from moto.server import ThreadedMotoServer
 
     port = free_port()
+    # werkzeug logs every request at INFO; three long-polling workers would flood the console.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     services._handles.append(server)

@@ -20,7 +20,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from project import devservices
+from project import devservices, logcontext
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "domains.students",
     "domains.jobs",
     "domains.videos",
+    "domains.messaging",
+    "workers",
 ]
 
 MIDDLEWARE = [
@@ -120,6 +122,11 @@ else:
     # Worker processes run at most `slots` jobs and hold no connection while a job runs.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=15)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Lets operators (and the connection-budget test) count a worker's connections in
+    # pg_stat_activity: at most slots + 1 per process (docs/workers.md).
+    DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env.str(
+        "DB_APPLICATION_NAME", default="academy-worker"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "tenants.User"
@@ -184,7 +191,99 @@ CHANNEL_LAYERS = {
 # --- AWS (SQS, S3) --------------------------------------------------------------------------
 AWS_REGION = env.str("AWS_REGION", default="ap-northeast-2")
 # Set to moto's server locally and in tests; empty means the real AWS endpoints.
-AWS_ENDPOINT_URL = env.str("AWS_ENDPOINT_URL", default="")
+AWS_ENDPOINT_URL = env.str(
+    "AWS_ENDPOINT_URL", default="" if IS_PROD else devservices.default_aws_endpoint_url()
+)
+
+# --- Queues and workers (docs/workers.md) ---------------------------------------------------
+# One SQS queue per kind, each with a dead-letter queue (redrive after SQS_MAX_RECEIVE_COUNT
+# receives). Names are f"{SQS_QUEUE_PREFIX}{kind}" and "…-dlq" unless SQS_QUEUE_NAME_<KIND> is
+# set; SQS_QUEUE_URL_<KIND> skips the name lookup (queues managed elsewhere, e.g. CloudFormation).
+SQS_QUEUE_PREFIX = env.str("SQS_QUEUE_PREFIX", default="academy-")
+SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=3)
+SQS_WAIT_TIME_SECONDS = env.int("SQS_WAIT_TIME_SECONDS", default=20)
+SQS_RETENTION_SECONDS = env.int("SQS_RETENTION_SECONDS", default=345_600)  # 4 days
+# AWS keeps a standard queue's enqueue time on redrive: the DLQ must retain messages longer.
+SQS_DLQ_RETENTION_SECONDS = env.int("SQS_DLQ_RETENTION_SECONDS", default=1_209_600)  # 14 days
+# The AI inference limit of the seeds; the AI kind's maximum run time.
+INFERENCE_MAX_SECONDS = env.float("INFERENCE_MAX_SECONDS", default=3600)
+
+
+def _worker_queue(
+    kind: str, *, visibility: int, max_runtime: float, max_visibility: int
+) -> dict[str, object]:
+    """One kind's queue and timing settings, each overridable as WORKER_<KIND>_<NAME>."""
+    upper = kind.upper()
+    name = env.str(f"SQS_QUEUE_NAME_{upper}", default=f"{SQS_QUEUE_PREFIX}{kind}")
+    visibility = env.int(f"WORKER_{upper}_VISIBILITY_TIMEOUT", default=visibility)
+    return {
+        "name": name,
+        "url": env.str(f"SQS_QUEUE_URL_{upper}", default=""),
+        "dlq_name": env.str(f"SQS_DLQ_NAME_{upper}", default=f"{name}-dlq"),
+        # Visibility of a received message, renewed by the heartbeat up to max_visibility.
+        "visibility_timeout": visibility,
+        # The database lease ends before the message reappears, so a takeover never waits.
+        "lease_seconds": env.int(
+            f"WORKER_{upper}_LEASE_SECONDS",
+            default=visibility - 60 if visibility > 120 else max(1, visibility // 2),
+        ),
+        "heartbeat_interval": env.float(
+            f"WORKER_{upper}_HEARTBEAT_INTERVAL", default=visibility / 2
+        ),
+        "max_runtime": env.float(f"WORKER_{upper}_MAX_RUNTIME", default=max_runtime),
+        "max_visibility": env.int(f"WORKER_{upper}_MAX_VISIBILITY", default=max_visibility),
+    }
+
+
+WORKER_QUEUES = {
+    # AI: visibility 3600 s, lease 3540 s, inference limit 3600 s (seeds). The heartbeat may
+    # stretch visibility to 3720 s so the time limit always fires before a message reappears.
+    "ai": _worker_queue(
+        "ai",
+        visibility=3600,
+        max_runtime=INFERENCE_MAX_SECONDS,
+        max_visibility=int(INFERENCE_MAX_SECONDS) + 120,
+    ),
+    # Video: visibility extendable up to 10,800 s (seeds); the run limit stays 120 s inside it.
+    "video": _worker_queue("video", visibility=900, max_runtime=10_680, max_visibility=10_800),
+    "messaging": _worker_queue("messaging", visibility=300, max_runtime=1800, max_visibility=1920),
+}
+# SIGTERM: running jobs get this long to finish before their messages are released.
+WORKER_SHUTDOWN_GRACE = env.float("WORKER_SHUTDOWN_GRACE", default=25.0)
+# A failed attempt's message comes back after this many seconds times its receive count.
+WORKER_RETRY_DELAY = env.int("WORKER_RETRY_DELAY", default=10)
+# How often a worker looks into its dead-letter queue for jobs left unfinished (0 = never).
+WORKER_DLQ_SWEEP_INTERVAL = env.float("WORKER_DLQ_SWEEP_INTERVAL", default=60.0)
+# How often terminal states that could not be published (Redis down) are retried.
+WORKER_REPUBLISH_INTERVAL = env.float("WORKER_REPUBLISH_INTERVAL", default=2.0)
+# The supervisor's clock: heartbeats and time limits are checked this often.
+WORKER_TICK = env.float("WORKER_TICK", default=0.5)
+
+# --- Jobs API -------------------------------------------------------------------------------
+JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)
+
+# --- Messaging ------------------------------------------------------------------------------
+MESSAGING_MAX_RECIPIENTS = env.int("MESSAGING_MAX_RECIPIENTS", default=1000)
+MESSAGING_SUBJECT_MAX_LENGTH = env.int("MESSAGING_SUBJECT_MAX_LENGTH", default=200)
+MESSAGING_BATCH_SIZE = env.int("MESSAGING_BATCH_SIZE", default=50)
+# Pause between batches: a send rate limit toward the mail provider (and a visible demo).
+MESSAGING_SEND_INTERVAL = env.float("MESSAGING_SEND_INTERVAL", default=0.0)
+
+# --- Email ----------------------------------------------------------------------------------
+_EMAIL_BACKENDS = {
+    "dev": "django.core.mail.backends.console.EmailBackend",
+    "test": "django.core.mail.backends.locmem.EmailBackend",
+    "prod": "django.core.mail.backends.smtp.EmailBackend",
+}
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default=_EMAIL_BACKENDS[DJANGO_ENV])
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / ".run" / "emails"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="academy@localhost")
 
 # --- Auth tokens ----------------------------------------------------------------------------
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME_SECONDS", default=900))
@@ -248,6 +347,8 @@ DJANGO_GUID = {
 }
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PROD else "text")
+# Every record made inside a job carries its id, tenant, attempt, kind and elapsed time.
+logcontext.install()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -257,12 +358,17 @@ LOGGING = {
     },
     "formatters": {
         "text": {
-            "format": "%(asctime)s %(levelname)-7s [%(correlation_id)s] %(name)s: %(message)s",
+            "format": (
+                "%(asctime)s %(levelname)-7s [%(correlation_id)s]%(job_context)s"
+                " %(name)s: %(message)s"
+            ),
         },
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(correlation_id)s %(message)s",
             "rename_fields": {"correlation_id": "request_id", "levelname": "level"},
+            # job_id, tenant_id, attempt, kind, duration_s are fields of their own in JSON.
+            "reserved_attrs": [*logcontext.JSON_RESERVED_ATTRS, "job_context"],
         },
     },
     "handlers": {

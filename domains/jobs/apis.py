@@ -5,7 +5,9 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from django.utils.translation import gettext as _
+from django_guid import get_guid
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,8 +16,71 @@ from rest_framework.views import APIView
 from domains.jobs import services
 from domains.jobs.models import Job
 from domains.tenants.auth import caller_of
+from project.api.errors import ValidationFailed
 from realtime.http import progress_response
 from realtime.keys import Topic
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 128
+
+
+class JobCreateApi(APIView):
+    """Start a job: the row (PENDING), its state in Redis, then its queue message (PROTOCOL §5)."""
+
+    class InputSerializer(serializers.Serializer):
+        job_type = serializers.CharField(max_length=64)
+        payload = serializers.JSONField()
+
+    class OutputSerializer(serializers.Serializer):
+        job_id = serializers.UUIDField()
+        topic = serializers.SerializerMethodField()
+        status = serializers.CharField()
+        progress_url = serializers.SerializerMethodField()
+        detail_url = serializers.SerializerMethodField()
+
+        def get_topic(self, job: Job) -> str:
+            return str(Topic.job(job.job_id))
+
+        def get_progress_url(self, job: Job) -> str:
+            return reverse("job-progress", kwargs={"job_id": job.job_id})
+
+        def get_detail_url(self, job: Job) -> str:
+            return reverse("job-detail", kwargs={"job_id": job.job_id})
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={202: OutputSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Repeat a request safely: the same key returns the same job.",
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        caller = caller_of(request)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
+            raise ValidationFailed(
+                fields={
+                    "Idempotency-Key": [
+                        _("At most %(n)d printable characters.") % {"n": IDEMPOTENCY_KEY_MAX_LENGTH}
+                    ]
+                }
+            )
+        job = services.job_create(
+            caller.tenant_id,
+            caller=caller,
+            job_type=serializer.validated_data["job_type"],
+            payload=serializer.validated_data["payload"],
+            idempotency_key=key,
+            request_id=get_guid() or "",
+        )
+        body = self.OutputSerializer(job).data
+        return Response(body, status=202, headers={"Location": body["detail_url"]})
 
 
 async def job_progress_api(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
@@ -53,4 +118,5 @@ class JobDetailApi(APIView):
     def get(self, request: Request, job_id: uuid.UUID) -> Response:
         caller = caller_of(request)
         job = services.job_get_for_caller(caller.tenant_id, job_id=job_id, caller=caller)
+        services.job_state_repair(caller.tenant_id, job=job)
         return Response(self.OutputSerializer(job).data)

@@ -1,18 +1,441 @@
-"""Job services. Reads of the record happen once, when a job has ended (PROTOCOL.md §5)."""
+"""Job services: creating jobs and every lifecycle transition a worker makes.
+
+The database row is the record and the fence. Each transition is one short transaction on the
+row, locked FOR UPDATE: claim (PROCESSING, attempt + 1, lease), lease extension, finish (DONE
+with its result, or FAILED). A finish names its attempt and is refused unless that attempt
+still holds the job, so a worker that lost its lease can never overwrite the outcome
+(docs/adr/0004-worker-leases-and-attempt-fencing.md). States are published to Redis only after
+the transaction commits (STYLE.md §3).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from domains.jobs import repository
-from domains.jobs.models import Job
+from domains.jobs.models import Job, JobStatus
+from domains.jobs.types import JobType, job_type_get
 from domains.tenants.caller import Caller
-from project.api.errors import NotFound
+from project import queues
+from project.api.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from realtime import store
+from realtime.keys import Topic
+from realtime.state import Change, is_terminal
+from realtime.store import RealtimeUnavailable
+
+logger = logging.getLogger(__name__)
+
+TERMINAL = frozenset({JobStatus.DONE, JobStatus.FAILED})
+ERROR_MAX_LENGTH = 2000
+
+# Called with a terminal change that could not be published (Redis down), to retry it later.
+PublishRetry = Callable[[int, Topic, Change], None]
 
 
+# --- reading --------------------------------------------------------------------------------
 def job_get_for_caller(tenant_id: int, *, job_id: uuid.UUID, caller: Caller) -> Job:
     """The job record if the caller may see it; otherwise NotFound, as if it did not exist."""
     job = repository.job_for_detail(tenant_id, job_id=job_id)
     if job is None or not (caller.sees_whole_tenant or job.created_by_id == caller.user_id):
         raise NotFound()
     return job
+
+
+def job_state_repair(tenant_id: int, *, job: Job) -> bool:
+    """Publish a finished job's terminal state if Redis still shows it running.
+
+    Read repair for a terminal publish lost while Redis was away: the client that asks for the
+    record, and everyone watching the topic, converge on the record. A topic Redis no longer
+    holds is not recreated (terminal keys keep no TTL; old records must not refill Redis).
+    """
+    if job.status not in TERMINAL:
+        return False
+    topic = Topic.job(job.job_id)
+    try:
+        snap = store.snapshot(tenant_id, topic)
+        if snap is None or is_terminal(snap.status):
+            return False
+        result = getattr(job, "result", None)
+        store.publish(
+            tenant_id, topic, _terminal_change(job, result.data if result is not None else None)
+        )
+    except RealtimeUnavailable:
+        return False
+    logger.info("terminal state republished on read tenant=%s job=%s", tenant_id, job.job_id)
+    return True
+
+
+# --- creating -------------------------------------------------------------------------------
+def job_create(
+    tenant_id: int,
+    *,
+    caller: Caller,
+    job_type: str,
+    payload: Any,
+    idempotency_key: str = "",
+    request_id: str = "",
+) -> Job:
+    """Create a PENDING job, announce it in Redis and queue its message after the commit.
+
+    A repeated request with the same ``idempotency_key`` (same user, same tenant) returns the
+    first job and queues nothing; the same key with a different request is a conflict.
+    """
+    if caller.tenant_id != tenant_id:
+        raise PermissionDenied()
+    spec = job_type_get(job_type)
+    if spec is None:
+        raise ValidationFailed(
+            fields={"job_type": [_("Unknown job type: %(name)s.") % {"name": job_type[:64]}]}
+        )
+    if caller.role not in spec.roles:
+        raise PermissionDenied(_("Your role may not start this kind of job."))
+    data = _payload_validated(spec, payload)
+
+    if idempotency_key:
+        existing = repository.job_by_idempotency_key(
+            tenant_id, created_by_id=caller.user_id, idempotency_key=idempotency_key
+        )
+        if existing is not None:
+            return _idempotent_replay(existing, job_type=job_type, payload=data)
+    try:
+        with transaction.atomic():
+            job = repository.job_insert(
+                tenant_id,
+                job_type=job_type,
+                payload=data,
+                created_by_id=caller.user_id,
+                idempotency_key=idempotency_key,
+            )
+            transaction.on_commit(lambda: _job_announce(tenant_id, job, spec, request_id))
+    except IntegrityError:
+        # A concurrent request with the same key won the insert.
+        existing = (
+            repository.job_by_idempotency_key(
+                tenant_id, created_by_id=caller.user_id, idempotency_key=idempotency_key
+            )
+            if idempotency_key
+            else None
+        )
+        if existing is None:
+            raise
+        return _idempotent_replay(existing, job_type=job_type, payload=data)
+    logger.info(
+        "job created tenant=%s job=%s type=%s kind=%s",
+        tenant_id,
+        job.job_id,
+        job_type,
+        spec.kind,
+    )
+    return job
+
+
+def _payload_validated(spec: JobType, payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValidationFailed(fields={"payload": [_("The payload must be a JSON object.")]})
+    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    limit = settings.JOB_PAYLOAD_MAX_BYTES
+    if size > limit:
+        raise ValidationFailed(
+            fields={
+                "payload": [
+                    _("The payload is %(size)d bytes; at most %(limit)d are accepted.")
+                    % {"size": size, "limit": limit}
+                ]
+            }
+        )
+    serializer = spec.payload(data=payload)
+    if not serializer.is_valid():
+        raise ValidationFailed(fields={"payload": _plain(serializer.errors)})
+    return dict(serializer.validated_data)
+
+
+def _plain(errors: Any) -> Any:
+    if isinstance(errors, dict):
+        return {str(key): _plain(value) for key, value in errors.items()}
+    if isinstance(errors, list):
+        return [_plain(item) for item in errors]
+    return str(errors)
+
+
+def _idempotent_replay(job: Job, *, job_type: str, payload: dict[str, Any]) -> Job:
+    if job.job_type != job_type or job.payload != payload:
+        raise Conflict(_("This Idempotency-Key was already used for a different request."))
+    logger.info("idempotent replay tenant=%s job=%s", job.tenant_id, job.job_id)
+    return job
+
+
+def _job_announce(tenant_id: int, job: Job, spec: JobType, request_id: str) -> None:
+    """After the commit: PENDING into Redis, then the message into the kind's queue."""
+    topic = Topic.job(job.job_id)
+    try:
+        store.publish(
+            tenant_id,
+            topic,
+            Change(
+                status=JobStatus.PENDING,
+                attempt=0,
+                owner_id=job.created_by_id,
+                job_type=job.job_type,
+            ),
+        )
+    except RealtimeUnavailable:
+        # The worker's PROCESSING creates the topic; until then the client reads the record.
+        logger.warning("PENDING not published, Redis unavailable tenant=%s %s", tenant_id, topic)
+    message = queues.JobMessage(job_id=job.job_id, tenant_id=tenant_id, request_id=request_id)
+    try:
+        queues.job_message_send(spec.kind, message)
+    except (BotoCoreError, ClientError) as exc:
+        logger.exception("job could not be queued tenant=%s job=%s", tenant_id, job.job_id)
+        _job_fail_unqueued(tenant_id, job_id=job.job_id)
+        raise ServiceUnavailable(_("The job could not be queued. Try again shortly.")) from exc
+
+
+def _job_fail_unqueued(tenant_id: int, *, job_id: uuid.UUID) -> None:
+    with transaction.atomic():
+        locked = repository.job_lock(tenant_id, job_id=job_id)
+        if locked is None or locked.job.status != JobStatus.PENDING:
+            return
+        job = locked.job
+        job.status = JobStatus.FAILED
+        job.error = "The job could not be queued."
+        job.finished_at = locked.now
+        repository.job_save(tenant_id, job=job, fields=["status", "error", "finished_at"])
+        _publish_after_commit(tenant_id, job.job_id, _terminal_change(job, None))
+    # A retry with the same key must create a new job, not replay this one.
+    repository.job_idempotency_key_clear(tenant_id, job_id=job_id)
+
+
+# --- the worker's lifecycle transitions ---------------------------------------------------
+class ClaimResult(StrEnum):
+    CLAIMED = "claimed"  # this attempt runs the job
+    FINISHED = "finished"  # already DONE/FAILED: drop the message
+    BUSY = "busy"  # another attempt holds a live lease: leave the message
+    MISSING = "missing"  # no such job in that tenant
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    job_id: uuid.UUID
+    tenant_id: int
+    job_type: str
+    payload: dict[str, Any]
+    attempt: int
+    owner_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    result: ClaimResult
+    job: ClaimedJob | None = None
+    lease_remaining: float = 0.0  # seconds, when BUSY
+
+
+def job_claim(
+    tenant_id: int,
+    *,
+    job_id: uuid.UUID,
+    lease_owner: str,
+    lease_seconds: float,
+    on_publish_failure: PublishRetry | None = None,
+) -> Claim:
+    """Take the job for a new attempt: PROCESSING, attempt + 1, a lease until now + seconds.
+
+    A finished job is republished (in case its terminal state never reached Redis) and
+    reported FINISHED; a job whose lease another attempt still holds is BUSY.
+    """
+    with transaction.atomic():
+        locked = repository.job_lock(tenant_id, job_id=job_id, with_payload=True)
+        if locked is None:
+            return Claim(ClaimResult.MISSING)
+        job, now = locked.job, locked.now
+        if job.status in TERMINAL:
+            result = (
+                repository.job_result_data(tenant_id, job_id=job_id)
+                if job.status == JobStatus.DONE
+                else None
+            )
+            _publish_after_commit(
+                tenant_id, job_id, _terminal_change(job, result), on_failure=on_publish_failure
+            )
+            return Claim(ClaimResult.FINISHED)
+        lease = job.lease_expires_at
+        if job.status == JobStatus.PROCESSING and lease is not None and lease > now:
+            return Claim(ClaimResult.BUSY, lease_remaining=(lease - now).total_seconds())
+        job.status = JobStatus.PROCESSING
+        job.attempt += 1
+        job.lease_owner = lease_owner[:128]
+        job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        job.started_at = now
+        repository.job_save(
+            tenant_id,
+            job=job,
+            fields=["status", "attempt", "lease_owner", "lease_expires_at", "started_at"],
+        )
+        _publish_after_commit(
+            tenant_id,
+            job_id,
+            Change(
+                status=JobStatus.PROCESSING,
+                attempt=job.attempt,
+                owner_id=job.created_by_id,
+                job_type=job.job_type,
+            ),
+        )
+    return Claim(
+        ClaimResult.CLAIMED,
+        job=ClaimedJob(
+            job_id=job.job_id,
+            tenant_id=tenant_id,
+            job_type=job.job_type,
+            payload=job.payload,
+            attempt=job.attempt,
+            owner_id=job.created_by_id,
+        ),
+    )
+
+
+def job_lease_extend(
+    tenant_id: int, *, job_id: uuid.UUID, attempt: int, lease_seconds: float
+) -> bool:
+    """Extend a running attempt's lease; False means the attempt no longer holds the job."""
+    return repository.job_lease_extend(
+        tenant_id, job_id=job_id, attempt=attempt, seconds=lease_seconds
+    )
+
+
+def job_lease_release(tenant_id: int, *, job_id: uuid.UUID, attempt: int) -> bool:
+    """Give up a running attempt's lease (retry, shutdown) so the next delivery claims at once."""
+    return repository.job_lease_release(tenant_id, job_id=job_id, attempt=attempt)
+
+
+def job_finish(
+    tenant_id: int,
+    *,
+    job_id: uuid.UUID,
+    attempt: int,
+    status: JobStatus,
+    result: Any = None,
+    error: str = "",
+    on_publish_failure: PublishRetry | None = None,
+) -> bool:
+    """DONE with its result, or FAILED with an error, if ``attempt`` still holds the job.
+
+    Returns False, changing nothing, when another attempt took the job over or it has already
+    finished: the caller must then leave the message alone.
+    """
+    if status not in TERMINAL:
+        raise ValueError(f"{status} is not a terminal status")
+    with transaction.atomic():
+        locked = repository.job_lock(tenant_id, job_id=job_id)
+        if locked is None:
+            return False
+        job = locked.job
+        if job.attempt != attempt or job.status != JobStatus.PROCESSING:
+            logger.warning(
+                "finish refused tenant=%s job=%s attempt=%s (job is %s at attempt %s)",
+                tenant_id,
+                job_id,
+                attempt,
+                job.status,
+                job.attempt,
+            )
+            return False
+        job.status = status
+        job.error = error[:ERROR_MAX_LENGTH]
+        job.finished_at = locked.now
+        job.lease_expires_at = None
+        repository.job_save(
+            tenant_id, job=job, fields=["status", "error", "finished_at", "lease_expires_at"]
+        )
+        if status == JobStatus.DONE:
+            repository.job_result_insert(tenant_id, job=job, data=result)
+        _publish_after_commit(
+            tenant_id, job_id, _terminal_change(job, result), on_failure=on_publish_failure
+        )
+    return True
+
+
+def job_fail_dead_lettered(
+    tenant_id: int, *, job_id: uuid.UUID, on_publish_failure: PublishRetry | None = None
+) -> bool:
+    """FAILED for a job whose message reached the dead-letter queue unfinished.
+
+    Nothing happens to a finished job or to one whose lease is still live somewhere.
+    """
+    with transaction.atomic():
+        locked = repository.job_lock(tenant_id, job_id=job_id)
+        if locked is None:
+            return False
+        job = locked.job
+        lease = job.lease_expires_at
+        if job.status in TERMINAL or (
+            job.status == JobStatus.PROCESSING and lease is not None and lease > locked.now
+        ):
+            return False
+        job.status = JobStatus.FAILED
+        job.error = "The job was abandoned after repeated failed attempts."
+        job.finished_at = locked.now
+        job.lease_expires_at = None
+        repository.job_save(
+            tenant_id, job=job, fields=["status", "error", "finished_at", "lease_expires_at"]
+        )
+        _publish_after_commit(
+            tenant_id, job_id, _terminal_change(job, None), on_failure=on_publish_failure
+        )
+    return True
+
+
+# --- publishing -----------------------------------------------------------------------------
+def _terminal_change(job: Job, result: Any) -> Change:
+    return Change(
+        status=job.status,
+        attempt=job.attempt,
+        owner_id=job.created_by_id,
+        job_type=job.job_type,
+        error=job.error or None,
+        result=result if job.status == JobStatus.DONE else None,
+    )
+
+
+def _publish_after_commit(
+    tenant_id: int,
+    job_id: uuid.UUID,
+    change: Change,
+    *,
+    on_failure: PublishRetry | None = None,
+) -> None:
+    """Publish once the transaction commits; a Redis outage never undoes the database write."""
+    topic = Topic.job(job_id)
+
+    def _publish() -> None:
+        try:
+            store.publish(tenant_id, topic, change)
+        except RealtimeUnavailable:
+            logger.warning(
+                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s",
+                tenant_id,
+                topic,
+                change.status,
+            )
+            if on_failure is not None:
+                on_failure(tenant_id, topic, change)
+
+    transaction.on_commit(_publish)

@@ -1,0 +1,259 @@
+"""POST /api/v1/jobs/: 202 with the job's addresses, idempotency, 400s that queue nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from domains.jobs.models import Job
+from project.queues import QueueKind
+from realtime import store
+from realtime.keys import Topic
+from tests.conftest import Member
+from tests.integration.workers.conftest import client_for, queue_bodies, queue_counts
+
+URL = "/api/v1/jobs/"
+PAYLOAD = {
+    "subject": "Schedule change",
+    "body": "Class starts at 10:00.",
+    "recipients": ["a@example.com", "b@example.com"],
+}
+Capture = Callable[..., AbstractContextManager[Any]]
+
+
+def post(member: Member, body: dict[str, Any], capture: Capture, **headers: str) -> Any:
+    """POST as the member; the after-commit work (Redis, SQS) runs as it would after a commit."""
+    with capture(execute=True):
+        return client_for(member).post(URL, body, format="json", headers=headers)
+
+
+def test_a_new_job_is_pending_in_db_and_redis_and_queued_once(
+    alpha_staff: Member, django_capture_on_commit_callbacks: Capture
+) -> None:
+    response = post(
+        alpha_staff,
+        {"job_type": "messaging.send", "payload": PAYLOAD},
+        django_capture_on_commit_callbacks,
+        **{"X-Request-ID": "req-1"},
+    )
+
+    assert response.status_code == 202
+    body = response.json()
+    job_id = body["job_id"]
+    assert body == {
+        "job_id": job_id,
+        "topic": f"job:{job_id}",
+        "status": "PENDING",
+        "progress_url": f"/api/v1/jobs/{job_id}/progress/",
+        "detail_url": f"/api/v1/jobs/{job_id}/",
+    }
+    assert response["Location"] == body["detail_url"]
+    job = Job.objects.get(job_id=job_id)
+    assert (job.tenant_id, job.created_by_id, job.status, job.attempt) == (
+        alpha_staff.tenant.id,
+        alpha_staff.user.id,
+        "PENDING",
+        0,
+    )
+    assert job.payload == PAYLOAD
+    snap = store.snapshot(alpha_staff.tenant.id, Topic.job(job_id))
+    assert snap is not None
+    assert (snap.status, snap.seq, snap.owner_id) == ("PENDING", 1, alpha_staff.user.id)
+    assert queue_bodies(QueueKind.MESSAGING) == [
+        {"job_id": job_id, "tenant_id": alpha_staff.tenant.id, "request_id": "req-1"}
+    ]
+    assert queue_counts(QueueKind.AI) == (0, 0)
+
+
+def test_the_same_idempotency_key_returns_the_same_job_and_queues_nothing_more(
+    alpha_staff: Member, django_capture_on_commit_callbacks: Capture
+) -> None:
+    body = {"job_type": "messaging.send", "payload": PAYLOAD}
+
+    first = post(alpha_staff, body, django_capture_on_commit_callbacks, **{"Idempotency-Key": "k1"})
+    again = post(alpha_staff, body, django_capture_on_commit_callbacks, **{"Idempotency-Key": "k1"})
+
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json() == first.json()
+    assert Job.objects.count() == 1
+    assert queue_counts() == (1, 0)
+
+
+def test_the_same_key_for_a_different_request_is_a_conflict(
+    alpha_staff: Member, django_capture_on_commit_callbacks: Capture
+) -> None:
+    post(
+        alpha_staff,
+        {"job_type": "messaging.send", "payload": PAYLOAD},
+        django_capture_on_commit_callbacks,
+        **{"Idempotency-Key": "k1"},
+    )
+
+    other = post(
+        alpha_staff,
+        {"job_type": "messaging.send", "payload": {**PAYLOAD, "subject": "Another"}},
+        django_capture_on_commit_callbacks,
+        **{"Idempotency-Key": "k1"},
+    )
+
+    assert other.status_code == 409
+    assert other.json()["code"] == "conflict"
+    assert Job.objects.count() == 1
+    assert queue_counts() == (1, 0)
+
+
+def test_another_tenant_neither_sees_nor_reuses_a_job_or_its_key(
+    alpha_staff: Member, beta_staff: Member, django_capture_on_commit_callbacks: Capture
+) -> None:
+    body = {"job_type": "messaging.send", "payload": PAYLOAD}
+    alpha_job = post(
+        alpha_staff, body, django_capture_on_commit_callbacks, **{"Idempotency-Key": "shared"}
+    ).json()
+
+    beta_job = post(
+        beta_staff, body, django_capture_on_commit_callbacks, **{"Idempotency-Key": "shared"}
+    )
+    detail = client_for(beta_staff).get(alpha_job["detail_url"])
+    progress = client_for(beta_staff).get(alpha_job["progress_url"])
+
+    assert beta_job.status_code == 202
+    assert beta_job.json()["job_id"] != alpha_job["job_id"]
+    assert Job.objects.get(job_id=beta_job.json()["job_id"]).tenant_id == beta_staff.tenant.id
+    assert (detail.status_code, progress.status_code) == (404, 404)
+    assert queue_counts() == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "settings_override", "field"),
+    [
+        ({"job_type": "nope", "payload": PAYLOAD}, {}, "job_type"),
+        ({"payload": PAYLOAD}, {}, "job_type"),
+        ({"job_type": "messaging.send", "payload": ["not", "an", "object"]}, {}, "payload"),
+        ({"job_type": "messaging.send", "payload": {"body": "x", "recipients": []}}, {}, "payload"),
+        (
+            {"job_type": "messaging.send", "payload": {**PAYLOAD, "subject": "line\nbreak"}},
+            {},
+            "payload",
+        ),
+        (
+            {"job_type": "messaging.send", "payload": {**PAYLOAD, "subject": "x" * 201}},
+            {},
+            "payload",
+        ),
+        (
+            {"job_type": "messaging.send", "payload": PAYLOAD},
+            {"MESSAGING_MAX_RECIPIENTS": 1},
+            "payload",
+        ),
+        (
+            {"job_type": "messaging.send", "payload": {**PAYLOAD, "body": "x" * 300}},
+            {"JOB_PAYLOAD_MAX_BYTES": 256},
+            "payload",
+        ),
+    ],
+    ids=[
+        "unknown-type",
+        "no-type",
+        "payload-not-object",
+        "payload-missing-fields",
+        "multiline-subject",
+        "subject-too-long",
+        "too-many-recipients",
+        "payload-too-large",
+    ],
+)
+def test_a_bad_request_is_400_with_field_errors_and_queues_nothing(
+    alpha_staff: Member,
+    django_capture_on_commit_callbacks: Capture,
+    body: dict[str, Any],
+    settings_override: dict[str, Any],
+    field: str,
+) -> None:
+    with override_settings(**settings_override):
+        response = post(alpha_staff, body, django_capture_on_commit_callbacks)
+
+    assert response.status_code == 400
+    error = response.json()
+    assert error["code"] == "invalid"
+    assert set(error) == {"code", "detail", "fields"}
+    assert field in error["fields"]
+    assert Job.objects.count() == 0
+    assert queue_counts() == (0, 0)
+
+
+def test_a_too_long_idempotency_key_is_400(
+    alpha_staff: Member, django_capture_on_commit_callbacks: Capture
+) -> None:
+    response = post(
+        alpha_staff,
+        {"job_type": "messaging.send", "payload": PAYLOAD},
+        django_capture_on_commit_callbacks,
+        **{"Idempotency-Key": "k" * 129},
+    )
+
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["fields"]
+    assert queue_counts() == (0, 0)
+
+
+def test_a_student_may_not_send_messages_to_the_academy(
+    alpha_student: Member, django_capture_on_commit_callbacks: Capture
+) -> None:
+    response = post(
+        alpha_student,
+        {"job_type": "messaging.send", "payload": PAYLOAD},
+        django_capture_on_commit_callbacks,
+    )
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert queue_counts() == (0, 0)
+
+
+def test_without_a_token_nothing_is_created(api: Any) -> None:
+    response = api.post(URL, {"job_type": "messaging.send", "payload": PAYLOAD}, format="json")
+
+    assert response.status_code == 401
+    assert queue_counts() == (0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_that_cannot_be_reached_is_503_and_the_job_is_failed(
+    alpha_staff: Member, settings: Any
+) -> None:
+    queues_setting = {kind: dict(value) for kind, value in settings.WORKER_QUEUES.items()}
+    queues_setting["messaging"]["url"] = f"{settings.AWS_ENDPOINT_URL}/123456789012/missing"
+    settings.WORKER_QUEUES = queues_setting
+
+    response = client_for(alpha_staff).post(
+        URL,
+        {"job_type": "messaging.send", "payload": PAYLOAD},
+        format="json",
+        headers={"Idempotency-Key": "retry-me"},
+    )
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "unavailable"
+    job = Job.objects.get()
+    assert (job.status, job.idempotency_key) == ("FAILED", "")  # a retry creates a new job
+    snap = store.snapshot(alpha_staff.tenant.id, Topic.job(job.job_id))
+    assert snap is not None
+    assert snap.status == "FAILED"
+
+
+def test_field_errors_speak_the_callers_language(
+    alpha_staff: Member, django_capture_on_commit_callbacks: Capture
+) -> None:
+    response = post(
+        alpha_staff,
+        {"job_type": "nope", "payload": PAYLOAD},
+        django_capture_on_commit_callbacks,
+        **{"Accept-Language": "ko"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["fields"]["job_type"] == ["알 수 없는 작업 유형입니다: nope."]

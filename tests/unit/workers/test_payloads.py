@@ -1,0 +1,35 @@
+"""The messaging.send payload: limits from settings, addresses checked later, per recipient."""
+
+from __future__ import annotations
+
+from django.test import override_settings
+
+from domains.messaging.payloads import MessagingSendPayload
+
+VALID = {"subject": "Hello", "body": "  Indented body\n", "recipients": ["a@example.com", "x"]}
+
+
+def test_a_valid_payload_keeps_its_body_verbatim_and_accepts_any_address_text() -> None:
+    payload = MessagingSendPayload(data=VALID)
+
+    assert payload.is_valid(), payload.errors
+    assert payload.validated_data["body"] == "  Indented body\n"
+    assert payload.validated_data["recipients"] == ["a@example.com", "x"]
+
+
+def test_a_subject_must_be_one_line_and_not_too_long() -> None:
+    multiline = MessagingSendPayload(data={**VALID, "subject": "a\r\nBcc: x@example.com"})
+    too_long = MessagingSendPayload(data={**VALID, "subject": "s" * 201})
+
+    assert not multiline.is_valid()
+    assert "subject" in multiline.errors
+    assert not too_long.is_valid()
+    assert "subject" in too_long.errors
+
+
+def test_recipient_limits_come_from_settings() -> None:
+    with override_settings(MESSAGING_MAX_RECIPIENTS=1):
+        payload = MessagingSendPayload(data=VALID)
+        assert not payload.is_valid()
+    assert "recipients" in payload.errors
+    assert not MessagingSendPayload(data={**VALID, "recipients": []}).is_valid()

@@ -1,0 +1,102 @@
+"""The handler's progress API and the republisher, with a recording publish function."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+from project.queues import QueueKind
+from realtime.keys import Topic
+from realtime.state import Change, InvalidChange
+from realtime.store import RealtimeUnavailable
+from realtime.throttle import ProgressThrottle
+from workers.base import JobProgress, JobRun, LeaseLost
+from workers.republish import Republisher
+
+
+class Recorder:
+    def __init__(self, fail: int = 0) -> None:
+        self.calls: list[tuple[int, Topic, Change]] = []
+        self.fail = fail
+
+    def __call__(self, tenant_id: int, topic: Topic, change: Change) -> Any:
+        if self.fail:
+            self.fail -= 1
+            raise RealtimeUnavailable("down")
+        self.calls.append((tenant_id, topic, change))
+
+
+def _run(attempt: int = 3) -> JobRun:
+    return JobRun(
+        job_id=uuid.uuid4(),
+        tenant_id=9,
+        job_type="messaging.send",
+        payload={},
+        attempt=attempt,
+        owner_id=1,
+        kind=QueueKind.MESSAGING,
+        receive_count=1,
+    )
+
+
+def test_progress_goes_through_the_throttle_tagged_with_the_attempt() -> None:
+    publish = Recorder()
+    throttle = ProgressThrottle(publish, interval=10, clock=lambda: 0.0, auto_flush=False)
+    run = _run(attempt=3)
+    progress = JobProgress(job=run, throttle=throttle, lost=threading.Event())
+
+    progress.update(percent=10, step="a")
+    progress.update(percent=20, step="b")  # within the interval: coalesced, pending
+
+    assert len(publish.calls) == 1
+    tenant_id, topic, change = publish.calls[0]
+    assert (tenant_id, topic) == (9, Topic.job(run.job_id))
+    assert change.attempt == 3
+    assert change.status is None
+    assert change.progress is not None
+    assert change.progress.percent == 10
+
+
+def test_progress_after_the_lease_is_lost_raises_and_publishes_nothing() -> None:
+    publish = Recorder()
+    lost = threading.Event()
+    progress = JobProgress(
+        job=_run(),
+        throttle=ProgressThrottle(publish, interval=0, auto_flush=False),
+        lost=lost,
+    )
+    lost.set()
+
+    assert progress.lease_lost
+    with pytest.raises(LeaseLost):
+        progress.update(percent=50)
+    assert publish.calls == []
+
+
+def test_an_impossible_percent_is_a_handler_bug_raised_at_once() -> None:
+    throttle = ProgressThrottle(Recorder(), interval=0, auto_flush=False)
+    progress = JobProgress(job=_run(), throttle=throttle, lost=threading.Event())
+
+    with pytest.raises(InvalidChange):
+        progress.update(percent=140)
+
+
+def test_the_republisher_keeps_changes_until_redis_takes_them_latest_per_topic() -> None:
+    publish = Recorder(fail=1)
+    republisher = Republisher(publish)
+    topic_a, topic_b = Topic.job(uuid.uuid4()), Topic.job(uuid.uuid4())
+    republisher.add(1, topic_a, Change(status="PROCESSING"))
+    republisher.add(1, topic_a, Change(status="DONE"))
+    republisher.add(1, topic_b, Change(status="FAILED"))
+
+    first = republisher.retry()  # Redis still down
+    second = republisher.retry()
+
+    assert (first, second, len(republisher)) == (0, 2, 0)
+    assert [(topic, change.status) for _, topic, change in publish.calls] == [
+        (topic_a, "DONE"),
+        (topic_b, "FAILED"),
+    ]

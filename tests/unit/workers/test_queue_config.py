@@ -1,0 +1,62 @@
+"""Queue kinds, caps and timings: the seeds' numbers, and combinations that would be unsafe."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from project.queues import HARD_CONCURRENCY, JobMessage, QueueKind, queue_config
+from workers.runner import effective_concurrency
+
+
+def test_the_default_timings_are_the_seeds_and_are_safe() -> None:
+    ai, video = queue_config("ai"), queue_config("video")
+
+    assert (ai.visibility_timeout, ai.lease_seconds, ai.max_runtime) == (3600, 3540, 3600)
+    assert video.max_visibility == 10_800
+    assert (ai.max_concurrency, video.max_concurrency) == (5, 3)
+    assert queue_config("messaging").max_concurrency == 5
+    for kind in QueueKind:
+        assert queue_config(kind).problems() == [], kind
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"lease_seconds": 3600}, "lease_seconds"),
+        ({"heartbeat_interval": 3540}, "heartbeat_interval"),
+        ({"max_runtime": 3700}, "max_runtime"),
+        ({"max_visibility": 50_000}, "max_visibility"),
+    ],
+)
+def test_timings_that_let_a_message_reappear_during_its_run_are_reported(
+    changes: dict[str, float], problem: str
+) -> None:
+    config = replace(queue_config("ai"), **changes)
+
+    assert any(problem in text for text in config.problems())
+
+
+def test_concurrency_defaults_to_the_cap_and_never_exceeds_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert effective_concurrency(None, QueueKind.VIDEO) == HARD_CONCURRENCY[QueueKind.VIDEO]
+    assert effective_concurrency(2, QueueKind.AI) == 2
+    assert not caplog.records
+
+    assert effective_concurrency(9, QueueKind.VIDEO) == 3
+
+    assert "using 3" in caplog.text
+    with pytest.raises(ValueError, match="at least 1"):
+        effective_concurrency(0, QueueKind.AI)
+
+
+def test_a_job_message_round_trips_and_anything_else_is_refused() -> None:
+    message = JobMessage(job_id=uuid.uuid4(), tenant_id=7, request_id="req-1")
+
+    assert JobMessage.decode(message.encode()) == message
+    for bad in ("", "{}", '{"job_id": "nope", "tenant_id": 1}', "[1]", '{"job_id": 1}'):
+        with pytest.raises(ValueError, match="not a job message"):
+            JobMessage.decode(bad)

@@ -1,0 +1,92 @@
+"""What a handler sees: the job it runs, and the progress API. The runner owns the rest.
+
+A handler implements one ``run(job, progress) -> dict`` (STYLE.md §9): parse the payload, call a
+service, report progress, return the result. It never touches Redis, SQS or job rows; it
+raises :class:`PermanentError` for a job that can never succeed, lets any other exception
+propagate for a retry, and stops when the progress API raises :class:`LeaseLost`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from domains.jobs.errors import LeaseLost, PermanentError
+from project.queues import QueueKind
+from realtime.keys import Topic, TopicKind
+from realtime.state import Change, Progress
+from realtime.throttle import ProgressThrottle
+
+__all__ = ["Handler", "JobProgress", "JobRun", "LeaseLost", "PermanentError"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    job_id: uuid.UUID
+    tenant_id: int
+    job_type: str
+    payload: dict[str, Any]  # validated by the job type's payload serializer
+    attempt: int
+    owner_id: int | None
+    kind: QueueKind
+    receive_count: int
+
+    @property
+    def topic(self) -> Topic:
+        return Topic.job(self.job_id)
+
+
+class Handler(Protocol):
+    def run(self, job: JobRun, progress: JobProgress) -> dict[str, Any]: ...
+
+
+class JobProgress:
+    """Progress of one attempt, through the process's publish throttle (realtime/throttle.py).
+
+    Updates carry the attempt, so Redis ignores them once a newer attempt has started; the
+    throttle coalesces them to one publish per topic per ``REALTIME_PROGRESS_INTERVAL``.
+    """
+
+    def __init__(self, *, job: JobRun, throttle: ProgressThrottle, lost: threading.Event) -> None:
+        self._job = job
+        self._throttle = throttle
+        self._lost = lost
+
+    @property
+    def lease_lost(self) -> bool:
+        """True once this attempt no longer owns the job; the handler should stop."""
+        return self._lost.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`LeaseLost` if this attempt no longer owns the job."""
+        if self._lost.is_set():
+            raise LeaseLost(f"attempt {self._job.attempt} of job {self._job.job_id} lost its lease")
+
+    def update(
+        self,
+        *,
+        percent: float | None = None,
+        step: str | None = None,
+        step_index: int | None = None,
+        step_total: int | None = None,
+        step_name_display: str | None = None,
+        step_percent: float | None = None,
+        remaining_seconds: int | None = None,
+    ) -> None:
+        self.check()
+        change = Change(
+            progress=Progress(
+                percent=percent,
+                step=step,
+                step_index=step_index,
+                step_total=step_total,
+                step_name_display=step_name_display,
+                step_percent=step_percent,
+                remaining_seconds=remaining_seconds,
+            ),
+            attempt=self._job.attempt,
+        )
+        change.validate(TopicKind.JOB)  # a handler bug surfaces here, not in the flush thread
+        self._throttle.submit(self._job.tenant_id, self._job.topic, change)
