@@ -31,8 +31,8 @@ imports: install
 
 # End-to-end tests drive Debian's Chromium; install it when missing (CI runs as root).
 browser:
-	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
-		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
+	@(command -v chromium >/dev/null 2>&1 && fc-list | grep -qi nanum) || apt-get install -y -q chromium fonts-nanum >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-nanum >/dev/null) \
 		|| { echo "Chromium is needed for the end-to-end tests: apt-get install chromium"; exit 1; }
 
 pytest: install client browser

@@ -111,7 +111,7 @@ class Stack:
 
 
 @pytest.fixture
-def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
+def stack(browser: Any, transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
     database = settings.DATABASES["default"]
     port = devservices.free_port()
     env = {
@@ -128,9 +128,10 @@ def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
         "REALTIME_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
         "DEMO_ENABLED": "true",
         "LOG_LEVEL": "INFO",
-        # A paced provider makes jobs last long enough to watch (20 recipients/s).
-        "MESSAGING_SEND_RATE": "20",
-        "SQS_WAIT_SECONDS": "1",
+        # A paced provider makes jobs last long enough to watch: 20 recipients per second.
+        "MESSAGING_BATCH_SIZE": "20",
+        "MESSAGING_SEND_INTERVAL": "1.0",
+        "SQS_WAIT_TIME_SECONDS": "1",
         "PYTHONPATH": str(BASE_DIR),
     }
     tenant = repository.tenant_upsert(code="alpha", name="Alpha Academy")
@@ -149,14 +150,24 @@ def stack(transactional_db: None, tmp_path: Path) -> Iterator[Stack]:
             print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")  # noqa: T201
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    # Playwright's sync API keeps an event loop running in this thread while it lives; the
+    # tests' own ORM calls (fixtures, flush) are plain sync code, so allow them meanwhile.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @dataclass
