@@ -73,6 +73,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _reset_jobs() -> None:
     from domains.jobs.models import Job
 
@@ -83,6 +89,7 @@ def unit_costs(rounds: int = 100) -> dict[str, float]:
     """What one job's steps cost here, measured in this run (ms per call, median)."""
     import uuid
 
+    import psycopg
     from django.db import connection
 
     from project import queues
@@ -99,29 +106,31 @@ def unit_costs(rounds: int = 100) -> dict[str, float]:
             timings.append((time.perf_counter() - start) * 1000)
         return statistics.median(timings)
 
+    url = os.environ["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+
     def fresh_connection() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        connection.close()
+        # What a worker's job thread pays: no pool, a new server process per connection.
+        with psycopg.connect(url) as conn:
+            conn.execute("SELECT 1")
 
     def open_connection() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
 
     sqs = sqs_client()
-    url = sqs.create_queue(QueueName="bench-probe")["QueueUrl"]
+    probe = sqs.create_queue(QueueName="bench-probe")["QueueUrl"]
     topic = Topic.job(uuid.uuid4())
     store.publish(0, topic, Change(status="PENDING"))
     costs = {
         "db_fresh": median_ms(fresh_connection),
         "db_open": median_ms(open_connection),
-        "sqs_send": median_ms(lambda: sqs.send_message(QueueUrl=url, MessageBody="x")),
-        "sqs_receive": median_ms(lambda: sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)),
+        "sqs_send": median_ms(lambda: sqs.send_message(QueueUrl=probe, MessageBody="x")),
+        "sqs_receive": median_ms(lambda: sqs.receive_message(QueueUrl=probe, WaitTimeSeconds=0)),
         "redis_publish": median_ms(
             lambda: store.publish(0, topic, Change(status="PROCESSING", attempt=1))
         ),
     }
-    sqs.delete_queue(QueueUrl=url)
+    sqs.delete_queue(QueueUrl=probe)
     connection.close()
     queues.queue_urls_forget()
     return costs
@@ -145,17 +154,27 @@ def throughput(caller: Caller, jobs: int, concurrency: int) -> dict[str, float]:
         ["bench/workers/noop_worker.py", "--concurrency", str(concurrency)],
         f"noop-{concurrency}",
     )
+    own_cpu = time.process_time()  # this process hosts moto's server
     try:
         while Job.objects.filter(status="DONE").count() < jobs:
             if worker.poll() is not None:
                 raise RuntimeError(f"worker exited; see {LOGS}")
             time.sleep(0.2)
         wall = time.monotonic() - started
+        worker_cpu = _cpu_seconds(worker.pid)
+        moto_cpu = time.process_time() - own_cpu
     finally:
         _stop(worker)
     span = Job.objects.aggregate(first=Min("started_at"), last=Max("finished_at"))
     seconds = (span["last"] - span["first"]).total_seconds()
-    return {"jobs": jobs, "seconds": seconds, "rate": jobs / seconds, "wall": wall}
+    return {
+        "jobs": jobs,
+        "seconds": seconds,
+        "rate": jobs / seconds,
+        "wall": wall,
+        "worker_cpu_ms": worker_cpu * 1000 / jobs,
+        "moto_cpu_ms": moto_cpu * 1000 / jobs,
+    }
 
 
 def latency(token: str, jobs: int, warmup: int = 10) -> dict[str, float]:
@@ -283,6 +302,9 @@ def main() -> int:
                 f"| no-op jobs/s, same process, 1 slot (baseline), {base['jobs']} jobs | "
                 f"{base['rate']:.1f} ({base['seconds']:.1f} s) |",
                 f"| speed-up of 5 slots over 1 | {capped['rate'] / base['rate']:.2f}x |",
+                "| CPU per job, worker process / benchmark process (moto's server), 5 slots | "
+                f"{capped['worker_cpu_ms']:.1f} / {capped['moto_cpu_ms']:.1f} ms |",
+                f"| same, 1 slot | {base['worker_cpu_ms']:.1f} / {base['moto_cpu_ms']:.1f} ms |",
                 "| POST /api/v1/jobs/ to DONE frame at a WebSocket client, p50 "
                 f"({lat['jobs']:.0f} jobs, one at a time) | **{lat['p50']:.1f} ms** |",
                 "| same, p90 / p99 / max | "
@@ -302,6 +324,13 @@ def main() -> int:
                 "",
                 f"Load average when the run ended: {os.getloadavg()[0]:.2f} "
                 "(other benchmarks may share the machine; compare ratios, not absolutes).",
+                "",
+                "Reading these numbers: a no-op job costs about 20 ms of worker CPU, as much",
+                "again in moto's server, and two PostgreSQL backend starts (the job thread",
+                "closes its connection after the claim so that none is held while a job runs).",
+                "On two shared CPUs that makes the run CPU-bound, so extra slots add little for",
+                "no-op jobs. Slots are for jobs that wait (inference, ffmpeg, SMTP); the",
+                "concurrency tests show five of those run at once.",
                 "",
                 "The latency job is `messaging.send` with one recipient (locmem email backend),",
                 "served by daphne and a `manage.py run_worker --queue messaging` process that is",
