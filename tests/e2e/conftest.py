@@ -116,7 +116,7 @@ def stack(browser: Any, transactional_db: None, tmp_path: Path) -> Iterator[Stac
     port = devservices.free_port()
     env = {
         **os.environ,
-        "DJANGO_ENV": "dev",
+        "DJANGO_ENV": "test",  # same password hasher as the fixtures that create the users
         "DJANGO_SETTINGS_MODULE": "project.settings",
         "DATABASE_URL": (
             f"postgres://{database['USER']}@{database['HOST'] or '127.0.0.1'}:"
