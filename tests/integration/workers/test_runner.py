@@ -416,7 +416,7 @@ def test_stopping_releases_a_running_job_that_outlives_the_grace_period(
 
     assert time.monotonic() - started < 3
     assert running.exit_code == 0
-    assert gate.calls.ended == ["lease_lost"]
+    wait_for(lambda: gate.calls.ended == ["lease_lost"], timeout=2)  # told at its next update
     row = job_row(job.job_id)
     assert row.status == "PROCESSING"
     assert row.lease_expires_at is not None
