@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 os.environ.setdefault("DJANGO_ENV", "test")
 
-import django  # noqa: E402
+import django
 
 JOB_SECONDS = 60
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,8 +37,8 @@ def poll_times(job_ms: int) -> list[int]:
         f"  const out = []; let t = 0; for (;;) {{ t += pollInterval(t); if (t > {job_ms}) break;"
         "  out.push(t); } console.log(JSON.stringify(out)); });"
     )
-    result = subprocess.run(  # noqa: S603
-        ["node", "--input-type=module", "-e", script],  # noqa: S607
+    result = subprocess.run(
+        ["node", "--input-type=module", "-e", script],
         cwd=ROOT / "frontend-client",
         capture_output=True,
         text=True,
@@ -50,8 +50,12 @@ def poll_times(job_ms: int) -> list[int]:
 def queries_per_request() -> dict[str, int]:
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext, setup_test_environment
-    from django.test.utils import setup_databases, teardown_databases
+    from django.test.utils import (
+        CaptureQueriesContext,
+        setup_databases,
+        setup_test_environment,
+        teardown_databases,
+    )
 
     from domains.jobs.models import Job, JobResult
     from domains.tenants import repository
@@ -65,10 +69,9 @@ def queries_per_request() -> dict[str, int]:
     old = setup_databases(verbosity=0, interactive=False)
     try:
         tenant = repository.tenant_upsert(code="bench", name="Bench")
-        user = repository.member_upsert(
-            tenant.id, username="b", password="pw-bench-1", role=Role.STAFF
-        )
-        token = auth_token_issue(tenant_code="bench", username="b", password="pw-bench-1").access
+        secret = "pw-bench-1"  # noqa: S105 - a throwaway user in a throwaway database
+        user = repository.member_upsert(tenant.id, username="b", password=secret, role=Role.STAFF)
+        token = auth_token_issue(tenant_code="bench", username="b", password=secret).access
         job = Job.objects.create(
             tenant=tenant, job_type="messaging.send", status="DONE", created_by=user
         )
@@ -107,8 +110,9 @@ def main() -> None:
         ("seed: detail every 1 s", 0, JOB_SECONDS, JOB_SECONDS * per["detail"]),
     ]
     lines = [
-        f"One watched job lasting {JOB_SECONDS} s (requests from the client's schedule; queries",
-        f"measured: progress endpoint {per['progress']} per request, detail endpoint {per['detail']}).",
+        f"One watched job lasting {JOB_SECONDS} s (requests from the client's schedule;",
+        f"queries measured: progress endpoint {per['progress']} per request, "
+        f"detail endpoint {per['detail']}).",
         "",
         "| path | progress requests | detail requests | DB queries |",
         "| --- | ---: | ---: | ---: |",
@@ -117,7 +121,8 @@ def main() -> None:
     lines.append("")
     lines.append(
         f"The seed's page made {JOB_SECONDS * per['detail']} queries per watcher per minute; "
-        f"this design makes {per['detail']} (one detail read at the end), with or without a socket. "
+        f"this design makes {per['detail']} (one detail read at the end), with or without "
+        "a socket. "
         "The socket path needs the detail call only when `result_in_db` is set or the page asks "
         "for the record."
     )
