@@ -266,6 +266,12 @@ WORKER_TICK = env.float("WORKER_TICK", default=0.5)
 # --- Jobs API -------------------------------------------------------------------------------
 JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)
 
+# --- Excel import (students) ---------------------------------------------------------------
+# Checked in the API before anything is stored or queued; the file itself goes to S3.
+EXCEL_IMPORT_MAX_BYTES = env.int("EXCEL_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
+EXCEL_IMPORT_MAX_ROWS = env.int("EXCEL_IMPORT_MAX_ROWS", default=20_000)
+EXCEL_IMPORT_BUCKET = env.str("EXCEL_IMPORT_BUCKET", default="academy-imports")
+
 # --- Messaging ------------------------------------------------------------------------------
 MESSAGING_MAX_RECIPIENTS = env.int("MESSAGING_MAX_RECIPIENTS", default=1000)
 MESSAGING_SUBJECT_MAX_LENGTH = env.int("MESSAGING_SUBJECT_MAX_LENGTH", default=200)

@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from domains.jobs.types import JobType, job_type_get, job_types_of_kind
 from project.queues import QueueKind
 from workers.base import Handler
+from workers.handlers.excel_import import ExcelImportHandler
 from workers.handlers.messaging import MessagingSendHandler
 
 
@@ -21,7 +22,7 @@ class Registered:
 
 
 def default_handlers() -> dict[str, Handler]:
-    return {"messaging.send": MessagingSendHandler()}
+    return {"messaging.send": MessagingSendHandler(), "excel_import": ExcelImportHandler()}
 
 
 def registry_for(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -17,6 +18,7 @@ from domains.jobs import services
 from domains.jobs.models import Job
 from domains.tenants.auth import caller_of
 from project.api.errors import ValidationFailed
+from project.uploads import XLSX_CONTENT_TYPE
 from realtime.http import progress_response
 from realtime.keys import Topic
 
@@ -29,6 +31,15 @@ class JobCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         job_type = serializers.CharField(max_length=64)
         payload = serializers.JSONField()
+
+    class FileInputSerializer(serializers.Serializer):
+        """multipart/form-data: ``job_type``, ``file`` and the type's own fields (for
+        ``excel_import``: ``initial_password``, optional ``dry_run``)."""
+
+        job_type = serializers.CharField(max_length=64)
+        file = serializers.FileField(allow_empty_file=True)
+
+    FILE_FORM_RESERVED = frozenset({"job_type", "file"})
 
     class OutputSerializer(serializers.Serializer):
         job_id = serializers.UUIDField()
@@ -60,8 +71,19 @@ class JobCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         caller = caller_of(request)
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        upload = None
+        if request.content_type.startswith("multipart/form-data"):
+            serializer: serializers.Serializer = self.FileInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            upload = serializer.validated_data["file"]
+            form = request.data if isinstance(request.data, Mapping) else {}
+            payload: Any = {
+                name: form.get(name) for name in form if name not in self.FILE_FORM_RESERVED
+            }
+        else:
+            serializer = self.InputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            payload = serializer.validated_data["payload"]
         key = request.headers.get("Idempotency-Key", "").strip()
         if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
             raise ValidationFailed(
@@ -75,9 +97,10 @@ class JobCreateApi(APIView):
             caller.tenant_id,
             caller=caller,
             job_type=serializer.validated_data["job_type"],
-            payload=serializer.validated_data["payload"],
+            payload=payload,
             idempotency_key=key,
             request_id=get_guid() or "",
+            upload=upload,
         )
         body = self.OutputSerializer(job).data
         return Response(body, status=202, headers={"Location": body["detail_url"]})
@@ -103,9 +126,16 @@ class JobDetailApi(APIView):
         started_at = serializers.DateTimeField(allow_null=True)
         finished_at = serializers.DateTimeField(allow_null=True)
         progress_url = serializers.SerializerMethodField()
+        failures_url = serializers.SerializerMethodField()
 
         def get_topic(self, job: Job) -> str:
             return str(Topic.job(job.job_id))
+
+        def get_failures_url(self, job: Job) -> str | None:
+            """For an Excel import with failed rows: where its .xlsx of them is."""
+            if not services.job_has_failures(job):
+                return None
+            return reverse("job-failures", kwargs={"job_id": job.job_id})
 
         def get_result(self, job: Job) -> Any:
             result = getattr(job, "result", None)
@@ -120,3 +150,16 @@ class JobDetailApi(APIView):
         job = services.job_get_for_caller(caller.tenant_id, job_id=job_id, caller=caller)
         services.job_state_repair(caller.tenant_id, job=job)
         return Response(self.OutputSerializer(job).data)
+
+
+class JobFailuresApi(APIView):
+    """GET …/failures.xlsx: the failed rows of an Excel import, to fix and upload again."""
+
+    @extend_schema(responses={(200, XLSX_CONTENT_TYPE): bytes})
+    def get(self, request: Request, job_id: uuid.UUID) -> HttpResponse:
+        caller = caller_of(request)
+        job = services.job_get_for_caller(caller.tenant_id, job_id=job_id, caller=caller)
+        body = services.job_failures_workbook(job)
+        response = HttpResponse(body, content_type=XLSX_CONTENT_TYPE)
+        response["Content-Disposition"] = f'attachment; filename="failures-{job.job_id}.xlsx"'
+        return response

@@ -63,8 +63,10 @@ def job_insert(
     payload: dict[str, Any],
     created_by_id: int,
     idempotency_key: str,
+    job_id: uuid.UUID | None = None,
 ) -> Job:
     return Job.objects.create(
+        job_id=job_id or uuid.uuid4(),
         tenant_id=tenant_id,
         job_type=job_type,
         payload=payload,

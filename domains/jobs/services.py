@@ -21,14 +21,16 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from domains.jobs import repository
 from domains.jobs.models import Job, JobStatus
-from domains.jobs.types import JobType, job_type_get
+from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
+from domains.students.xlsx import failures_workbook
 from domains.tenants.caller import Caller
-from project import queues
+from project import queues, uploads
 from project.api.errors import (
     Conflict,
     NotFound,
@@ -57,6 +59,22 @@ def job_get_for_caller(tenant_id: int, *, job_id: uuid.UUID, caller: Caller) -> 
     if job is None or not (caller.sees_whole_tenant or job.created_by_id == caller.user_id):
         raise NotFound()
     return job
+
+
+def job_has_failures(job: Job) -> bool:
+    """An Excel import that finished with failed rows in its stored result."""
+    if job.job_type != EXCEL_IMPORT or job.status != JobStatus.DONE:
+        return False
+    result = getattr(job, "result", None)
+    data = result.data if result is not None else None
+    return isinstance(data, dict) and bool(data.get("failed_rows"))
+
+
+def job_failures_workbook(job: Job) -> bytes:
+    """The .xlsx of an Excel import's failed rows; NotFound for any other job or none failed."""
+    if not job_has_failures(job):
+        raise NotFound()
+    return failures_workbook(job.result.data)
 
 
 def job_state_repair(tenant_id: int, *, job: Job) -> bool:
@@ -92,11 +110,16 @@ def job_create(
     payload: Any,
     idempotency_key: str = "",
     request_id: str = "",
+    upload: UploadedFile | None = None,
 ) -> Job:
     """Create a PENDING job, announce it in Redis and queue its message after the commit.
 
     A repeated request with the same ``idempotency_key`` (same user, same tenant) returns the
     first job and queues nothing; the same key with a different request is a conflict.
+
+    Types that accept a file take ``upload`` with ``payload`` as the form's other fields: the
+    type checks both, the file goes to S3 under the new job's id, and the stored payload holds
+    its key (never the file). A refused upload stores and queues nothing.
     """
     if caller.tenant_id != tenant_id:
         raise PermissionDenied()
@@ -107,14 +130,28 @@ def job_create(
         )
     if caller.role not in spec.roles:
         raise PermissionDenied(_("Your role may not start this kind of job."))
-    data = _payload_validated(spec, payload)
+    job_id = uuid.uuid4()
+    file_data: bytes | None = None
+    if spec.accepts_file:
+        file_data, data = _upload_prepared(spec, payload, upload, tenant_id, job_id)
+    elif upload is not None:
+        raise ValidationFailed(fields={"file": [_("This job type does not accept a file.")]})
+    else:
+        data = _payload_validated(spec, payload)
 
     if idempotency_key:
         existing = repository.job_by_idempotency_key(
             tenant_id, created_by_id=caller.user_id, idempotency_key=idempotency_key
         )
         if existing is not None:
-            return _idempotent_replay(existing, job_type=job_type, payload=data)
+            return _idempotent_replay(existing, spec=spec, payload=data)
+    object_key = data.get("object_key", "") if file_data is not None else ""
+    if file_data is not None:
+        try:
+            uploads.upload_put(object_key, file_data)
+        except (BotoCoreError, ClientError) as exc:
+            logger.exception("upload not stored tenant=%s key=%s", tenant_id, object_key)
+            raise ServiceUnavailable(_("The file could not be stored. Try again shortly.")) from exc
     try:
         with transaction.atomic():
             job = repository.job_insert(
@@ -123,10 +160,13 @@ def job_create(
                 payload=data,
                 created_by_id=caller.user_id,
                 idempotency_key=idempotency_key,
+                job_id=job_id,
             )
             transaction.on_commit(lambda: _job_announce(tenant_id, job, spec, request_id))
     except IntegrityError:
         # A concurrent request with the same key won the insert.
+        if object_key:
+            uploads.upload_delete(object_key)
         existing = (
             repository.job_by_idempotency_key(
                 tenant_id, created_by_id=caller.user_id, idempotency_key=idempotency_key
@@ -136,7 +176,12 @@ def job_create(
         )
         if existing is None:
             raise
-        return _idempotent_replay(existing, job_type=job_type, payload=data)
+        return _idempotent_replay(existing, spec=spec, payload=data)
+    except Exception:
+        # Not inserted, or inserted but not queued (then FAILED): the file has no use.
+        if object_key:
+            uploads.upload_delete(object_key)
+        raise
     logger.info(
         "job created tenant=%s job=%s type=%s kind=%s",
         tenant_id,
@@ -167,6 +212,22 @@ def _payload_validated(spec: JobType, payload: Any) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+def _upload_prepared(
+    spec: JobType,
+    fields: Any,
+    upload: UploadedFile | None,
+    tenant_id: int,
+    job_id: uuid.UUID,
+) -> tuple[bytes, dict[str, Any]]:
+    if upload is None or spec.prepare_file is None:
+        raise ValidationFailed(fields={"file": [_("Upload a file for this job type.")]})
+    if not isinstance(fields, dict):
+        raise ValidationFailed(fields={"payload": [_("The payload must be a JSON object.")]})
+    prepared = spec.prepare_file(upload, fields)
+    stored = {**prepared.payload, "object_key": uploads.import_object_key(tenant_id, job_id)}
+    return prepared.data, _payload_validated(spec, stored)
+
+
 def _plain(errors: Any) -> Any:
     if isinstance(errors, dict):
         return {str(key): _plain(value) for key, value in errors.items()}
@@ -175,8 +236,13 @@ def _plain(errors: Any) -> Any:
     return str(errors)
 
 
-def _idempotent_replay(job: Job, *, job_type: str, payload: dict[str, Any]) -> Job:
-    if job.job_type != job_type or job.payload != payload:
+def _idempotent_replay(job: Job, *, spec: JobType, payload: dict[str, Any]) -> Job:
+    def compared(data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {k: v for k, v in data.items() if k not in spec.replay_ignore}
+
+    if job.job_type != spec.name or compared(job.payload) != compared(payload):
         raise Conflict(_("This Idempotency-Key was already used for a different request."))
     logger.info("idempotent replay tenant=%s job=%s", job.tenant_id, job.job_id)
     return job

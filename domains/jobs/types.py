@@ -8,16 +8,27 @@ Multipart types (the Excel import, ``excel_import`` on the AI queue) add ``accep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from rest_framework import serializers
 
 from domains.messaging.payloads import MessagingSendPayload
+from domains.students.uploads import ExcelImportPayload, PreparedUpload, excel_upload_prepare
 from domains.tenants.roles import Role
 from project.queues import QueueKind
 
 # Roles that may start jobs acting on a whole tenant (mass email, imports).
 OPERATOR_ROLES = frozenset({Role.ADMIN, Role.STAFF, Role.TEACHER})
+# Roles that may import students.
+IMPORT_ROLES = frozenset({Role.ADMIN, Role.STAFF})
+EXCEL_IMPORT = "excel_import"
+
+# Checks a multipart upload and its form fields (raising ValidationFailed), returning the bytes
+# to store and the payload without its object key.
+PrepareFile = Callable[[UploadedFile, dict[str, Any]], PreparedUpload]
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +38,12 @@ class JobType:
     payload: type[serializers.Serializer]
     roles: frozenset[Role]
     accepts_file: bool = False
+    # For ``accepts_file`` types: the upload check. The stored payload then carries the
+    # file's S3 ``object_key``, and ``payload`` validates that stored form.
+    prepare_file: PrepareFile | None = None
+    # Payload keys that differ between two identical requests (salted hashes, object keys):
+    # ignored when an Idempotency-Key replay is compared with the first request.
+    replay_ignore: frozenset[str] = frozenset()
 
 
 JOB_TYPES: dict[str, JobType] = {
@@ -37,6 +54,15 @@ JOB_TYPES: dict[str, JobType] = {
             kind=QueueKind.MESSAGING,
             payload=MessagingSendPayload,
             roles=OPERATOR_ROLES,
+        ),
+        JobType(
+            name=EXCEL_IMPORT,
+            kind=QueueKind.AI,
+            payload=ExcelImportPayload,
+            roles=IMPORT_ROLES,
+            accepts_file=True,
+            prepare_file=excel_upload_prepare,
+            replay_ignore=frozenset({"object_key", "initial_password_hash"}),
         ),
     )
 }

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.contrib.auth.hashers import check_password
+from django.contrib.auth.hashers import check_password, make_password
 from django.utils import timezone
 
+from domains.students import services
 from domains.students.errors import StudentsImportRejected, TenantNotFound
 from domains.students.models import Parent, Student
 from domains.students.services import students_import_rows
@@ -291,3 +292,36 @@ def test_short_initial_password_is_refused_before_anything_is_read(alpha: Tenant
 def test_an_unknown_tenant_is_refused(db: None) -> None:
     with pytest.raises(TenantNotFound):
         students_import_rows(987654, rows=many(1), initial_password=PASSWORD)
+
+
+def test_a_pre_hashed_initial_password_is_stored_as_given_and_not_hashed_again(
+    alpha: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the hash the jobs API made once for this import (ADR 0102)
+    encoded = make_password(PASSWORD)
+
+    def no_hashing(*args: object, **kwargs: object) -> str:
+        raise AssertionError("the importer must not hash a pre-hashed password")
+
+    monkeypatch.setattr(services, "make_password", no_hashing)
+
+    # When the import runs with it
+    students_import_rows(alpha.id, rows=many(2), initial_password_hash=encoded)
+
+    # Then every new user stores exactly that hash
+    users = Student.objects.filter(tenant=alpha).select_related("user")
+    assert [s.user.password for s in users] == [encoded, encoded]
+    assert all(check_password(PASSWORD, s.user.password) for s in users)
+
+
+@pytest.mark.parametrize(
+    ("password", "password_hash"),
+    [("", "not-a-hash"), (PASSWORD, "pbkdf2_sha256$1$salt$hash"), ("", "!unusable")],
+)
+def test_a_pre_hashed_password_must_be_an_encoded_hash_and_alone(
+    alpha: Tenant, password: str, password_hash: str
+) -> None:
+    with pytest.raises(ValueError, match="initial_password"):
+        students_import_rows(
+            alpha.id, rows=many(1), initial_password=password, initial_password_hash=password_hash
+        )

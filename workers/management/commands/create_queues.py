@@ -1,4 +1,4 @@
-"""``python manage.py create_queues``: each kind's queue and dead-letter queue, idempotently.
+"""``python manage.py create_queues``: queues, DLQs and the uploads bucket, idempotently.
 
 For development (moto's server), tests, and a first deployment to a real AWS account. Existing
 queues are brought to the configured attributes (visibility timeout, long polling, retention,
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from project.queues import QueueKind, queues_create
+from project.uploads import imports_bucket_ensure
 
 
 class Command(BaseCommand):
@@ -33,3 +35,6 @@ class Command(BaseCommand):
         for queue in queues_create(kinds=kinds, max_receive_count=options["max_receive_count"]):
             verb = "created" if queue.created else "up to date"
             self.stdout.write(f"{verb:<10} {queue.name:<28} {queue.url}")
+        bucket = settings.EXCEL_IMPORT_BUCKET
+        verb = "created" if imports_bucket_ensure() else "up to date"
+        self.stdout.write(f"{verb:<10} {bucket:<28} s3://{bucket} (Excel uploads)")
