@@ -34,7 +34,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +55,14 @@ TENANT_CODE = "bench-http"
 USERNAME = "bench-http-staff"
 PASSWORD = "bench-http-1234"  # noqa: S105 - a throwaway user in the benchmark's own database
 ORDER = ("progress", "noop", "noop-noauth", "detail")
+# Servers run with the project's database settings (the psycopg pool), not the seeder's.
+SERVER_ENV = {"DB_POOL": "true", "CONN_MAX_AGE": "0"}
+# name: (server, extra environment). "-lean" drops the project's sync middleware (bench only).
+SERVERS = {
+    "daphne": ("daphne", {}),
+    "uvicorn": ("uvicorn", {}),
+    "uvicorn-lean": ("uvicorn", {"BENCH_HTTP_MIDDLEWARE": "lean"}),
+}
 
 
 @dataclass(frozen=True)
@@ -85,7 +94,7 @@ def _environment() -> None:
     os.environ["DJANGO_ENV"] = "dev"
     os.environ["DEBUG"] = "false"  # as in production: no query log, no debug pages
     os.environ["LOG_LEVEL"] = "WARNING"
-    os.environ["ACCESS_TOKEN_LIFETIME_SECONDS"] = "7200"
+    os.environ["ACCESS_TOKEN_LIFETIME_SECONDS"] = "7200"  # noqa: S105 - a lifetime
     os.environ["PYTHONPATH"] = str(ROOT)
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.http.settings"
     # This process only seeds; it must hold no pooled connection to the bench database while
@@ -200,10 +209,12 @@ def targets(port: int, data: Seed) -> dict[str, Target]:
     def progress_check(job_id: str) -> Check:
         topic = f"job:{job_id}"
         return _check_json(
-            lambda d: d.get("topic") == topic
-            and isinstance(d.get("seq"), int)
-            and d.get("status") in {"PROCESSING", "DONE"}
-            and "progress" in d
+            lambda d: (
+                d.get("topic") == topic
+                and isinstance(d.get("seq"), int)
+                and d.get("status") in {"PROCESSING", "DONE"}
+                and "progress" in d
+            )
         )
 
     def detail_check(job_id: str) -> Check:
@@ -220,8 +231,9 @@ def targets(port: int, data: Seed) -> dict[str, Target]:
             [progress_check(i) for i in ids],
         ),
         "noop": Target(
-            "noop", [build_request(host, "/bench/noop/", data.token)] * len(ids), [noop_check]
-            * len(ids)
+            "noop",
+            [build_request(host, "/bench/noop/", data.token)] * len(ids),
+            [noop_check] * len(ids),
         ),
         "noop-noauth": Target(
             "noop-noauth", [build_request(host, "/bench/noop-noauth/", None)], [noop_check]
@@ -241,12 +253,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextmanager
-def running(argv: list[str], name: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def running(
+    argv: list[str], name: str, port: int, extra_env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process, wait for /health/, stop it with SIGINT (then SIGTERM) after."""
     import http.client
 
     log = (LOGS / f"{name}.log").open("wb")
-    process = subprocess.Popen(argv, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=log)
+    env = {**os.environ, **SERVER_ENV, **(extra_env or {})}
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -371,6 +386,56 @@ def profile_progress(data: Seed, seconds: float, concurrency: int) -> str:
     return _trim_pstats(stream.getvalue())
 
 
+def unit_costs(data: Seed, calls: int = 2000) -> dict[str, float]:
+    """What the pieces of one progress request cost here, in this process (µs per call)."""
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+    from django.test import AsyncClient, RequestFactory, override_settings
+    from django.utils.deprecation import MiddlewareMixin
+    from django.utils.module_loading import import_string
+
+    from realtime import store
+    from realtime.http import bearer_caller
+    from realtime.keys import Topic
+
+    request = RequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {data.token}")
+    started = time.perf_counter()
+    for _ in range(calls):
+        bearer_caller(request)
+    costs = {"jwt": (time.perf_counter() - started) / calls * 1e6}
+    hops = 0
+    for dotted in settings.MIDDLEWARE:
+        middleware = import_string(dotted)
+        if isinstance(middleware, type) and issubclass(middleware, MiddlewareMixin):
+            hops += hasattr(middleware, "process_request") + hasattr(middleware, "process_response")
+    costs["hops"] = hops
+    tenant_id = bearer_caller(request).tenant_id  # type: ignore[union-attr]
+    topic = Topic.job(uuid.UUID(data.job_ids[0]))
+
+    async def per_call(make: Callable[[], Awaitable[object]]) -> float:
+        for _ in range(50):
+            await make()
+        began = time.perf_counter()
+        for _ in range(calls // 4):
+            await make()
+        return (time.perf_counter() - began) / (calls // 4) * 1e6
+
+    async def measure_all() -> None:
+        costs["redis"] = await per_call(lambda: store.asnapshot(tenant_id, topic))
+        costs["hop"] = await per_call(sync_to_async(lambda: None, thread_sensitive=True))
+        costs["django_full"] = await per_call(lambda: AsyncClient().get("/bench/noop-noauth/"))
+        lean = [m for m in settings.MIDDLEWARE if m.startswith("django_guid")]
+        with override_settings(MIDDLEWARE=lean):
+            costs["django_lean"] = await per_call(lambda: AsyncClient().get("/bench/noop-noauth/"))
+
+    loop = new_event_loop()
+    try:
+        loop.run_until_complete(measure_all())
+    finally:
+        loop.close()
+    return costs
+
+
 def _trim_pstats(text: str) -> str:
     lines = text.splitlines()
     for index, line in enumerate(lines):
@@ -433,7 +498,12 @@ def paired_ratios(server: Server, name: str, baseline: str) -> list[float]:
     ]
 
 
-def report(servers: list[Server], args: argparse.Namespace, profile: str | None) -> str:
+def report(
+    servers: list[Server],
+    args: argparse.Namespace,
+    profile: str | None,
+    costs: dict[str, float],
+) -> str:
     """The measured block of RESULTS.md."""
     machine = (
         f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
@@ -489,6 +559,20 @@ def report(servers: list[Server], args: argparse.Namespace, profile: str | None)
             f"| {server.name} | {server.statements['progress']} | "
             f"{server.backends_after_progress} | {server.backends_after_detail} |"
         )
+    lines += [
+        "",
+        "What the pieces cost, measured in the benchmark process (µs per call, sequential):",
+        "",
+        "| piece | µs |",
+        "| --- | ---: |",
+        f"| token check (`bearer_caller`: JWT HS256 verify, claims) | {costs['jwt']:.0f} |",
+        f"| Redis read (`store.asnapshot`: EVALSHA, one round trip) | {costs['redis']:.0f} |",
+        f"| one `sync_to_async` thread hop | {costs['hop']:.0f} |",
+        f"| thread hops per request from the project's middleware | {costs['hops']:.0f} |",
+        "| Django in-process, no-op view, project middleware (test client) | "
+        f"{costs['django_full']:.0f} |",
+        f"| same, request-id middleware only | {costs['django_lean']:.0f} |",
+    ]
     if profile:
         lines += [
             "",
@@ -517,7 +601,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="per endpoint")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--jobs", type=int, default=50)
-    parser.add_argument("--servers", default="daphne,uvicorn")
+    parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--profile-seconds", type=float, default=8.0, help="0: no profile")
     args = parser.parse_args()
     if args.quick:
@@ -529,11 +613,12 @@ def main() -> int:
     print(f"logs in {LOGS}", flush=True)
     data = seed(args.jobs)
     servers = []
-    for kind in args.servers.split(","):
+    for name in args.servers.split(","):
+        kind, extra_env = SERVERS[name]
         port = _free_port()
-        server = Server(kind, server_argv(kind, port))
-        print(f"{kind} on port {port} ...", flush=True)
-        with running(server.argv, kind, port) as process:
+        server = Server(name, server_argv(kind, port))
+        print(f"{name} on port {port} ...", flush=True)
+        with running(server.argv, name, port, extra_env) as process:
             loop = new_event_loop()
             try:
                 loop.run_until_complete(
@@ -555,7 +640,8 @@ def main() -> int:
     if args.profile_seconds > 0:
         print("uvicorn under cProfile, progress only ...", flush=True)
         profile = profile_progress(data, args.profile_seconds, args.concurrency)
-    block = report(servers, args, profile)
+    costs = unit_costs(data)
+    block = report(servers, args, profile, costs)
     print(block)
     for server in servers:
         for name, windows in server.windows.items():
