@@ -49,7 +49,7 @@ def _document_response() -> HttpResponse:
 
 async def noop_api(request: HttpRequest) -> HttpResponse:
     """The progress endpoint's authentication, then a constant document: no Redis, no SQL."""
-    if bearer_caller(request) is None:
+    if bearer_caller(request.headers.get("Authorization", "")) is None:
         return JsonResponse(error_body("not_authenticated", "token required"), status=401)
     return _document_response()
 
