@@ -54,7 +54,7 @@ HOST = "127.0.0.1"
 TENANT_CODE = "bench-http"
 USERNAME = "bench-http-staff"
 PASSWORD = "bench-http-1234"  # noqa: S105 - a throwaway user in the benchmark's own database
-ORDER = ("progress", "noop", "noop-noauth", "detail")
+ORDER = ("progress", "progress-django", "noop", "noop-noauth", "detail")
 # Servers run with the project's database settings (the psycopg pool), not the seeder's.
 SERVER_ENV = {"DB_POOL": "true", "CONN_MAX_AGE": "0"}
 # name: (server, extra environment). "-lean" drops the project's sync middleware (bench only).
@@ -203,7 +203,12 @@ def _check_json(predicate: Callable[[dict[str, object]], bool]) -> Check:
 
 
 def targets(port: int, data: Seed) -> dict[str, Target]:
-    """The four endpoints, each answer checked for its own shape."""
+    """The endpoints, each answer checked for its own shape.
+
+    ``progress`` is the public URL, which the ASGI fast path (realtime/fastpath.py) answers in
+    front of Django; ``progress-django`` is the same view reached through Django's middleware
+    and URL resolver (a bench-only URL), i.e. what the public URL cost before the fast path.
+    """
     host = f"{HOST}:{port}"
 
     def progress_check(job_id: str) -> Check:
@@ -228,6 +233,11 @@ def targets(port: int, data: Seed) -> dict[str, Target]:
         "progress": Target(
             "progress",
             [build_request(host, f"/api/v1/jobs/{i}/progress/", data.token) for i in ids],
+            [progress_check(i) for i in ids],
+        ),
+        "progress-django": Target(
+            "progress-django",
+            [build_request(host, f"/bench/progress-django/{i}/", data.token) for i in ids],
             [progress_check(i) for i in ids],
         ),
         "noop": Target(
@@ -531,7 +541,7 @@ def report(
                 f"{row.server_cpu_pct:.0f}% | {row.server_us_per_request:.0f} | "
                 f"{row.client_cpu_pct:.0f}% | {row.statements:,} |"
             )
-        for name in ("progress", "detail"):
+        for name in ("progress", "progress-django", "detail"):
             per_round = paired_ratios(server, name, "noop")
             verdicts.append(
                 f"| {server.name} | {name} / noop | {rows[name].rps / base:.2f}x | "

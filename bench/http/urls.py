@@ -3,6 +3,7 @@
 from django.urls import path
 
 from bench.http import views
+from domains.jobs.apis import job_progress_api
 from project.urls import handler404, handler500
 from project.urls import urlpatterns as project_urlpatterns
 
@@ -12,5 +13,7 @@ urlpatterns = [
     path("bench/noop/", views.noop_api, name="bench-noop"),
     path("bench/noop-noauth/", views.noop_noauth_api, name="bench-noop-noauth"),
     path("bench/sql/", views.sql_count_api, name="bench-sql"),
+    # The progress view through Django (the public URL is served by the ASGI fast path).
+    path("bench/progress-django/<uuid:job_id>/", job_progress_api, name="bench-progress-django"),
     *project_urlpatterns,
 ]
