@@ -150,6 +150,13 @@ def stack(browser: Any, transactional_db: None, tmp_path: Path) -> Iterator[Stac
             print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")  # noqa: T201
 
 
+@pytest.fixture
+def ai_worker(stack: Stack) -> Stack:
+    """The ``ai`` queue's worker (the Excel import), for the tests that need it."""
+    stack.start_worker("ai")
+    return stack
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
