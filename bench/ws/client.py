@@ -25,7 +25,7 @@ import struct
 import sys
 import time
 from array import array
-from typing import Any
+from typing import Any, cast
 
 MARK = b"ts:"
 _clock = time.time_ns
@@ -83,8 +83,7 @@ class WsClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -145,6 +145,8 @@ class Step:
     publisher_cpu: float
     late_ticks: int
     sustained: bool
+    server_us_per_frame: float  # server CPU per delivered frame: robust to a busy machine
+    load_average: float
 
 
 @dataclass
@@ -162,6 +164,7 @@ class Result:
     steps: list[Step] = field(default_factory=list)
     saturation: int = 0
     peak_delivered: float = 0.0
+    us_per_frame: float = 0.0  # server CPU per delivered frame, median of the sustained steps
     note: str = ""
 
 
@@ -359,6 +362,8 @@ def run_step(
         publisher_cpu=cpu["publisher"],
         late_ticks=int(pub["late_ticks"]),
         sustained=sustained,
+        server_us_per_frame=cpu["server"] / (delivered / seconds) * 1e6 if delivered else 0.0,
+        load_average=os.getloadavg()[0],
     )
 
 
@@ -369,7 +374,8 @@ def _show(step: Step) -> str:
         f"  {step.target:>6}/s  published {step.published_rate:8.0f}  delivered "
         f"{step.delivered_rate:8.0f} ({step.delivered_share:5.1%})  p50 {p50:>7} p99 {p99:>7} ms"
         f"  cpu server {step.server_cpu:.2f} clients {step.client_cpu:.2f} "
-        f"pub {step.publisher_cpu:.2f}  {'ok' if step.sustained else 'FAIL'}"
+        f"pub {step.publisher_cpu:.2f}  {step.server_us_per_frame:.0f} µs/frame  "
+        f"load {step.load_average:.1f}  {'ok' if step.sustained else 'FAIL'}"
     )
 
 
@@ -457,6 +463,10 @@ def measure(
                 last_ok = mid
         result.saturation = last_ok
         result.peak_delivered = max([s.delivered_rate for s in [lat, *result.steps]], default=0.0)
+        costs = sorted(
+            s.server_us_per_frame for s in [lat, *result.steps] if s.sustained and s.target >= 2000
+        ) or sorted(s.server_us_per_frame for s in [lat, *result.steps])
+        result.us_per_frame = costs[len(costs) // 2]
         if any(s.published_rate < DELIVERED_MIN * s.target for s in result.steps):
             result.note = "publisher fell short of the target at some step"
         return result
@@ -539,14 +549,15 @@ def tables(results: list[Result]) -> str:
         refs = [v for v in ("stock-core", "stock-pubsub", "ceiling") if v in by]
         out += [f"### {n:,} clients", ""]
         head = "| variant | saturation frames/s | peak delivered/s | p50 @1k/s ms | p99 @1k/s ms"
-        head += " | KiB/idle conn | idle CPU |"
-        out += [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        head += " | KiB/idle conn | idle CPU | server µs/frame | frames/s per busy core |"
+        out += [head, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for r in rows:
             lat = r.latency_1000
             out.append(
                 f"| {r.variant} | {r.saturation:,} | {r.peak_delivered:,.0f} | "
                 f"{_fmt(lat.p50_ms if lat else None)} | {_fmt(lat.p99_ms if lat else None)} | "
-                f"{r.rss_per_conn_kb:.1f} | {r.idle_server_cpu:.1%} |"
+                f"{r.rss_per_conn_kb:.1f} | {r.idle_server_cpu:.1%} | {r.us_per_frame:.0f} | "
+                f"{1e6 / r.us_per_frame if r.us_per_frame else 0:,.0f} |"
             )
         out.append("")
         if refs:
@@ -581,15 +592,16 @@ def tables(results: list[Result]) -> str:
         ]
         out += [
             "| variant | target/s | published/s | delivered/s | p50 | p99 | server CPU | "
-            "client CPU | publisher CPU | ok |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "server µs/frame | client CPU | publisher CPU | load avg | ok |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
         ]
         for r in rows:
             for s in [r.latency_1000, *r.steps] if r.latency_1000 else r.steps:
                 out.append(
                     f"| {r.variant} | {s.target:,} | {s.published_rate:,.0f} | "
                     f"{s.delivered_rate:,.0f} | {_fmt(s.p50_ms)} | {_fmt(s.p99_ms)} | "
-                    f"{s.server_cpu:.2f} | {s.client_cpu:.2f} | {s.publisher_cpu:.2f} | "
+                    f"{s.server_cpu:.2f} | {s.server_us_per_frame:.0f} | {s.client_cpu:.2f} | "
+                    f"{s.publisher_cpu:.2f} | {s.load_average:.1f} | "
                     f"{'yes' if s.sustained else 'no'} |"
                 )
         out.append("")
