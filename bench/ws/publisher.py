@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 TICK = 0.005
+STOCK_CONCURRENCY = 50
 PAD = "학생 등록 진행 중"  # step_name_display, like a real import step (and non-ASCII)
 
 
@@ -109,11 +110,14 @@ def stock_sender(topics: list[str]) -> Callable[[list[int], int], Awaitable[int]
     layer = get_channel_layer()
     groups = [group_of(t) for t in topics]
     seqs = [0] * len(topics)
+    # The core layer's pool holds 100 connections and raises beyond: stay well under it.
+    gate = asyncio.Semaphore(STOCK_CONCURRENCY)
 
     async def one(i: int, ts: int) -> None:
         seqs[i] += 1
         payload = _stock_payload(topics[i], seqs[i], ts)
-        await layer.group_send(groups[i], {"type": "bench.state", "payload": payload})
+        async with gate:
+            await layer.group_send(groups[i], {"type": "bench.state", "payload": payload})
 
     async def send(indexes: list[int], ts: int) -> int:
         await asyncio.gather(*(one(i, ts) for i in indexes))

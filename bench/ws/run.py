@@ -53,7 +53,25 @@ WARM_CONNECTIONS = 10
 CLIENT_PROCESSES = 2
 P99_LIMIT_MS = 500.0
 DELIVERED_MIN = 0.95
-RATES = [1000, 2000, 3000, 4000, 5000, 6500, 8000, 10000, 13000, 16000, 20000, 25000, 30000]
+RATES = [
+    250,
+    500,
+    750,
+    1000,
+    1500,
+    2000,
+    3000,
+    4000,
+    5000,
+    6500,
+    8000,
+    10000,
+    13000,
+    16000,
+    20000,
+    25000,
+    30000,
+]
 
 _UVICORN = [
     "-m",
@@ -436,24 +454,27 @@ def measure(
         if not _drain(clients):
             result.note = "backlog did not drain after the 1,000/s step"
             return result
-        last_ok = 1000 if lat.sustained else 0
-        failed_at = None
-        for rate in [r for r in RATES if r > 1000] if lat.sustained else []:
+        # The ladder reuses the 1,000/s latency step for its 1,000/s rung.
+        last_ok, failed_at = 0, None
+        for rate in RATES:
             if args.profile and variant == args.profile and rate >= args.profile_rate:
                 profiler = _start_profile(server.pid, variant, n, args.duration + args.warmup)
-            step = run_step(rate, server, clients, publisher, args.warmup, args.duration)
+            if rate == 1000:
+                step, drained = lat, True
+            else:
+                step = run_step(rate, server, clients, publisher, args.warmup, args.duration)
+                print(_show(step), flush=True)
+                result.steps.append(step)
+                drained = _drain(clients)
             if profiler is not None:
                 profiler.wait(timeout=60)
                 profiler = None
                 args.profile = None
-            print(_show(step), flush=True)
-            result.steps.append(step)
-            drained = _drain(clients)
             if not step.sustained or not drained:
                 failed_at = rate
                 break
             last_ok = rate
-        if failed_at is not None and last_ok and failed_at - last_ok > 1000:
+        if failed_at is not None and last_ok and failed_at - last_ok >= 1000:
             mid = (last_ok + failed_at) // 2 // 250 * 250
             step = run_step(mid, server, clients, publisher, args.warmup, args.duration)
             print(_show(step), flush=True)
@@ -617,7 +638,7 @@ def main() -> int:
     parser.add_argument("--servers", nargs="+", default=DEFAULT_SERVERS, choices=list(VARIANTS))
     parser.add_argument("--quick", action="store_true", help="short steps, a smoke run")
     parser.add_argument("--profile", default=None, help="py-spy this variant at saturation")
-    parser.add_argument("--profile-rate", type=int, default=5000)
+    parser.add_argument("--profile-rate", type=int, default=1500)
     parser.add_argument("--output", default="last_run")
     args = parser.parse_args()
     args.warmup, args.duration, args.latency_seconds, args.settle = (
