@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSockets through the realtime core."""
+"""ASGI entry point: HTTP through Django (progress reads on a fast path), WebSockets through
+the realtime core."""
 
 import os
 
@@ -12,11 +13,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from realtime.auth import TokenAuthMiddleware  # noqa: E402
+from realtime.fastpath import ProgressFastPath  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # GET …/progress/ is answered before Django's middleware; everything else is Django.
+        "http": ProgressFastPath(django_asgi_app),
         "websocket": TokenAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

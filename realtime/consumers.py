@@ -11,6 +11,10 @@ but always the terminal state, and the dispatch loop never waits on a client. A 
 that cannot take a frame for ``REALTIME_SEND_TIMEOUT`` seconds is closed rather than buffered
 without bound.
 
+Nothing runs per connection while it is idle: token expiry is two timer handles, and the
+periodic resync and the check for clients that stopped reading are one sweep per process
+(``realtime.watchdog``).
+
 Nothing here touches the database: authentication is the token, authorisation reads the
 topic's ``owner_id`` from Redis.
 """
@@ -21,9 +25,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from collections import deque
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +78,7 @@ class TokenBucket:
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
     caller: Caller
+    tenant_id: int
 
     # --- Channels plumbing ----------------------------------------------------------------
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -90,8 +95,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._pending: dict[str, str] = {}
         self._control: deque[str] = deque()
         self._wakeup = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
-        self._token_task: asyncio.Task[None] | None = None
+        self._sender_task: asyncio.Task[None] | None = None
+        self._token_timers: list[asyncio.TimerHandle] = []
+        self._background: set[asyncio.Task[None]] = set()
         self._sending_since: float | None = None
         self._closed = False
         self._bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
@@ -101,18 +107,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._close(auth.close_code or CLOSE_UNAUTHENTICATED)
             return
         self.caller = auth.caller
-        self._resync_now = asyncio.Event()
+        self.tenant_id = auth.caller.tenant_id
         self._sender_task = asyncio.create_task(self._sender())
-        self._token_task = asyncio.create_task(self._token_watch())
-        self._tasks = [self._sender_task, asyncio.create_task(self._resync_loop())]
+        self._arm_token_timers()
         watchdog.watch(self)
         logger.debug("websocket open tenant=%s user=%s", self.caller.tenant_id, self.caller.user_id)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self._closed = True
-        for task in [*getattr(self, "_tasks", ()), getattr(self, "_token_task", None)]:
-            if task is not None:
-                task.cancel()
+        for timer in getattr(self, "_token_timers", ()):
+            timer.cancel()
+        if (sender := getattr(self, "_sender_task", None)) is not None:
+            sender.cancel()
         for sub in getattr(self, "subs", {}).values():
             await self.channel_layer.group_discard(sub.group, self.channel_name)
         raise StopConsumer()
@@ -246,9 +252,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 self._pending.pop(key, None)
                 await self.channel_layer.group_discard(sub.group, self.channel_name)
                 await self._error(key, "not_found", "No such topic.")
-        if self._token_task is not None:
-            self._token_task.cancel()
-        self._token_task = asyncio.create_task(self._token_watch())
+        self._arm_token_timers()
         await self._send_json({"type": "auth_ok", "expires_at": caller.expires_at})
 
     # --- delivery -------------------------------------------------------------------------
@@ -280,77 +284,83 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.base_send({"type": "websocket.send", "text": frame})
                 self._sending_since = None
 
-    async def _resync_loop(self) -> None:
-        """Re-read the seq of every live topic now and then, and at once after an outage."""
-        interval = settings.REALTIME_RESYNC_INTERVAL
-        failed = False
-        while True:
-            delay = 1.0 if failed else interval * random.uniform(0.8, 1.2)  # noqa: S311
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._resync_now.wait(), timeout=delay)
-            self._resync_now.clear()
-            if self._send_stalled():
-                logger.info(
-                    "websocket closed: client not reading tenant=%s user=%s",
-                    self.caller.tenant_id,
-                    self.caller.user_id,
-                )
-                self._sender_task.cancel()
-                await self._close(CLOSE_POLICY)
-                return
-            try:
-                await self.resync()
-            except RealtimeUnavailable:
-                failed = True
-                continue
-            failed = False
+    # --- the process-wide sweep (realtime.watchdog.Sweeper) -------------------------------
+    def watched(self) -> Iterator[tuple[Topic, int]]:
+        if self._closed:
+            return
+        for sub in list(self.subs.values()):
+            if not sub.terminal:
+                yield sub.topic, sub.sent_seq
 
-    def request_resync(self) -> None:
-        """Called by the layer watchdog when the layer may have lost messages."""
-        if not self._closed:
-            self._resync_now.set()
-
-    async def resync(self) -> int:
-        """Send the state of every watched topic whose stored seq moved past what was sent."""
-        live = [sub for sub in self.subs.values() if not sub.terminal]
-        if not live:
-            return 0
-        seqs = await store.aseqs(self.caller.tenant_id, [sub.topic for sub in live])
-        repaired = 0
-        for sub, seq in zip(live, seqs, strict=True):
-            if seq is not None and seq > sub.sent_seq:
-                snap = await store.asnapshot(self.caller.tenant_id, sub.topic)
-                if snap is not None and self._visible(snap):
-                    self._offer(sub, snap.seq, is_terminal(snap.status), snap.frame)
-                    repaired += 1
-        if repaired:
-            logger.info("resync repaired %s topic(s) tenant=%s", repaired, self.caller.tenant_id)
-        return repaired
-
-    def _send_stalled(self) -> bool:
+    def stalled(self, now: float) -> bool:
         since = self._sending_since
-        return since is not None and time.monotonic() - since > settings.REALTIME_SEND_TIMEOUT
+        return (
+            not self._closed and since is not None and now - since > settings.REALTIME_SEND_TIMEOUT
+        )
 
-    async def _token_watch(self) -> None:
+    async def close_stalled(self) -> None:
+        logger.info(
+            "websocket closed: client not reading tenant=%s user=%s",
+            self.caller.tenant_id,
+            self.caller.user_id,
+        )
+        if self._sender_task is not None:
+            self._sender_task.cancel()
+        await self._close(CLOSE_POLICY)
+
+    async def repair(self, topic: Topic) -> bool:
+        """Re-read a topic whose stored seq moved past what was sent, and send it."""
+        sub = self.subs.get(str(topic))
+        if sub is None or self._closed:
+            return False
+        snap = await store.asnapshot(self.tenant_id, topic)
+        if snap is None or not self._visible(snap) or snap.seq <= sub.sent_seq:
+            return False
+        self._offer(sub, snap.seq, is_terminal(snap.status), snap.frame)
+        return True
+
+    # --- token expiry: two timers, no task ----------------------------------------------------
+    def _arm_token_timers(self) -> None:
+        for timer in self._token_timers:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
         expires_at = self.caller.expires_at
-        warn_at = expires_at - settings.REALTIME_TOKEN_WARNING
-        if (delay := warn_at - time.time()) > 0:
-            await asyncio.sleep(delay)
-        await self._send_json({"type": "token_expiring", "expires_at": expires_at})
-        if (delay := expires_at - time.time()) > 0:
-            await asyncio.sleep(delay)
+        now = time.time()
+        warn_in = max(0.0, expires_at - settings.REALTIME_TOKEN_WARNING - now)
+        self._token_timers = [
+            loop.call_later(warn_in, self._token_expiring, expires_at),
+            loop.call_later(max(0.0, expires_at - now), self._spawn, self._token_expired),
+        ]
+
+    def _token_expiring(self, expires_at: int) -> None:
+        self._queue({"type": "token_expiring", "expires_at": expires_at})
+
+    async def _token_expired(self) -> None:
+        logger.info(
+            "websocket closed: token expired tenant=%s user=%s",
+            self.caller.tenant_id,
+            self.caller.user_id,
+        )
         await self._close(CLOSE_UNAUTHENTICATED)
+
+    def _spawn(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        task = asyncio.create_task(factory())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- helpers --------------------------------------------------------------------------
     async def _send_json(self, frame: dict[str, Any]) -> None:
         """Queue a reply for the sender task; never waits on the client."""
-        if self._closed:
-            return
-        if len(self._control) >= MAX_CONTROL_BACKLOG:
+        if not self._queue(frame) and not self._closed:
             await self._close(CLOSE_POLICY)  # asks but does not read its answers
-            return
+
+    def _queue(self, frame: dict[str, Any]) -> bool:
+        """Queue a control frame; False if the connection is closed or its backlog is full."""
+        if self._closed or len(self._control) >= MAX_CONTROL_BACKLOG:
+            return False
         self._control.append(json.dumps(frame))
         self._wakeup.set()
+        return True
 
     async def _error(self, topic: Any, code: str, detail: str) -> None:
         topic_text = topic if isinstance(topic, str) and len(topic) <= 100 else None

@@ -1,12 +1,18 @@
 """The Redis-only progress endpoints' shared body: zero SQL, authentication included.
 
-These run as plain async Django views (not DRF) on the async Redis client: no thread hop, no
-database, and the document is returned as the JSON text the script built, not re-encoded.
+:func:`progress_reply` decides the answer from the ``Authorization`` header and the topic, on
+the async Redis client, returning the document as the JSON text the script built (never
+re-encoded). Two front doors use it: the Django views (``progress_response``; URL reversing,
+the test client, any server) and, in front of Django, the ASGI fast path
+(``realtime.fastpath``), which skips the middleware chain for these hot GETs.
 """
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+import json
+from dataclasses import dataclass
+
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
 from domains.tenants.auth import caller_from_access_token
@@ -20,9 +26,15 @@ from realtime.store import RealtimeUnavailable
 RETRY_AFTER_SECONDS = 2
 
 
-def bearer_caller(request: HttpRequest) -> Caller | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _sep, token = header.partition(" ")
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def bearer_caller(authorization: str) -> Caller | None:
+    scheme, _sep, token = authorization.partition(" ")
     if scheme != "Bearer" or not token:
         return None
     try:
@@ -31,28 +43,44 @@ def bearer_caller(request: HttpRequest) -> Caller | None:
         return None
 
 
-async def progress_response(request: HttpRequest, topic: Topic) -> HttpResponse:
-    caller = bearer_caller(request)
-    response: HttpResponse
+def _error(status: int, code: str, detail: str, *headers: tuple[str, str]) -> Reply:
+    return Reply(status, json.dumps(error_body(code, detail)).encode(), headers)
+
+
+async def progress_reply(authorization: str, topic: Topic) -> Reply:
+    """The answer to ``GET …/progress/`` (PROTOCOL.md §5), in the active language."""
+    caller = bearer_caller(authorization)
     if caller is None:
-        response = JsonResponse(
-            error_body("not_authenticated", _("A valid access token is required.")), status=401
+        return _error(
+            401,
+            "not_authenticated",
+            _("A valid access token is required."),
+            ("WWW-Authenticate", 'Bearer realm="api"'),
         )
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-        return response
     try:
         snap = await store.asnapshot(caller.tenant_id, topic)
     except RealtimeUnavailable:
-        response = JsonResponse(
-            error_body(ServiceUnavailable.code, ServiceUnavailable.default_detail), status=503
+        return _error(
+            503,
+            ServiceUnavailable.code,
+            str(ServiceUnavailable.default_detail),
+            ("Retry-After", str(RETRY_AFTER_SECONDS)),
         )
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
     if snap is None or not snap.visible_to(
         user_id=caller.user_id, sees_whole_tenant=caller.sees_whole_tenant
     ):
         # Missing and not-yours look the same; the client then reads the record once.
-        return JsonResponse(error_body(NotFound.code, NotFound.default_detail), status=404)
-    response = HttpResponse(snap.document, content_type="application/json")
-    response["Cache-Control"] = "no-store"
+        return _error(404, NotFound.code, str(NotFound.default_detail))
+    return Reply(200, snap.document.encode(), (("Cache-Control", "no-store"),))
+
+
+async def progress_response(request: HttpRequest, topic: Topic) -> HttpResponse:
+    """The Django view body; the views are CSRF-exempt (bearer tokens only, no cookies)."""
+    if request.method in ("GET", "HEAD"):
+        reply = await progress_reply(request.headers.get("Authorization", ""), topic)
+    else:
+        reply = _error(405, "method_not_allowed", _("Method not allowed."), ("Allow", "GET, HEAD"))
+    response = HttpResponse(reply.body, status=reply.status, content_type="application/json")
+    for name, value in reply.headers:
+        response[name] = value
     return response

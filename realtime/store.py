@@ -179,13 +179,21 @@ async def asnapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
 
 async def aseqs(tenant_id: int, topics: Sequence[Topic]) -> list[int | None]:
     """The stored seq of each topic (None where it does not exist), in one pipelined trip."""
-    if not topics:
+    return await aseqs_many([(tenant_id, topic) for topic in topics])
+
+
+async def aseqs_many(pairs: Sequence[tuple[int, Topic]]) -> list[int | None]:
+    """Like :func:`aseqs` for topics of many tenants at once: one pipelined trip for all.
+
+    The process-wide resync sweep reads every watched topic of every connection this way.
+    """
+    if not pairs:
         return []
     space = keyspace()
     client: aredis.Redis = async_redis()
     try:
         async with client.pipeline(transaction=False) as pipe:
-            for topic in topics:
+            for tenant_id, topic in pairs:
                 pipe.hget(space.status_key(tenant_id, topic), "seq")
             replies = await pipe.execute()
     except REDIS_ERRORS as exc:

@@ -6,7 +6,14 @@ sends itself numbered heartbeats *through the layer*, once per ``interval``. A g
 numbers it receives means the layer lost messages, and every consumer of the process re-reads
 its topics at once. This catches outages longer than the interval (a Redis restart or
 failover). A blip shorter than that (the subscriber reconnects within ~0.1 s) may lose a
-publish without losing a beat: the periodic sweep of each consumer repairs those.
+publish without losing a beat: the periodic sweep repairs those.
+
+The sweep is one task per process, not one per connection: every
+``REALTIME_RESYNC_INTERVAL`` seconds (and at once after a gap) it reads the stored seq of every
+topic every connection watches, in pipelined batches across tenants, sends the state of those
+that moved, and closes connections whose client stopped reading. Per-connection timers and
+loops cost memory and wake-ups on every idle socket; with thousands of connections per process
+that was most of the idle CPU.
 """
 
 from __future__ import annotations
@@ -14,18 +21,49 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
 import uuid
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
+from django.conf import settings
+
+from realtime import store
+from realtime.keys import Topic
+from realtime.store import RealtimeUnavailable
 
 logger = logging.getLogger(__name__)
+
+# Topics read per pipelined round trip during a sweep.
+SWEEP_BATCH = 500
 
 _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LayerWatchdog] = (
     weakref.WeakKeyDictionary()
 )
+_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Sweeper] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+class Watched(Protocol):
+    """What the sweep needs of a connection (``RealtimeConsumer`` implements it)."""
+
+    tenant_id: int
+
+    def watched(self) -> Iterable[tuple[Topic, int]]:
+        """(topic, seq already sent) of each live, non-terminal subscription."""
+        ...
+
+    def stalled(self, now: float) -> bool: ...
+
+    async def close_stalled(self) -> None: ...
+
+    async def repair(self, topic: Topic) -> bool:
+        """Read the topic's state and send it if it moved; True when something was sent."""
+        ...
 
 
 class LayerWatchdog:
@@ -81,17 +119,81 @@ class LayerWatchdog:
             last = n
 
 
+class Sweeper:
+    """The process-wide resync sweep of every registered connection (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.sweeps = 0
+        self._now = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="realtime-sweeper")
+            self._task.add_done_callback(_log_crash)
+
+    def request_resync(self) -> None:
+        """The layer lost messages: sweep now instead of at the next interval."""
+        self._now.set()
+
+    async def _run(self) -> None:
+        failed = False
+        while True:
+            interval = settings.REALTIME_RESYNC_INTERVAL
+            delay = 1.0 if failed else interval * random.uniform(0.8, 1.2)  # noqa: S311
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._now.wait(), timeout=delay)
+            self._now.clear()
+            try:
+                await self.sweep()
+            except RealtimeUnavailable as exc:
+                logger.warning("resync sweep failed, retrying in 1 s: %s", exc)
+                failed = True
+                continue
+            except Exception:  # the sweep must outlive any one bad connection
+                logger.exception("resync sweep crashed; next sweep as usual")
+            failed = False
+
+    async def sweep(self) -> int:
+        """One pass over every connection; returns how many topics were repaired."""
+        self.sweeps += 1
+        now = time.monotonic()
+        watched: list[tuple[Watched, Topic, int]] = []
+        for connection in list(self.connections):
+            if connection.stalled(now):
+                task = asyncio.create_task(connection.close_stalled())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+                continue
+            watched.extend((connection, topic, sent) for topic, sent in connection.watched())
+        repaired = 0
+        for start in range(0, len(watched), SWEEP_BATCH):
+            batch = watched[start : start + SWEEP_BATCH]
+            seqs = await store.aseqs_many([(conn.tenant_id, topic) for conn, topic, _ in batch])
+            for (connection, topic, sent), seq in zip(batch, seqs, strict=True):
+                if seq is not None and seq > sent and await connection.repair(topic):
+                    repaired += 1
+        if repaired:
+            logger.info("resync repaired %s topic(s) over %s watched", repaired, len(watched))
+        return repaired
+
+
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.error("layer watchdog stopped", exc_info=task.exception())
+        logger.error("%s stopped", task.get_name(), exc_info=task.exception())
 
 
-def watch(listener: Any, *, factory: Callable[[], LayerWatchdog] = LayerWatchdog) -> LayerWatchdog:
-    """Register a consumer (anything with ``request_resync()``) with this loop's watchdog."""
+def watch(connection: Watched, *, factory: Callable[[], LayerWatchdog] = LayerWatchdog) -> Sweeper:
+    """Register a connection with this loop's sweep (starting it and the watchdog if needed)."""
     loop = asyncio.get_running_loop()
-    watchdog = _watchdogs.get(loop)
-    if watchdog is None:
+    sweeper = _sweepers.get(loop)
+    if sweeper is None:
+        sweeper = _sweepers[loop] = Sweeper()
         watchdog = _watchdogs[loop] = factory()
+        watchdog.listeners.add(sweeper)
         watchdog.start()
-    watchdog.listeners.add(listener)
-    return watchdog
+        sweeper.start()
+    sweeper.connections.add(connection)
+    return sweeper

@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django_guid import get_guid
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -106,6 +107,7 @@ class JobCreateApi(APIView):
         return Response(body, status=202, headers={"Location": body["detail_url"]})
 
 
+@csrf_exempt
 async def job_progress_api(request: HttpRequest, job_id: uuid.UUID) -> HttpResponse:
     """GET …/progress/: the live state document from Redis. Zero SQL."""
     return await progress_response(request, Topic.job(job_id))

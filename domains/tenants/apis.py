@@ -26,6 +26,11 @@ class TokenObtainApi(APIView):
         access = serializers.CharField()
         refresh = serializers.CharField()
         access_expires_at = serializers.DateTimeField()
+        must_change_password = serializers.BooleanField(
+            help_text="The user still has an initial password: until it is changed "
+            "(POST /api/v1/auth/password/), other endpoints answer 403 "
+            "password_change_required."
+        )
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
     def post(self, request: Request) -> Response:
@@ -58,14 +63,38 @@ class TokenRefreshApi(APIView):
         return Response(self.OutputSerializer(tokens).data)
 
 
+class PasswordChangeApi(APIView):
+    """Change one's password; the only write open to a user who still has an initial one."""
+
+    allowed_before_password_change = True
+
+    class InputSerializer(serializers.Serializer):
+        current_password = serializers.CharField(max_length=512, trim_whitespace=False)
+        new_password = serializers.CharField(max_length=512, trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenObtainApi.OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tokens = services.auth_password_change(
+            caller_of(request),
+            current_password=data.validated_data["current_password"],
+            new_password=data.validated_data["new_password"],
+        )
+        return Response(TokenObtainApi.OutputSerializer(tokens).data)
+
+
 class MeApi(APIView):
     """The caller as the access token states it. Answered without any database query."""
+
+    allowed_before_password_change = True
 
     class OutputSerializer(serializers.Serializer):
         user_id = serializers.IntegerField()
         tenant_id = serializers.IntegerField()
         role = serializers.CharField()
         expires_at = serializers.IntegerField(help_text="Token expiry, epoch seconds.")
+        must_change_password = serializers.BooleanField()
 
     @extend_schema(responses={200: OutputSerializer})
     def get(self, request: Request) -> Response:

@@ -42,10 +42,23 @@ class StatelessTenantJWTAuthentication(JWTStatelessUserAuthentication):
 
 
 class IsTenantMember(permissions.BasePermission):
-    """Default permission: an access token issued for a tenant membership."""
+    """Default permission: an access token issued for a tenant membership.
+
+    A token of a user who still has an initial password (``must_change_password``) opens only
+    the views that set ``allowed_before_password_change = True``: reading who one is and
+    changing the password. Checked from the token's claim, so still without SQL.
+    """
+
+    message = _("Change your initial password first.")
+    code = "password_change_required"
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.user, TenantTokenUser)
+        user = request.user
+        if not isinstance(user, TenantTokenUser):
+            return False
+        return not user.caller.must_change_password or getattr(
+            view, "allowed_before_password_change", False
+        )
 
 
 def caller_of(request: Request) -> Caller:

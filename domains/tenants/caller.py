@@ -15,6 +15,8 @@ from domains.tenants.roles import Role, sees_whole_tenant
 # Claim names inside the access token, besides simplejwt's own (`user_id`, `exp`, `jti`, ...).
 TENANT_CLAIM = "tenant_id"
 ROLE_CLAIM = "role"
+# Set while the user still has the initial password an import gave it (ADR 0102).
+PASSWORD_CHANGE_CLAIM = "pwd_change"  # noqa: S105 - a claim name, not a secret
 
 
 class InvalidClaims(ValueError):
@@ -27,6 +29,7 @@ class Caller:
     user_id: int
     role: Role
     expires_at: int  # epoch seconds, the token's `exp`
+    must_change_password: bool = False
 
     @property
     def sees_whole_tenant(self) -> bool:
@@ -40,6 +43,7 @@ class Caller:
                 user_id=int(claims["user_id"]),
                 role=Role(claims[ROLE_CLAIM]),
                 expires_at=int(claims["exp"]),
+                must_change_password=bool(claims.get(PASSWORD_CHANGE_CLAIM, False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidClaims(str(exc)) from exc

@@ -17,14 +17,30 @@ def membership_for_login(*, tenant_code: str, username: str) -> TenantMembership
     )
 
 
-def membership_role(tenant_id: int, *, user_id: int) -> Role | None:
-    """The current role of an active user in a tenant, or None."""
-    role = (
+def membership_role(tenant_id: int, *, user_id: int) -> tuple[Role, bool] | None:
+    """The current role of an active user in a tenant and its must-change-password flag."""
+    row = (
         TenantMembership.objects.filter(tenant_id=tenant_id, user_id=user_id, user__is_active=True)
-        .values_list("role", flat=True)
+        .values_list("role", "user__must_change_password")
         .first()
     )
-    return Role(role) if role else None
+    return (Role(row[0]), bool(row[1])) if row else None
+
+
+def membership_of(tenant_id: int, *, user_id: int) -> TenantMembership | None:
+    """The membership with its user (for the password change), or None."""
+    return (
+        TenantMembership.objects.select_related("user")
+        .filter(tenant_id=tenant_id, user_id=user_id, user__is_active=True)
+        .first()
+    )
+
+
+def user_password_set(user: User, *, password: str) -> None:
+    """Store a new password and clear the initial-password flag."""
+    user.set_password(password)
+    user.must_change_password = False
+    user.save(update_fields=["password", "must_change_password"])
 
 
 def tenant_upsert(*, code: str, name: str) -> Tenant:

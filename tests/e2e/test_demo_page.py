@@ -109,7 +109,10 @@ def test_a_server_restart_mid_job_reconnects_and_finishes(
 ) -> None:
     browser_page, wire = page
     _open(browser_page, stack)
-    topic = _start(browser_page, recipients=240)  # ~12 s
+    # ~30 s: long enough that the reconnect lands before DONE. The server is away ~4 s and
+    # the client's backoff has full jitter, so its 5th attempt can come up to ~12 s after the
+    # restart; a job shorter than that could finish over polling, never resuming the socket.
+    topic = _start(browser_page, recipients=600)
     browser_page.wait_for_function(
         "Number(document.querySelector('#bar').value) > 5", timeout=15_000
     )
@@ -117,7 +120,7 @@ def test_a_server_restart_mid_job_reconnects_and_finishes(
     stack.stop_server()
     time.sleep(2)
     stack.start_server()
-    _wait_done(browser_page, timeout_s=60)
+    _wait_done(browser_page, timeout_s=90)
 
     assert browser_page.text_content("#status") == "DONE"
     assert len(wire.sockets) >= 2  # it reconnected

@@ -31,7 +31,8 @@ def test_member_gets_tokens_carrying_user_tenant_and_role(
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access", "refresh", "access_expires_at"}
+    assert set(body) == {"access", "refresh", "access_expires_at", "must_change_password"}
+    assert body["must_change_password"] is False
     claims = _claims(body["access"])
     assert claims["user_id"] == str(alpha_staff.user.id) or claims["user_id"] == alpha_staff.user.id
     assert claims["tenant_id"] == alpha_staff.tenant.id

@@ -33,6 +33,7 @@ def test_bearer_request_makes_no_sql_query(
         "tenant_id": alpha_staff.tenant.id,
         "role": "staff",
         "expires_at": response.json()["expires_at"],
+        "must_change_password": False,
     }
     assert response.json()["expires_at"] > time.time()
 

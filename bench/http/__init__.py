@@ -1,0 +1,1 @@
+"""HTTP progress-endpoint benchmark: ``python -m bench.http.run`` (see RESULTS.md)."""
