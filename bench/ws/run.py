@@ -112,6 +112,17 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str], str, str]] = {
         "design",
         "project.asgi, uvicorn --ws wsproto --loop uvloop",
     ),
+    "design-uvicorn-custom": (
+        [
+            *_UVICORN[:2],
+            os.environ.get("BENCH_WS_APP", "project.asgi:application"),
+            *_UVICORN[3:],
+            *["--port", "{port}", "--ws", "websockets"],
+        ],
+        {},
+        "design",
+        "as design-uvicorn, app from BENCH_WS_APP (to compare a patched app in the same run)",
+    ),
     "stock-core": (
         [*_DAPHNE, "-p", "{port}", "bench.ws.stock_asgi:application"],
         {**_STOCK_ENV, "BENCH_STOCK_LAYER": "core"},
@@ -448,17 +459,20 @@ def measure(
 
         publisher = _spawn(["bench/ws/publisher.py"], f"{variant}-{n}-publisher", env, pipe=True)
         _ask(publisher, {"mode": mode, "topics": topics[: WARM_CONNECTIONS + n], "tenant_id": 1})
+        if args.profile == variant:  # sample the server through the 1,000/s step
+            profiler = _start_profile(server.pid, variant, n, args.warmup + args.latency_seconds)
         lat = run_step(1000, server, clients, publisher, args.warmup, args.latency_seconds)
         result.latency_1000 = lat
+        if profiler is not None:
+            profiler.wait(timeout=60)
+            profiler = None
         print(_show(lat), flush=True)
         if not _drain(clients):
             result.note = "backlog did not drain after the 1,000/s step"
             return result
         # The ladder reuses the 1,000/s latency step for its 1,000/s rung.
         last_ok, failed_at = 0, None
-        for rate in RATES:
-            if args.profile and variant == args.profile and rate >= args.profile_rate:
-                profiler = _start_profile(server.pid, variant, n, args.duration + args.warmup)
+        for rate in [] if args.no_ladder else RATES:
             if rate == 1000:
                 step, drained = lat, True
             else:
@@ -466,10 +480,6 @@ def measure(
                 print(_show(step), flush=True)
                 result.steps.append(step)
                 drained = _drain(clients)
-            if profiler is not None:
-                profiler.wait(timeout=60)
-                profiler = None
-                args.profile = None
             if not step.sustained or not drained:
                 failed_at = rate
                 break
@@ -637,8 +647,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1000])
     parser.add_argument("--servers", nargs="+", default=DEFAULT_SERVERS, choices=list(VARIANTS))
     parser.add_argument("--quick", action="store_true", help="short steps, a smoke run")
-    parser.add_argument("--profile", default=None, help="py-spy this variant at saturation")
-    parser.add_argument("--profile-rate", type=int, default=1500)
+    parser.add_argument("--profile", default=None, help="py-spy this variant at 1,000/s")
+    parser.add_argument("--no-ladder", action="store_true", help="only the 1,000/s step")
     parser.add_argument("--output", default="last_run")
     args = parser.parse_args()
     args.warmup, args.duration, args.latency_seconds, args.settle = (
