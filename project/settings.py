@@ -175,7 +175,9 @@ REALTIME_ALLOW_MISSING_ORIGIN = env.bool("REALTIME_ALLOW_MISSING_ORIGIN", defaul
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # channels-redis' RedisPubSubChannelLayer, delivering state frames directly to the
+        # consumers (realtime/layer.py).
+        "BACKEND": "realtime.layer.RealtimeChannelLayer",
         "CONFIG": {
             "hosts": [
                 {

@@ -5,9 +5,10 @@ snapshot, then forward changes (subscribe, snapshot, stream). Frames whose seq i
 the connection already sent for that topic are dropped, so a client never sees a duplicate or a
 step back, whichever path (group message, snapshot, resync) a state arrives by.
 
-Every frame leaves through a per-connection sender task, which holds replies in a short queue
-and at most one pending state per topic (the newest): a slow client gets coalesced progress
-but always the terminal state, and the dispatch loop never waits on a client. A connection
+Every frame leaves through a per-connection sender task, which holds replies in a short queue,
+state changes in order, and at most one pending progress-only state per topic (the newest): a
+slow client gets coalesced progress but every status change and always the terminal state, and
+neither the layer nor the dispatch loop ever waits on a client. A connection
 that cannot take a frame for ``REALTIME_SEND_TIMEOUT`` seconds is closed rather than buffered
 without bound.
 
@@ -50,6 +51,9 @@ logger = logging.getLogger(__name__)
 MAX_RATE_VIOLATIONS = 50
 # Replies (pong, errors, acks) waiting for a client that does not read: past this, close.
 MAX_CONTROL_BACKLOG = 64
+# Status changes waiting for a client that does not read (a few per topic at most): past
+# this, close. Progress-only frames never queue up: the newest replaces the older one.
+MAX_STATE_BACKLOG = 512
 
 
 @dataclass(slots=True)
@@ -93,6 +97,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         auth: HandshakeAuth = self.scope[SCOPE_KEY]
         self.subs: dict[str, Subscription] = {}
         self._pending: dict[str, str] = {}
+        self._states: deque[tuple[str, str]] = deque()  # (topic, frame)
         self._control: deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._sender_task: asyncio.Task[None] | None = None
@@ -110,11 +115,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.tenant_id = auth.caller.tenant_id
         self._sender_task = asyncio.create_task(self._sender())
         self._arm_token_timers()
+        # State frames skip this connection's layer queue and dispatch (realtime/layer.py).
+        if (register := getattr(self.channel_layer, "register_receiver", None)) is not None:
+            register(self.channel_name, self.deliver_state)
         watchdog.watch(self)
         logger.debug("websocket open tenant=%s user=%s", self.caller.tenant_id, self.caller.user_id)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self._closed = True
+        if (unregister := getattr(self.channel_layer, "unregister_receiver", None)) is not None:
+            unregister(self.channel_name)
         for timer in getattr(self, "_token_timers", ()):
             timer.cancel()
         if (sender := getattr(self, "_sender_task", None)) is not None:
@@ -163,11 +173,27 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._error(None, "bad_request", "Unknown frame type.")
 
     # --- channel layer events ---------------------------------------------------------------
-    async def realtime_state(self, message: dict[str, Any]) -> None:
-        """A topic's new state, published by the store's script (already a JSON frame)."""
+    def deliver_state(self, message: dict[str, Any]) -> bool:
+        """A topic's new state, published by the store's script (already a JSON frame).
+
+        Called synchronously by the layer's receive task (realtime/layer.py), or through the
+        stock queue and dispatch by :meth:`realtime_state`. Returns False for other types.
+        """
+        if message.get("type") != "realtime.state":
+            return False
         sub = self.subs.get(message["topic"])
-        if sub is not None:
-            self._offer(sub, int(message["seq"]), bool(message["terminal"]), message["frame"])
+        if sub is not None and not self._closed:
+            self._offer(
+                sub,
+                int(message["seq"]),
+                bool(message["terminal"]),
+                message["frame"],
+                coalesce=bool(message.get("progress_only")),
+            )
+        return True
+
+    async def realtime_state(self, message: dict[str, Any]) -> None:
+        self.deliver_state(message)
 
     # --- client frames --------------------------------------------------------------------
     async def _subscribe(self, frame: dict[str, Any]) -> None:
@@ -227,7 +253,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._error(raw_topic, "bad_request", "Not a topic.")
             return
         sub = self.subs.pop(key, None)
-        self._pending.pop(key, None)
+        self._forget_frames(key)
         if sub is not None:
             await self.channel_layer.group_discard(sub.group, self.channel_name)
         await self._send_json({"type": "unsubscribed", "topic": key})
@@ -249,7 +275,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for key, sub in list(self.subs.items()):  # a role change may hide topics
             if not (caller.sees_whole_tenant or sub.owner_id == caller.user_id):
                 del self.subs[key]
-                self._pending.pop(key, None)
+                self._forget_frames(key)
                 await self.channel_layer.group_discard(sub.group, self.channel_name)
                 await self._error(key, "not_found", "No such topic.")
         self._arm_token_timers()
@@ -261,23 +287,47 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             user_id=self.caller.user_id, sees_whole_tenant=self.caller.sees_whole_tenant
         )
 
-    def _offer(self, sub: Subscription, seq: int, terminal: bool, frame: str) -> None:
-        """Queue a state frame unless the client already has this seq or a later one."""
+    def _offer(
+        self, sub: Subscription, seq: int, terminal: bool, frame: str, *, coalesce: bool = False
+    ) -> None:
+        """Queue a state frame unless the client already has this seq or a later one.
+
+        ``coalesce``: a progress-only change, which replaces the topic's pending progress frame
+        if the client has not taken it yet. Anything else queues in order behind earlier states
+        and supersedes (drops) the topic's older pending progress frame: every frame is a whole
+        state document, so the client loses nothing but a stale percent.
+        """
         if seq <= sub.sent_seq:
             return
         sub.sent_seq, sub.terminal = seq, terminal
         key = str(sub.topic)
-        self._pending.pop(key, None)  # keep arrival order: the newest goes to the back
-        self._pending[key] = frame
+        self._pending.pop(key, None)
+        if coalesce:
+            self._pending[key] = frame  # the newest goes to the back
+        elif len(self._states) >= MAX_STATE_BACKLOG:
+            self._spawn(self.close_stalled)
+            return
+        else:
+            self._states.append((key, frame))
         self._wakeup.set()
 
+    def _forget_frames(self, key: str) -> None:
+        """Drop what is queued for a topic the connection no longer watches."""
+        self._pending.pop(key, None)
+        if any(topic == key for topic, _frame in self._states):
+            self._states = deque(entry for entry in self._states if entry[0] != key)
+
     async def _sender(self) -> None:
+        # Per topic the order holds: a status frame is queued behind earlier ones; a pending
+        # progress frame always has a higher seq than the topic's queued status frames.
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            while self._control or self._pending:
+            while self._control or self._states or self._pending:
                 if self._control:
                     frame = self._control.popleft()
+                elif self._states:
+                    frame = self._states.popleft()[1]
                 else:
                     frame = self._pending.pop(next(iter(self._pending)))
                 self._sending_since = time.monotonic()

@@ -7,7 +7,7 @@
 --   ARGV[6] terminal TTL (s, 0 = none), ARGV[7] result size limit (bytes), ARGV[8] change (JSON)
 --   returns {accepted 0|1, reason, frame JSON or false, seq}
 --   On acceptance the frame is published as a RedisPubSubChannelLayer group message:
---   msgpack {type = "realtime.state", topic, seq, terminal, frame}.
+--   msgpack {type = "realtime.state", topic, seq, terminal, frame, progress_only}.
 --
 -- ARGV[1] = "read": ARGV[2] kind, ARGV[3] topic
 --   returns false when the topic does not exist, else {document JSON, frame JSON, seq, status, owner_id}
@@ -161,6 +161,8 @@ if not changed then return reject('unchanged') end
 
 local now = redis.call('TIME')
 local now_ms = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+-- Only progress moved: a slow client may get a later frame instead of this one (coalescing).
+local progress_only = #status_fields == 0
 local seq = (tonumber(st.seq) or 0) + 1
 set('seq', seq)
 set('updated_at', now_ms)
@@ -188,5 +190,6 @@ end
 local frame = build(kind, topic, st, pr, true)
 redis.call('PUBLISH', channel, cmsgpack.pack({
   type = 'realtime.state', topic = topic, seq = seq, terminal = terminal, frame = frame,
+  progress_only = progress_only,
 }))
 return {1, 'ok', frame, seq}

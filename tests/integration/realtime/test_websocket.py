@@ -100,17 +100,47 @@ async def test_subscribe_before_publishes_streams_every_change_in_order(topic: T
     async with ws(make_token()) as comm:
         assert (await subscribe(comm, topic))["seq"] == 1
 
-        await store.apublish(ALPHA, topic, Change(status="PROCESSING", attempt=1))
-        await store.apublish(ALPHA, topic, Change(progress=Progress(percent=50, step="send")))
-        await store.apublish(ALPHA, topic, Change(status="DONE", result={"sent": 2}))
-
-        frames = [await recv(comm) for _ in range(3)]
+        frames = []
+        for change in (
+            Change(status="PROCESSING", attempt=1),
+            Change(progress=Progress(percent=50, step="send")),
+            Change(status="DONE", result={"sent": 2}),
+        ):
+            await store.apublish(ALPHA, topic, change)
+            frames.append(await recv(comm))
         assert await comm.receive_nothing(timeout=0.3)
 
     assert [f["seq"] for f in frames] == [2, 3, 4]
+    assert frames[1]["progress"]["percent"] == 50
     assert frames[-1]["status"] == "DONE"
     assert frames[-1]["progress"] is None
     assert frames[-1]["result"] == {"sent": 2}
+
+
+async def test_in_a_burst_progress_is_coalesced_but_every_status_change_arrives(
+    topic: Topic,
+) -> None:
+    await start(topic)
+    async with ws(make_token()) as comm:
+        await subscribe(comm, topic)
+
+        async with async_redis().pipeline(transaction=False) as pipe:  # one burst on the wire
+            for change in [
+                Change(status="PROCESSING", attempt=1),
+                *(Change(progress=Progress(percent=p)) for p in range(1, 31)),
+                Change(status="DONE", result={"sent": 30}),
+            ]:
+                keys, args = store._apply_args(ALPHA, topic, change)
+                pipe.evalsha(store._async_script().sha, len(keys), *keys, *args)
+            await pipe.execute()
+        frames = [await recv(comm)]
+        while frames[-1]["status"] != "DONE":
+            frames.append(await recv(comm))
+
+    seqs = [f["seq"] for f in frames]
+    assert seqs == sorted(set(seqs))  # strictly increasing
+    assert (seqs[0], frames[0]["status"]) == (2, "PROCESSING")  # not coalesced away
+    assert (seqs[-1], frames[-1]["status"]) == (33, "DONE")  # the terminal state, always
 
 
 async def test_a_publish_from_plain_sync_code_reaches_the_consumer(topic: Topic) -> None:

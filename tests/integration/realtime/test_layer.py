@@ -1,0 +1,110 @@
+"""realtime.layer.RealtimeChannelLayer over real Redis: direct receivers and the stock path."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from channels.layers import get_channel_layer
+
+from realtime.layer import RealtimeChannelLayer
+
+
+@pytest.fixture
+async def layer() -> AsyncIterator[RealtimeChannelLayer]:
+    channel_layer = get_channel_layer()
+    assert isinstance(channel_layer, RealtimeChannelLayer)  # what settings configure
+    yield channel_layer
+    await channel_layer.flush()
+
+
+async def _member(layer: RealtimeChannelLayer, group: str) -> str:
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+async def _queued(layer: RealtimeChannelLayer, channel: str) -> list[Any]:
+    """What waits in the channel's queue, taken without a ``receive()`` that could be cancelled
+    (a cancelled receive unsubscribes the channel, as the stock layer does)."""
+    queue: asyncio.Queue[bytes] = layer._get_layer().channels[channel]
+    taken = []
+    while not queue.empty():
+        taken.append(layer.deserialize(queue.get_nowait()))
+    return taken
+
+
+async def _settle() -> None:
+    await asyncio.sleep(0.2)  # the layer's receive task reads the published message
+
+
+def _state(seq: int) -> dict[str, Any]:
+    return {"type": "realtime.state", "topic": "job:x", "seq": seq, "terminal": False}
+
+
+async def test_a_registered_receiver_gets_state_messages_without_its_queue(
+    layer: RealtimeChannelLayer,
+) -> None:
+    group = f"test.{uuid.uuid4().hex}"
+    direct, stock = await _member(layer, group), await _member(layer, group)
+    got: list[dict[str, Any]] = []
+    layer.register_receiver(direct, lambda message: got.append(message) is None)
+    try:
+        await layer.group_send(group, _state(1))
+        await _settle()
+
+        assert got == [_state(1)]
+        assert await _queued(layer, direct) == []  # handled: not queued as well
+        assert await _queued(layer, stock) == [_state(1)]  # no receiver: the stock path
+    finally:
+        layer.unregister_receiver(direct)
+
+
+async def test_a_declined_message_and_an_unregistered_channel_take_the_queue(
+    layer: RealtimeChannelLayer,
+) -> None:
+    group = f"test.{uuid.uuid4().hex}"
+    channel = await _member(layer, group)
+    seen: list[str] = []
+
+    def receiver(message: dict[str, Any]) -> bool:
+        seen.append(message["type"])
+        return bool(message["type"] == "realtime.state")
+
+    layer.register_receiver(channel, receiver)
+    await layer.group_send(group, {"type": "watchdog.beat", "n": 1})
+    await _settle()
+    declined = await _queued(layer, channel)
+    layer.unregister_receiver(channel)
+    await layer.group_send(group, _state(2))
+    await _settle()
+
+    assert seen == ["watchdog.beat"]  # offered, declined; the state came after unregistering
+    assert declined == [{"type": "watchdog.beat", "n": 1}]
+    assert await _queued(layer, channel) == [_state(2)]
+
+
+async def test_a_failing_receiver_does_not_starve_the_other_members(
+    layer: RealtimeChannelLayer,
+) -> None:
+    group = f"test.{uuid.uuid4().hex}"
+    broken, healthy = await _member(layer, group), await _member(layer, group)
+    got: list[int] = []
+
+    def explode(message: dict[str, Any]) -> bool:
+        raise RuntimeError("boom")
+
+    layer.register_receiver(broken, explode)
+    layer.register_receiver(healthy, lambda message: got.append(message["seq"]) is None)
+    try:
+        await layer.group_send(group, _state(3))
+        await layer.group_send(group, _state(4))
+        await _settle()
+    finally:
+        layer.unregister_receiver(broken)
+        layer.unregister_receiver(healthy)
+
+    assert got == [3, 4]
