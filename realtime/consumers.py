@@ -35,6 +35,7 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from domains.tenants.auth import caller_from_access_token
@@ -42,6 +43,7 @@ from domains.tenants.caller import Caller, InvalidClaims
 from realtime import store, watchdog
 from realtime.auth import CLOSE_POLICY, CLOSE_UNAUTHENTICATED, SCOPE_KEY, HandshakeAuth
 from realtime.keys import InvalidTopic, Topic
+from realtime.layer import RealtimeChannelLayer
 from realtime.state import Snapshot, is_terminal
 from realtime.store import RealtimeUnavailable
 
@@ -85,6 +87,27 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     tenant_id: int
 
     # --- Channels plumbing ----------------------------------------------------------------
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' consumer loop, lighter, when the layer delivers directly (realtime/layer.py).
+
+        Stock, every consumer gets a channel of its own: a Redis subscription, a queue, and a
+        dispatch loop racing two receive tasks (client and layer), rebuilt per message. This
+        consumer receives layer messages only through its registered receiver, so its channel
+        is a bare name for group membership, and its loop awaits the client alone. Per idle
+        connection that leaves one task, the server's.
+        """
+        layer = get_channel_layer(self.channel_layer_alias)
+        if not isinstance(layer, RealtimeChannelLayer):
+            await super().__call__(scope, receive, send)  # any other layer: the stock loop
+            return
+        self.scope = scope
+        self.channel_layer = layer
+        self.channel_name = layer.new_direct_channel()
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            while True:
+                await self.dispatch(await receive())
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections (a thread hop) before every handler. This
         # consumer never uses the database, so it skips that cost on every frame.
@@ -99,7 +122,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._pending: dict[str, str] = {}
         self._states: deque[tuple[str, str]] = deque()  # (topic, frame)
         self._control: deque[str] = deque()
-        self._wakeup = asyncio.Event()
         self._sender_task: asyncio.Task[None] | None = None
         self._token_timers: list[asyncio.TimerHandle] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -113,7 +135,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.caller = auth.caller
         self.tenant_id = auth.caller.tenant_id
-        self._sender_task = asyncio.create_task(self._sender())
         self._arm_token_timers()
         # State frames skip this connection's layer queue and dispatch (realtime/layer.py).
         if (register := getattr(self.channel_layer, "register_receiver", None)) is not None:
@@ -309,7 +330,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         else:
             self._states.append((key, frame))
-        self._wakeup.set()
+        self._wake_sender()
 
     def _forget_frames(self, key: str) -> None:
         """Drop what is queued for a topic the connection no longer watches."""
@@ -317,22 +338,25 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if any(topic == key for topic, _frame in self._states):
             self._states = deque(entry for entry in self._states if entry[0] != key)
 
-    async def _sender(self) -> None:
+    def _wake_sender(self) -> None:
+        """Start the sender unless it runs; it exits when the queues are empty, so an idle
+        connection holds no task of its own."""
+        if self._sender_task is None or self._sender_task.done():
+            self._sender_task = asyncio.create_task(self._send_queued())
+
+    async def _send_queued(self) -> None:
         # Per topic the order holds: a status frame is queued behind earlier ones; a pending
         # progress frame always has a higher seq than the topic's queued status frames.
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._control or self._states or self._pending:
-                if self._control:
-                    frame = self._control.popleft()
-                elif self._states:
-                    frame = self._states.popleft()[1]
-                else:
-                    frame = self._pending.pop(next(iter(self._pending)))
-                self._sending_since = time.monotonic()
-                await self.base_send({"type": "websocket.send", "text": frame})
-                self._sending_since = None
+        while self._control or self._states or self._pending:
+            if self._control:
+                frame = self._control.popleft()
+            elif self._states:
+                frame = self._states.popleft()[1]
+            else:
+                frame = self._pending.pop(next(iter(self._pending)))
+            self._sending_since = time.monotonic()
+            await self.base_send({"type": "websocket.send", "text": frame})
+            self._sending_since = None
 
     # --- the process-wide sweep (realtime.watchdog.Sweeper) -------------------------------
     def watched(self) -> Iterator[tuple[Topic, int]]:
@@ -409,7 +433,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self._closed or len(self._control) >= MAX_CONTROL_BACKLOG:
             return False
         self._control.append(json.dumps(frame))
-        self._wakeup.set()
+        self._wake_sender()
         return True
 
     async def _error(self, topic: Any, code: str, detail: str) -> None:

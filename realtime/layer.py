@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,12 @@ class RealtimeChannelLayer(RedisPubSubChannelLayer):
     def unregister_receiver(self, channel: str) -> None:
         self.receivers.pop(channel, None)
 
+    def new_direct_channel(self) -> str:
+        """A channel name for a consumer that takes layer messages only through its receiver:
+        no Redis subscription and no queue. It may join groups once its receiver is registered;
+        group messages its receiver declines are dropped (nothing would read them)."""
+        return f"{self._kwargs.get('prefix', 'asgi')}direct.{uuid.uuid4().hex}"
+
     def _get_layer(self) -> RedisPubSubLoopLayer:
         loop = asyncio.get_running_loop()
         layer = self._layers.get(loop)
@@ -64,6 +71,20 @@ class _LoopLayer(RedisPubSubLoopLayer):
     def __init__(self, hosts: Any = None, **kwargs: Any) -> None:
         super().__init__(hosts, **kwargs)
         self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
+
+    async def group_add(self, group: str, channel: str) -> None:
+        if channel in self.channels:
+            await super().group_add(group, channel)
+            return
+        if channel not in self.channel_layer.receivers:
+            raise RuntimeError(
+                f"group_add({group!r}, {channel!r}): no such channel or receiver in this process"
+            )
+        # A direct channel (RealtimeChannelLayer.new_direct_channel): the stock bookkeeping
+        # without the check that the channel has a queue.
+        group_channel = self._get_group_channel_name(group)
+        self.groups.setdefault(group_channel, set()).add(channel)
+        await self._get_shard(group_channel).subscribe(group_channel)
 
 
 class _Shard(RedisSingleShardConnection):

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from channels.layers import get_channel_layer
 
+from realtime.clients import async_redis
 from realtime.layer import RealtimeChannelLayer
 
 
@@ -108,3 +109,25 @@ async def test_a_failing_receiver_does_not_starve_the_other_members(
         layer.unregister_receiver(healthy)
 
     assert got == [3, 4]
+
+
+async def test_a_direct_channel_joins_groups_without_a_subscription_or_queue_of_its_own(
+    layer: RealtimeChannelLayer,
+) -> None:
+    group = f"test.{uuid.uuid4().hex}"
+    channel = layer.new_direct_channel()
+    with pytest.raises(RuntimeError, match="no such channel or receiver"):
+        await layer.group_add(group, channel)  # a receiver must be registered first
+    got: list[int] = []
+    layer.register_receiver(channel, lambda message: got.append(message["seq"]) is None)
+    try:
+        await layer.group_add(group, channel)
+        await layer.group_send(group, _state(5))
+        await _settle()
+        subscribed = await async_redis().pubsub_channels(f"*{channel}*")
+    finally:
+        layer.unregister_receiver(channel)
+
+    assert got == [5]
+    assert subscribed == []  # only the group's channel is subscribed, not the consumer's
+    assert channel not in layer._get_layer().channels
