@@ -5,15 +5,16 @@ snapshot, then forward changes (subscribe, snapshot, stream). Frames whose seq i
 the connection already sent for that topic are dropped, so a client never sees a duplicate or a
 step back, whichever path (group message, snapshot, resync) a state arrives by.
 
-Every frame leaves through a per-connection sender task, which holds replies in a short queue,
-state changes in order, and at most one pending progress-only state per topic (the newest): a
-slow client gets coalesced progress but every status change and always the terminal state, and
-neither the layer nor the dispatch loop ever waits on a client. A connection
-that cannot take a frame for ``REALTIME_SEND_TIMEOUT`` seconds is closed rather than buffered
-without bound.
+Every frame leaves through the connection's sender task (started when a frame waits, gone
+when none does), fed by replies in a short queue, state changes in order, and at most one
+pending progress-only state per topic (the newest): a slow client gets coalesced progress but
+every status change and always the terminal state, and neither the layer nor the dispatch
+loop ever waits on a client. A connection that cannot take a frame for
+``REALTIME_SEND_TIMEOUT`` seconds is closed rather than buffered without bound.
 
-Nothing runs per connection while it is idle: token expiry is two timer handles, and the
-periodic resync and the check for clients that stopped reading are one sweep per process
+Nothing runs per connection while it is idle: layer messages arrive through a receiver the
+layer calls (realtime/layer.py), token expiry is two timer handles, and the periodic resync
+and the check for clients that stopped reading are one sweep per process
 (``realtime.watchdog``).
 
 Nothing here touches the database: authentication is the token, authorisation reads the
