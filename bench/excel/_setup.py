@@ -19,7 +19,12 @@ if str(ROOT) not in sys.path:
 
 
 def django_on_bench_database(name: str) -> Callable[[], None]:
-    """Set Django up on a fresh database ``name``; returns the function that drops it."""
+    """Set Django up on a fresh database ``name``; returns the function that drops it.
+
+    ``BENCH_DATABASE_NAME`` overrides ``name``, so two runs on one server (other worktrees,
+    other agents) do not drop each other's database.
+    """
+    name = os.environ.get("BENCH_DATABASE_NAME") or name
     from project import devservices
 
     services = devservices.ensure_services(with_moto=False)
