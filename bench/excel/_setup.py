@@ -19,7 +19,12 @@ if str(ROOT) not in sys.path:
 
 
 def django_on_bench_database(name: str) -> Callable[[], None]:
-    """Set Django up on a fresh database ``name``; returns the function that drops it."""
+    """Set Django up on a fresh database ``name``; returns the function that drops it.
+
+    ``BENCH_DATABASE_NAME`` overrides ``name``, so two runs on one server (other worktrees,
+    other agents) do not drop each other's database.
+    """
+    name = os.environ.get("BENCH_DATABASE_NAME") or name
     from project import devservices
 
     services = devservices.ensure_services(with_moto=False)
@@ -36,7 +41,12 @@ def django_on_bench_database(name: str) -> Callable[[], None]:
     import django
 
     django.setup()
+    from django.conf import global_settings, settings
     from django.db import connection
+
+    # DJANGO_ENV=test swaps in the MD5 hasher to speed the test suite up; the benchmark
+    # measures production's hasher (Django's default PBKDF2), as the seed's loop paid it.
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
 
     original = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
