@@ -28,7 +28,6 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +67,13 @@ class Subscription:
     terminal: bool = False
 
 
+# Tasks spawned by consumers (closing, token expiry), held until done: one set per process.
+_background: set[asyncio.Task[None]] = set()
+
+
 class TokenBucket:
+    __slots__ = ("capacity", "rate", "tokens", "updated")
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate, self.capacity = rate, float(burst)
         self.tokens, self.updated = float(burst), time.monotonic()
@@ -121,11 +126,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         auth: HandshakeAuth = self.scope[SCOPE_KEY]
         self.subs: dict[str, Subscription] = {}
         self._pending: dict[str, str] = {}
-        self._states: deque[tuple[str, str]] = deque()  # (topic, frame)
-        self._control: deque[str] = deque()
+        # Lists, not deques: a deque allocates a 64-slot block even when empty, and these hold
+        # a frame or two for a moment; memory per idle connection is what counts here.
+        self._states: list[tuple[str, str]] = []  # (topic, frame)
+        self._control: list[str] = []
         self._sender_task: asyncio.Task[None] | None = None
         self._token_timers: list[asyncio.TimerHandle] = []
-        self._background: set[asyncio.Task[None]] = set()
         self._sending_since: float | None = None
         self._closed = False
         self._bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
@@ -337,7 +343,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """Drop what is queued for a topic the connection no longer watches."""
         self._pending.pop(key, None)
         if any(topic == key for topic, _frame in self._states):
-            self._states = deque(entry for entry in self._states if entry[0] != key)
+            self._states = [entry for entry in self._states if entry[0] != key]
 
     def _wake_sender(self) -> None:
         """Start the sender unless it runs; it exits when the queues are empty, so an idle
@@ -350,14 +356,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         # progress frame always has a higher seq than the topic's queued status frames.
         while self._control or self._states or self._pending:
             if self._control:
-                frame = self._control.popleft()
+                frame = self._control.pop(0)
             elif self._states:
-                frame = self._states.popleft()[1]
+                frame = self._states.pop(0)[1]
             else:
                 frame = self._pending.pop(next(iter(self._pending)))
             self._sending_since = time.monotonic()
             await self.base_send({"type": "websocket.send", "text": frame})
             self._sending_since = None
+        self._sender_task = None  # nothing waits: drop the finished task too
 
     # --- the process-wide sweep (realtime.watchdog.Sweeper) -------------------------------
     def watched(self) -> Iterator[tuple[Topic, int]]:
@@ -420,8 +427,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def _spawn(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
         task = asyncio.create_task(factory())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        _background.add(task)
+        task.add_done_callback(_background.discard)
 
     # --- helpers --------------------------------------------------------------------------
     async def _send_json(self, frame: dict[str, Any]) -> None:

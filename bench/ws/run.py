@@ -106,6 +106,12 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str], str, str]] = {
         "design",
         "project.asgi, uvicorn --ws websockets --loop uvloop, deflate off",
     ),
+    "design-uvicorn-sansio": (
+        [*_UVICORN, "--port", "{port}", "--ws", "websockets-sansio"],
+        {},
+        "design",
+        "project.asgi, uvicorn --ws websockets-sansio --loop uvloop, deflate off",
+    ),
     "design-uvicorn-wsproto": (
         [*_UVICORN, "--port", "{port}", "--ws", "wsproto"],
         {},
@@ -149,6 +155,18 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str], str, str]] = {
         "stock",
         "stock pubsub consumer under uvicorn --ws websockets --loop uvloop",
     ),
+    "floor-uvicorn-sansio": (
+        [
+            *_UVICORN[:2],
+            "bench.ws.floor_asgi:application",
+            *_UVICORN[3:],
+            *["--port", "{port}", "--ws", "websockets-sansio"],
+        ],
+        {},
+        "ceiling",
+        "memory floor: uvicorn websockets-sansio with an app that only holds the socket "
+        "(delivers nothing)",
+    ),
     "ceiling": (
         ["-m", "bench.ws.ceiling", "--port", "{port}"],
         {},
@@ -156,7 +174,14 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str], str, str]] = {
         "bare asyncio websockets server, one PSUBSCRIBE, broadcast as is",
     ),
 }
-DEFAULT_SERVERS = ["design-daphne", "design-uvicorn", "stock-core", "stock-pubsub", "ceiling"]
+DEFAULT_SERVERS = [
+    "design-daphne",
+    "design-uvicorn",
+    "design-uvicorn-sansio",
+    "stock-core",
+    "stock-pubsub",
+    "ceiling",
+]
 
 
 @dataclass
