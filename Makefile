@@ -4,7 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports pytest browser client frontend messages bench clean
+.PHONY: demo test install lint typecheck imports pytest browser client frontend messages clean \
+        bench bench-http bench-ws bench-workers bench-client bench-excel
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -56,6 +57,28 @@ messages: install
 	$(PY) manage.py makemessages -l ko --no-obsolete --no-location \
 		--ignore='.venv/*' --ignore='.run/*' --ignore='frontend-client/*' --ignore='tests/*' --ignore='bench/*'
 	$(PY) manage.py compilemessages --ignore='.venv/*'
+
+# Benchmarks (not tests: no timings asserted anywhere). Each compares against a baseline in the
+# same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
+BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
+
+bench: bench-http bench-ws bench-workers bench-client bench-excel
+
+bench-http: install
+	$(BENCH_PY) -m bench.http.run
+
+bench-ws: install
+	$(BENCH_PY) -m bench.ws.run --clients 1000 5000 --output last_run
+
+bench-workers: install
+	$(BENCH_PY) bench/workers/run.py
+
+bench-client: install
+	$(BENCH_PY) -m bench.client.requests_per_job
+
+bench-excel: install
+	$(BENCH_PY) bench/excel/lookup_methods.py
+	$(BENCH_PY) bench/excel/import_bench.py
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

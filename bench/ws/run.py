@@ -181,6 +181,7 @@ DEFAULT_SERVERS = [
     "stock-core",
     "stock-pubsub",
     "ceiling",
+    "floor-uvicorn-sansio",
 ]
 
 
