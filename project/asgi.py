@@ -1,8 +1,10 @@
 """ASGI entry point: HTTP through Django (progress reads on a fast path), WebSockets through
 the realtime core."""
 
+import gc
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -15,6 +17,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from realtime.auth import TokenAuthMiddleware  # noqa: E402
 from realtime.fastpath import ProgressFastPath  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+if settings.ASGI_GC_TUNING:  # see the setting's comment
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*settings.ASGI_GC_THRESHOLDS)
 
 application = ProtocolTypeRouter(
     {
