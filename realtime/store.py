@@ -177,15 +177,9 @@ async def asnapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
         raise RealtimeUnavailable(str(exc)) from exc
 
 
-async def aseqs(tenant_id: int, topics: Sequence[Topic]) -> list[int | None]:
-    """The stored seq of each topic (None where it does not exist), in one pipelined trip."""
-    return await aseqs_many([(tenant_id, topic) for topic in topics])
-
-
 async def aseqs_many(pairs: Sequence[tuple[int, Topic]]) -> list[int | None]:
-    """Like :func:`aseqs` for topics of many tenants at once: one pipelined trip for all.
-
-    The process-wide resync sweep reads every watched topic of every connection this way.
+    """The stored seq of each (tenant, topic) (None where it does not exist), in one pipelined
+    trip. The process-wide resync sweep reads every watched topic of every connection this way.
     """
     if not pairs:
         return []
