@@ -17,7 +17,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,20 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
         return True
     return False
+
+
+def stop_process(
+    process: subprocess.Popen[Any] | None, *, sig: int = signal.SIGTERM, timeout: float = 10
+) -> None:
+    """Ask a child process to stop, give it ``timeout`` seconds, then kill it."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:

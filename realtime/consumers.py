@@ -61,6 +61,7 @@ MAX_STATE_BACKLOG = 512
 @dataclass(slots=True)
 class Subscription:
     topic: Topic
+    key: str  # str(topic), kept: the frame path looks subscriptions up by it
     group: str
     owner_id: int | None
     sent_seq: int = 0
@@ -262,7 +263,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._error(key, "not_found", "No such topic.")
             return
         if sub is None:
-            sub = self.subs[key] = Subscription(topic=topic, group=group, owner_id=snap.owner_id)
+            sub = self.subs[key] = Subscription(
+                topic=topic, key=key, group=group, owner_id=snap.owner_id
+            )
         if since is None or snap.seq > since:
             if snap.seq > sub.sent_seq:
                 self._offer(sub, snap.seq, is_terminal(snap.status), snap.frame)
@@ -328,12 +331,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if seq <= sub.sent_seq:
             return
         sub.sent_seq, sub.terminal = seq, terminal
-        key = str(sub.topic)
+        key = sub.key
         self._pending.pop(key, None)
         if coalesce:
             self._pending[key] = frame  # the newest goes to the back
         elif len(self._states) >= MAX_STATE_BACKLOG:
-            self._spawn(self.close_stalled)
+            self.close_stalled()
             return
         else:
             self._states.append((key, frame))
@@ -380,7 +383,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             not self._closed and since is not None and now - since > settings.REALTIME_SEND_TIMEOUT
         )
 
-    async def close_stalled(self) -> None:
+    def close_stalled(self) -> None:
+        """Close a connection whose client stopped reading (from the sweep or a full backlog)."""
+        self._spawn(self._close_stalled)
+
+    async def _close_stalled(self) -> None:
         logger.info(
             "websocket closed: client not reading tenant=%s user=%s",
             self.caller.tenant_id,

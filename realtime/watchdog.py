@@ -59,7 +59,9 @@ class Watched(Protocol):
 
     def stalled(self, now: float) -> bool: ...
 
-    async def close_stalled(self) -> None: ...
+    def close_stalled(self) -> None:
+        """Start closing the connection (its client stopped reading); returns at once."""
+        ...
 
     async def repair(self, topic: Topic) -> bool:
         """Read the topic's state and send it if it moved; True when something was sent."""
@@ -124,10 +126,8 @@ class Sweeper:
 
     def __init__(self) -> None:
         self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
-        self.sweeps = 0
         self._now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._closing: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         if self._task is None:
@@ -158,14 +158,11 @@ class Sweeper:
 
     async def sweep(self) -> int:
         """One pass over every connection; returns how many topics were repaired."""
-        self.sweeps += 1
         now = time.monotonic()
         watched: list[tuple[Watched, Topic, int]] = []
         for connection in list(self.connections):
             if connection.stalled(now):
-                task = asyncio.create_task(connection.close_stalled())
-                self._closing.add(task)
-                task.add_done_callback(self._closing.discard)
+                connection.close_stalled()
                 continue
             watched.extend((connection, topic, sent) for topic, sent in connection.watched())
         repaired = 0

@@ -38,6 +38,7 @@ from import_export import fields, resources, widgets
 from import_export.instance_loaders import ModelInstanceLoader
 
 from domains.students.models import Student
+from domains.students.plan import UPDATABLE_FIELDS
 from domains.students.rows import RawRow, RowFailure, normalize_name, normalize_row
 
 # Written by the peer for new students; the seeded and our numbers are digits only.
@@ -68,19 +69,8 @@ class StudentResource(resources.ModelResource):
 
     class Meta:
         model = Student
-        fields = (
-            "name",
-            "parent_phone",
-            "phone",
-            "school_type",
-            "high_school",
-            "middle_school",
-            "high_school_class",
-            "major",
-            "grade",
-            "memo",
-            "gender",
-        )
+        # The natural key and every field our import writes on create and update.
+        fields = ("name", "parent_phone", *UPDATABLE_FIELDS)
         import_id_fields = ("name", "parent_phone")
         use_bulk = True
         batch_size = 500

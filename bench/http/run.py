@@ -266,8 +266,10 @@ def cpu_seconds(pid: int) -> float:
 def running(
     argv: list[str], name: str, port: int, extra_env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a server process, wait for /health/, stop it with SIGINT (then SIGTERM) after."""
+    """Start a server process, wait for /health/, stop it with SIGINT (then kill) after."""
     import http.client
+
+    from project import devservices
 
     log = (LOGS / f"{name}.log").open("wb")
     env = {**os.environ, **SERVER_ENV, **(extra_env or {})}
@@ -289,13 +291,7 @@ def running(
             time.sleep(0.2)
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.terminate()
-                process.wait(timeout=10)
+        devservices.stop_process(process, sig=signal.SIGINT, timeout=30)
         log.close()
 
 

@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -65,12 +64,7 @@ def _spawn(args: list[str], name: str, **env: str) -> subprocess.Popen[bytes]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    devservices.stop_process(process, timeout=40)
 
 
 def _cpu_seconds(pid: int) -> float:

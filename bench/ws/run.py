@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -247,14 +246,9 @@ def _spawn(
 
 
 def _stop(process: subprocess.Popen[str] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    from project import devservices
+
+    devservices.stop_process(process)
 
 
 def _ask(process: subprocess.Popen[str], payload: dict[str, Any]) -> dict[str, Any]:

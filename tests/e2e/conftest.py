@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -95,15 +94,7 @@ class Stack:
         return subprocess.Popen(argv, cwd=BASE_DIR, env=self.env, stdout=log, stderr=log)
 
     def _stop(self, name: str) -> None:
-        process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        devservices.stop_process(self.processes.pop(name, None))
 
     def stop(self) -> None:
         for name in list(self.processes):
