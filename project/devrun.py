@@ -2,6 +2,12 @@
 
 Run as ``python -m project.devrun``. Everything it starts (embedded PostgreSQL/Redis, moto's
 server, the ASGI server and workers) is stopped again on Ctrl-C or SIGTERM.
+
+The ASGI server is the one production runs: uvicorn with the sans-I/O websockets protocol,
+uvloop, httptools and per-message deflate off, with the flags of
+``infra/asgi/academy-asgi@.service`` (docs/adr/0009-demo-runs-the-production-asgi-server.md).
+``ACADEMY_ASGI_SERVER=daphne`` serves with daphne instead. The end-to-end tests start their
+server with :func:`asgi_server_command` too, so they test what production runs.
 """
 
 from __future__ import annotations
@@ -11,11 +17,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from types import FrameType
 
 from project import devservices
 
 HOST, PORT = "127.0.0.1", 8000
+ASGI_APP = "project.asgi:application"
+# Which ASGI server serves the app: "uvicorn" (default, as in production) or "daphne".
+ASGI_SERVER_ENV = "ACADEMY_ASGI_SERVER"
+ASGI_SERVERS = ("uvicorn", "daphne")
+# Seconds uvicorn gives open requests and sockets on Ctrl-C (production: 25); below the 10 s
+# that main() waits for its children before killing them.
+DEV_GRACEFUL_SHUTDOWN = 5
 WORKER_KINDS = ("ai", "video", "messaging")
 # Demo workers write emails to files and pace batches, so a job's progress is visible live.
 DEMO_WORKER_ENV = {
@@ -29,11 +43,65 @@ DEMO_WORKER_ENV = {
 }
 
 
+class UnknownServer(ValueError):
+    """``ACADEMY_ASGI_SERVER`` names no server this runner knows."""
+
+
+def asgi_server_name(environ: Mapping[str, str] = os.environ) -> str:
+    """The server chosen by ``ACADEMY_ASGI_SERVER`` (unset or empty: uvicorn)."""
+    name = environ.get(ASGI_SERVER_ENV, "").strip().lower() or "uvicorn"
+    if name not in ASGI_SERVERS:
+        raise UnknownServer(f"{ASGI_SERVER_ENV}={name!r} is not one of {', '.join(ASGI_SERVERS)}.")
+    return name
+
+
+def asgi_server_command(host: str, port: int, *, server: str | None = None) -> list[str]:
+    """The argv that serves ``project.asgi`` on ``host:port``.
+
+    ``uvicorn`` mirrors ``infra/asgi/academy-asgi@.service`` (tests/unit/test_devrun.py keeps
+    them in step) except where production differs on purpose: no ``--proxy-headers`` (no proxy
+    runs in front in development) and a shorter graceful shutdown. ``server`` defaults to
+    :func:`asgi_server_name`.
+    """
+    name = server or asgi_server_name()
+    if name == "uvicorn":
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            ASGI_APP,
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--ws",
+            "websockets-sansio",
+            "--ws-per-message-deflate",
+            "false",
+            "--ws-ping-interval",
+            "20",
+            "--ws-ping-timeout",
+            "20",
+            "--no-access-log",
+            "--lifespan",
+            "off",
+            "--timeout-graceful-shutdown",
+            str(DEV_GRACEFUL_SHUTDOWN),
+        ]
+    if name == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), ASGI_APP]
+    raise UnknownServer(f"unknown ASGI server {name!r}; one of {', '.join(ASGI_SERVERS)}")
+
+
 def _manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], check=True, cwd=devservices.BASE_DIR)
 
 
-def _banner(services: devservices.Services) -> str:
+def _banner(services: devservices.Services, server: str) -> str:
     from domains.tenants.management.commands.seed_demo import (
         DEMO_PASSWORD,
         DEMO_ROLES,
@@ -50,6 +118,7 @@ def _banner(services: devservices.Services) -> str:
         f"  WebSocket      ws://{HOST}:{PORT}/ws/v1/",
         f"  Health         {base}/health/ready/",
         f"  Admin          {base}/admin/",
+        f"  ASGI server    {server} ({ASGI_SERVER_ENV}=daphne|uvicorn to choose)",
         f"  Database       {services.env['DATABASE_URL']}",
         f"  Redis          {services.env['REDIS_URL']}",
         f"  SQS/S3 (moto)  {services.env.get('AWS_ENDPOINT_URL', '-')}",
@@ -70,6 +139,11 @@ def _banner(services: devservices.Services) -> str:
 
 
 def main() -> int:
+    try:
+        server = asgi_server_name()
+    except UnknownServer as exc:
+        print(exc)
+        return 1
     if devservices.port_open(HOST, PORT):
         print(f"Port {PORT} on {HOST} is already in use; stop what runs there first.")
         return 1
@@ -88,17 +162,7 @@ def main() -> int:
         _manage("create_queues")
         children.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    HOST,
-                    "-p",
-                    str(PORT),
-                    "project.asgi:application",
-                ],
-                cwd=devservices.BASE_DIR,
+                asgi_server_command(HOST, PORT, server=server), cwd=devservices.BASE_DIR
             )
         )
         worker_env = {**os.environ}
@@ -115,7 +179,7 @@ def main() -> int:
         import django
 
         django.setup()
-        print(_banner(services), flush=True)
+        print(_banner(services, server), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         print("A server process exited; stopping.")

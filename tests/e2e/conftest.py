@@ -1,5 +1,6 @@
-"""End-to-end: the demo page in Debian's Chromium against a real daphne, worker, Redis,
-PostgreSQL and moto's SQS — separate processes, talking over real sockets.
+"""End-to-end: the demo page in Debian's Chromium against the ASGI server production runs
+(``project.devrun.asgi_server_command``: uvicorn, or daphne with ``ACADEMY_ASGI_SERVER=daphne``),
+a worker, Redis, PostgreSQL and moto's SQS — separate processes, talking over real sockets.
 
 The server and worker are subprocesses using the test database; rows a test creates are
 committed (``transactional_db``) so they see them.
@@ -22,8 +23,8 @@ from django.conf import settings
 from django.core.management import call_command
 
 from domains.tenants import repository
-from domains.tenants.roles import Role
-from project import devservices
+from project import devrun, devservices
+from realtime.identity import Role
 
 BASE_DIR = Path(settings.BASE_DIR)
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -66,18 +67,9 @@ class Stack:
         return f"http://127.0.0.1:{self.port}"
 
     def start_server(self) -> None:
+        # The same command as `make demo`, so end-to-end tests what production runs.
         self.processes["server"] = self._spawn(
-            "server",
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "project.asgi:application",
-            ],
+            "server", devrun.asgi_server_command("127.0.0.1", self.port)
         )
         _wait_for_port(self.port, self.processes["server"])
 

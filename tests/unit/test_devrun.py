@@ -1,0 +1,86 @@
+"""The dev runner's ASGI server command: the production unit's server, with its flags."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from project import devrun
+
+UNIT = Path(__file__).resolve().parents[2] / "infra" / "asgi" / "academy-asgi@.service"
+# Production flags that development leaves out or sets differently on purpose.
+NOT_IN_DEV = {"--proxy-headers", "--forwarded-allow-ips"}
+DEV_VALUES = {"--host": "127.0.0.1", "--port": "8000", "--timeout-graceful-shutdown": "5"}
+
+
+def _options(argv: list[str]) -> dict[str, str | None]:
+    """``--flag value`` and bare ``--flag`` pairs of an argv, after the application argument."""
+    start = argv.index(devrun.ASGI_APP) + 1
+    options: dict[str, str | None] = {}
+    rest = argv[start:]
+    for index, word in enumerate(rest):
+        if word.startswith("--"):
+            following = rest[index + 1] if index + 1 < len(rest) else None
+            is_value = following is not None and not following.startswith("--")
+            options[word] = following if is_value else None
+    return options
+
+
+def _unit_exec_start() -> list[str]:
+    text = UNIT.read_text().replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if line.startswith("ExecStart="))
+    return shlex.split(line.removeprefix("ExecStart="))
+
+
+def test_the_uvicorn_command_carries_the_production_units_flags() -> None:
+    # given
+    production = _options(_unit_exec_start())
+
+    # when
+    argv = devrun.asgi_server_command("127.0.0.1", 8000, server="uvicorn")
+
+    # then
+    dev = _options(argv)
+    assert argv[1:3] == ["-m", "uvicorn"]
+    expected = {
+        flag: DEV_VALUES.get(flag, value)
+        for flag, value in production.items()
+        if flag not in NOT_IN_DEV
+    }
+    assert dev == expected
+    assert dev["--ws"] == "websockets-sansio"
+    assert dev["--ws-per-message-deflate"] == "false"
+
+
+def test_uvicorn_is_the_default_and_daphne_is_chosen_by_the_environment() -> None:
+    # given
+    unset: dict[str, str] = {}
+    daphne = {devrun.ASGI_SERVER_ENV: " Daphne "}
+
+    # when
+    default_name = devrun.asgi_server_name(unset)
+    daphne_name = devrun.asgi_server_name(daphne)
+
+    # then
+    assert default_name == "uvicorn"
+    assert daphne_name == "daphne"
+    assert devrun.asgi_server_command("127.0.0.1", 8123, server=daphne_name)[1:] == [
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        "8123",
+        devrun.ASGI_APP,
+    ]
+
+
+def test_an_unknown_server_name_is_refused_with_the_choices() -> None:
+    # given
+    environ = {devrun.ASGI_SERVER_ENV: "gunicorn"}
+
+    # when / then
+    with pytest.raises(devrun.UnknownServer, match="uvicorn, daphne"):
+        devrun.asgi_server_name(environ)
