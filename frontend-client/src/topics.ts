@@ -1,7 +1,8 @@
 // Topic names, terminal statuses and the HTTP paths of PROTOCOL.md section 5.
+import { TERMINAL_STATUSES } from './codes.js';
 import type { DetailRecord, StateDocument, Status, Topic } from './types.js';
 
-const TERMINAL: ReadonlySet<string> = new Set<Status>(['DONE', 'FAILED', 'READY']);
+const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
 /** DONE and FAILED end a job, READY and FAILED end a video. */
 export function isTerminal(status: string | null | undefined): boolean {

@@ -1,14 +1,17 @@
 // Shapes of PROTOCOL.md sections 3 and 4, and the options and callbacks of the client.
+// src/protocol.ts checks received frames against these shapes; tests/fixtures/protocol pins them.
+import type { JOB_STATUSES, SERVER_ERROR_CODES, VIDEO_STATUSES } from './codes.js';
 
 /** What a client watches: `job:<uuid>` or `video:<uuid>`, always within the caller's tenant. */
 export type Topic = `job:${string}` | `video:${string}`;
 
-export type JobStatus = 'PENDING' | 'PROCESSING' | 'DONE' | 'FAILED';
-export type VideoStatus = 'UPLOADED' | 'PROCESSING' | 'READY' | 'FAILED';
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export type VideoStatus = (typeof VIDEO_STATUSES)[number];
 export type Status = JobStatus | VideoStatus;
 
+/** Once a topic has progress, the server sends every field; one never reported is null. */
 export interface Progress {
-  percent: number;
+  percent: number | null;
   step?: string | null;
   step_index?: number | null;
   step_total?: number | null;
@@ -47,14 +50,24 @@ export type ClientFrame =
   | { type: 'auth'; token: string }
   | { type: 'ping' };
 
-export type ServerErrorCode =
-  'not_found' | 'bad_request' | 'rate_limited' | 'too_many_subscriptions';
+export type ServerErrorCode = (typeof SERVER_ERROR_CODES)[number];
+
+export type StateFrame = { type: 'state' } & StateDocument;
+
+export interface ErrorFrame {
+  type: 'error';
+  /** null when the frame that caused it named no topic; else what the client sent. */
+  topic?: string | null;
+  code: ServerErrorCode;
+  detail?: string;
+}
 
 export type ServerFrame =
-  | ({ type: 'state' } & StateDocument)
+  | StateFrame
   | { type: 'subscribed'; topic: string; seq: number }
   | { type: 'unsubscribed'; topic: string }
-  | { type: 'error'; topic?: string; code: ServerErrorCode; detail?: string }
+  | ErrorFrame
+  /** `expires_at` in epoch seconds. */
   | { type: 'token_expiring'; expires_at: number }
   | { type: 'auth_ok'; expires_at: number }
   | { type: 'pong' };
