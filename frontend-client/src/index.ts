@@ -8,12 +8,23 @@ export {
   BACKOFF_CAP_MS,
 } from './backoff.js';
 export { pollInterval, parseRetryAfter } from './schedule.js';
+export { parseServerFrame, parseStateDocument } from './protocol.js';
+export type { Parsed } from './protocol.js';
+export {
+  CLOSE_ORIGIN,
+  CLOSE_POLICY,
+  CLOSE_UNAUTHENTICATED,
+  SERVER_ERROR_CODES,
+  SUBPROTOCOL,
+} from './codes.js';
+export type { TopicState } from './subscription.js';
 export { isTerminal, isTopic, parseTopic, progressPath, detailPath } from './topics.js';
 export type {
   ClientFrame,
   ClientOptions,
   ConnectionStatus,
   DetailRecord,
+  ErrorFrame,
   FetchLike,
   JobStatus,
   Logger,
@@ -23,6 +34,7 @@ export type {
   ServerErrorCode,
   ServerFrame,
   StateDocument,
+  StateFrame,
   Status,
   Timers,
   TokenRequest,

@@ -135,8 +135,7 @@ function topicOf(value: Json, where: string): 'job' | 'video' {
 }
 
 function nonNegativeInteger(value: Json, key: string, where: string): void {
-  const accepts = (field: unknown): boolean => Number.isSafeInteger(field) && (field as number) >= 0;
-  required(value, key, where, 'a non-negative integer', accepts);
+  required(value, key, where, 'a non-negative integer', isNonNegativeInteger);
 }
 
 function required(
@@ -169,6 +168,10 @@ function objectOf(data: unknown, what: string): Json {
 
 function isObject(value: unknown): value is Json {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isNonNegativeInteger(value: unknown): boolean {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
 function isFiniteNumber(value: unknown): boolean {
