@@ -15,7 +15,7 @@ from django.urls import path, re_path
 from django.views.static import serve
 from openpyxl import Workbook
 
-from project.uploads import XLSX_CONTENT_TYPE
+from domains.jobs.uploads import XLSX_CONTENT_TYPE
 
 CLIENT_DIR = settings.BASE_DIR / "frontend-client"
 DEMO_DIR = CLIENT_DIR / "demo"

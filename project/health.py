@@ -10,10 +10,10 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
 
-from project.api.errors import ServiceUnavailable
-from project.api.exception_handlers import error_body
-from project.aws import probe_client
+from domains.common.aws import probe_client
+from domains.common.errors import ServiceUnavailable
 from realtime.clients import async_redis
+from realtime.protocol import error_body
 
 logger = logging.getLogger(__name__)
 CHECK_TIMEOUT = 3.0

@@ -15,12 +15,14 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from project import devservices, logcontext
+from domains.common import logcontext
+from project import devservices
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -98,10 +100,13 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASES = {
-    "default": env.db_url_config(
-        env.str("DATABASE_URL", default="") or devservices.default_database_url()
-    )
+# Production names its database and Redis explicitly (refused below otherwise); only dev and
+# tests fall back to local or embedded services, and only they look for them.
+_DATABASE_URL = env.str("DATABASE_URL", default="")
+if not _DATABASE_URL and not IS_PROD:
+    _DATABASE_URL = devservices.default_database_url()
+DATABASES: dict[str, dict[str, Any]] = {
+    "default": env.db_url_config(_DATABASE_URL) if _DATABASE_URL else {}
 }
 # Parallel test runs on one server need distinct test databases.
 if env.str("TEST_DATABASE_NAME", default=""):
@@ -143,7 +148,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Redis ----------------------------------------------------------------------------------
-REDIS_URL = env.str("REDIS_URL", default="") or devservices.default_redis_url()
+REDIS_URL = env.str("REDIS_URL", default="")
+if not REDIS_URL and not IS_PROD:
+    REDIS_URL = devservices.default_redis_url()
 # redis-py 8 defaults to a 5 s socket timeout and a 100-connection pool that raises when
 # exhausted. Commands get an explicit timeout; pub/sub connections block without one.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
@@ -307,11 +314,13 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="academy@localhost")
 # --- Auth tokens ----------------------------------------------------------------------------
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME_SECONDS", default=900))
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME_SECONDS", default=86400))
+# Signs every access token; production refuses the development default and short keys.
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default=SECRET_KEY)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": ACCESS_TOKEN_LIFETIME,
     "REFRESH_TOKEN_LIFETIME": REFRESH_TOKEN_LIFETIME,
     "ALGORITHM": "HS256",
-    "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "USER_ID_CLAIM": "user_id",
     "TOKEN_USER_CLASS": "domains.tenants.auth.TenantTokenUser",
@@ -410,6 +419,15 @@ if IS_PROD:
     _problems = []
     if SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50:
         _problems.append("SECRET_KEY is the development default or shorter than 50 characters")
+    if JWT_SIGNING_KEY == _DEV_SECRET_KEY or len(JWT_SIGNING_KEY) < 50:
+        _problems.append(
+            "JWT_SIGNING_KEY (SECRET_KEY when unset) is the development default"
+            " or shorter than 50 characters"
+        )
+    if not _DATABASE_URL:
+        _problems.append("DATABASE_URL is not set")
+    if not REDIS_URL:
+        _problems.append("REDIS_URL is not set")
     if DEBUG:
         _problems.append("DEBUG is on")
     if "*" in ALLOWED_HOSTS:

@@ -2,9 +2,10 @@
 
 The access token comes from the subprotocol pair ``realtime.v1``, ``bearer.<token>`` (browsers
 cannot set headers on a WebSocket) or from ``?token=``. It is verified statelessly (no SQL)
-with the same code as the HTTP API. The Origin header, when present, must be an allowed
-origin. The outcome is put in the scope for the consumer, which accepts and closes at once
-with the protocol's close code when it failed, so the client learns why.
+with the same code as the HTTP API (:func:`caller_from_access_token`). The Origin header,
+when present, must be an allowed origin. The outcome is put in the scope for the consumer,
+which accepts and closes at once with the protocol's close code when it failed, so the client
+learns why.
 """
 
 from __future__ import annotations
@@ -15,19 +16,27 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
 
-from domains.tenants.auth import caller_from_access_token
-from domains.tenants.caller import Caller, InvalidClaims
+from realtime.identity import Caller, InvalidClaims
+from realtime.protocol import BEARER_PREFIX, CLOSE_ORIGIN, CLOSE_UNAUTHENTICATED, SUBPROTOCOL
 
 logger = logging.getLogger(__name__)
 
-SUBPROTOCOL = "realtime.v1"
-BEARER_PREFIX = "bearer."
 SCOPE_KEY = "realtime.auth"
 
-CLOSE_UNAUTHENTICATED = 4001
-CLOSE_ORIGIN = 4003
-CLOSE_POLICY = 4008
+
+def caller_from_access_token(raw: str) -> Caller:
+    """Verify an access token (signature, expiry, type) and read its caller. No SQL.
+
+    Raises :class:`InvalidClaims` for any token that does not authenticate a tenant member.
+    """
+    try:
+        token = AccessToken(raw)  # type: ignore[arg-type]
+    except TokenError as exc:
+        raise InvalidClaims(str(exc)) from exc
+    return Caller.from_claims(token.payload)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,12 +38,12 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from domains.tenants.auth import caller_from_access_token
-from domains.tenants.caller import Caller, InvalidClaims
-from realtime import store, watchdog
-from realtime.auth import CLOSE_POLICY, CLOSE_UNAUTHENTICATED, SCOPE_KEY, HandshakeAuth
+from realtime import protocol, store, watchdog
+from realtime.auth import SCOPE_KEY, HandshakeAuth, caller_from_access_token
+from realtime.identity import Caller, InvalidClaims, sees_topic
 from realtime.keys import InvalidTopic, Topic
 from realtime.layer import RealtimeChannelLayer
+from realtime.protocol import CLOSE_POLICY, CLOSE_UNAUTHENTICATED, ControlFrame, ErrorCode
 from realtime.state import Snapshot, is_terminal
 from realtime.store import RealtimeUnavailable
 
@@ -197,7 +197,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         elif kind == "auth":
             await self._reauthenticate(frame)
         elif kind == "ping":
-            await self._send_json({"type": "pong"})
+            await self._send_json(protocol.pong())
         else:
             await self._error(None, "bad_request", "Unknown frame type.")
 
@@ -270,11 +270,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if snap.seq > sub.sent_seq:
                 self._offer(sub, snap.seq, is_terminal(snap.status), snap.frame)
             else:
-                await self._send_json({"type": "subscribed", "topic": key, "seq": sub.sent_seq})
+                await self._send_json(protocol.subscribed(key, sub.sent_seq))
         else:
             sub.sent_seq = max(sub.sent_seq, since)
             sub.terminal = is_terminal(snap.status)
-            await self._send_json({"type": "subscribed", "topic": key, "seq": snap.seq})
+            await self._send_json(protocol.subscribed(key, snap.seq))
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         raw_topic = frame.get("topic")
@@ -287,7 +287,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._forget_frames(key)
         if sub is not None:
             await self.channel_layer.group_discard(sub.group, self.channel_name)
-        await self._send_json({"type": "unsubscribed", "topic": key})
+        await self._send_json(protocol.unsubscribed(key))
 
     async def _reauthenticate(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -304,19 +304,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self.caller = caller
         for key, sub in list(self.subs.items()):  # a role change may hide topics
-            if not (caller.sees_whole_tenant or sub.owner_id == caller.user_id):
+            if not sees_topic(caller, owner_id=sub.owner_id):
                 del self.subs[key]
                 self._forget_frames(key)
                 await self.channel_layer.group_discard(sub.group, self.channel_name)
                 await self._error(key, "not_found", "No such topic.")
         self._arm_token_timers()
-        await self._send_json({"type": "auth_ok", "expires_at": caller.expires_at})
+        await self._send_json(protocol.auth_ok(caller.expires_at))
 
     # --- delivery -------------------------------------------------------------------------
     def _visible(self, snap: Snapshot) -> bool:
-        return snap.visible_to(
-            user_id=self.caller.user_id, sees_whole_tenant=self.caller.sees_whole_tenant
-        )
+        return snap.visible_to(self.caller)
 
     def _offer(
         self, sub: Subscription, seq: int, terminal: bool, frame: str, *, coalesce: bool = False
@@ -422,7 +420,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         ]
 
     def _token_expiring(self, expires_at: int) -> None:
-        self._queue({"type": "token_expiring", "expires_at": expires_at})
+        self._queue(protocol.token_expiring(expires_at))
 
     async def _token_expired(self) -> None:
         logger.info(
@@ -438,12 +436,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         task.add_done_callback(_background.discard)
 
     # --- helpers --------------------------------------------------------------------------
-    async def _send_json(self, frame: dict[str, Any]) -> None:
+    async def _send_json(self, frame: ControlFrame) -> None:
         """Queue a reply for the sender task; never waits on the client."""
         if not self._queue(frame) and not self._closed:
             await self._close(CLOSE_POLICY)  # asks but does not read its answers
 
-    def _queue(self, frame: dict[str, Any]) -> bool:
+    def _queue(self, frame: ControlFrame) -> bool:
         """Queue a control frame; False if the connection is closed or its backlog is full."""
         if self._closed or len(self._control) >= MAX_CONTROL_BACKLOG:
             return False
@@ -451,11 +449,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._wake_sender()
         return True
 
-    async def _error(self, topic: Any, code: str, detail: str) -> None:
+    async def _error(self, topic: Any, code: ErrorCode, detail: str) -> None:
         topic_text = topic if isinstance(topic, str) and len(topic) <= 100 else None
-        await self._send_json(
-            {"type": "error", "topic": topic_text, "code": code, "detail": detail}
-        )
+        await self._send_json(protocol.error(topic_text, code, detail))
 
     async def _close(self, code: int) -> None:
         if not self._closed:

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
-from domains.tenants.auth import caller_from_access_token
-from domains.tenants.caller import Caller, InvalidClaims
-from project.api.errors import NotFound, ServiceUnavailable
-from project.api.exception_handlers import error_body
 from realtime import store
+from realtime.auth import caller_from_access_token
+from realtime.identity import Caller, InvalidClaims
 from realtime.keys import Topic
+from realtime.protocol import error_body
 from realtime.store import RealtimeUnavailable
 
 RETRY_AFTER_SECONDS = 2
@@ -62,15 +61,13 @@ async def progress_reply(authorization: str, topic: Topic) -> Reply:
     except RealtimeUnavailable:
         return _error(
             503,
-            ServiceUnavailable.code,
-            str(ServiceUnavailable.default_detail),
+            "unavailable",
+            _("The service is temporarily unavailable. Try again shortly."),
             ("Retry-After", str(RETRY_AFTER_SECONDS)),
         )
-    if snap is None or not snap.visible_to(
-        user_id=caller.user_id, sees_whole_tenant=caller.sees_whole_tenant
-    ):
+    if snap is None or not snap.visible_to(caller):
         # Missing and not-yours look the same; the client then reads the record once.
-        return _error(404, NotFound.code, str(NotFound.default_detail))
+        return _error(404, "not_found", _("Not found."))
     return Reply(200, snap.document.encode(), (("Cache-Control", "no-store"),))
 
 

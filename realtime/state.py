@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from realtime.identity import Caller, sees_topic
 from realtime.keys import Topic, TopicKind
 
 # PROTOCOL.md §2
@@ -139,6 +140,6 @@ class Snapshot:
     document: str  # JSON text of the state document, as served by the progress endpoints
     frame: str  # the same with "type": "state", as sent over the WebSocket
 
-    def visible_to(self, *, user_id: int, sees_whole_tenant: bool) -> bool:
+    def visible_to(self, caller: Caller) -> bool:
         """PROTOCOL.md §4: staff and admin see every topic of their tenant, others their own."""
-        return sees_whole_tenant or (self.owner_id is not None and self.owner_id == user_id)
+        return sees_topic(caller, owner_id=self.owner_id)

@@ -5,14 +5,17 @@ EVALSHA on the process's persistent Redis client; the script is sent to Redis on
 and again only if Redis lost it (``NOSCRIPT``, e.g. after a restart). ``snapshot``/``asnapshot``
 read a topic's document in one round trip as well.
 
-Services publish after their transaction commits (``publish_on_commit``), never from
-``save()``, signals or views (STYLE.md §3).
+Services publish after their transaction commits, through :func:`publish_on_commit` and
+nothing else, never from ``save()``, signals or views (STYLE.md §3); read repair of a lost
+terminal state is :func:`repair_terminal`. Outside this package only the worker's progress
+throttle and republisher call :func:`publish` directly, as there is no transaction to wait
+for on that path (tests/unit/test_publish_discipline.py holds everyone to this).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ from redis.commands.core import AsyncScript, Script
 
 from realtime.clients import async_redis, sync_redis
 from realtime.keys import KeySpace, Topic
-from realtime.state import RESULT_MAX_BYTES, Change, PublishResult, Snapshot
+from realtime.state import RESULT_MAX_BYTES, Change, PublishResult, Snapshot, is_terminal
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,11 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 
 class RealtimeUnavailable(Exception):
     """Redis could not be reached; the change was not applied."""
+
+
+# Called with a change that could not be published after the commit (Redis down), to retry it
+# later (the worker's republisher).
+PublishRetry = Callable[[int, Topic, Change], None]
 
 
 @cache
@@ -119,11 +127,15 @@ def publish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
     return result
 
 
-def publish_on_commit(tenant_id: int, topic: Topic, change: Change) -> None:
+def publish_on_commit(
+    tenant_id: int, topic: Topic, change: Change, *, on_failure: PublishRetry | None = None
+) -> None:
     """Publish once the current transaction commits; a Redis outage is logged, not raised.
 
-    The database is the record: a lost publish is repaired by the next accepted change or by
-    a republish from the record (workers) and by consumers' resynchronisation.
+    The database is the record: a Redis outage never undoes its write. A lost publish is
+    repaired by the next accepted change, by ``on_failure`` (the worker's republisher retries
+    terminal changes from the record), by read repair and by consumers' resynchronisation.
+    Outside a transaction (autocommit) it publishes at once.
     """
 
     def _publish() -> None:
@@ -131,12 +143,32 @@ def publish_on_commit(tenant_id: int, topic: Topic, change: Change) -> None:
             publish(tenant_id, topic, change)
         except RealtimeUnavailable:
             logger.warning(
-                "publish after commit failed, Redis unavailable tenant=%s topic=%s",
+                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s",
                 tenant_id,
                 topic,
+                change.status,
             )
+            if on_failure is not None:
+                on_failure(tenant_id, topic, change)
 
     transaction.on_commit(_publish)
+
+
+def repair_terminal(tenant_id: int, topic: Topic, change: Callable[[], Change]) -> bool:
+    """Publish a terminal ``change()`` if Redis still shows the topic running; True if it did.
+
+    Read repair for a terminal publish lost while Redis was away. A topic Redis no longer holds
+    is not recreated, nor is one already terminal; ``change`` is only built when needed. A
+    Redis outage answers False.
+    """
+    try:
+        snap = snapshot(tenant_id, topic)
+        if snap is None or is_terminal(snap.status):
+            return False
+        publish(tenant_id, topic, change())
+    except RealtimeUnavailable:
+        return False
+    return True
 
 
 def snapshot(tenant_id: int, topic: Topic) -> Snapshot | None:

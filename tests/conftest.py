@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from domains.tenants import repository
 from domains.tenants.models import Tenant, User
-from domains.tenants.roles import Role
 from domains.tenants.services import auth_token_issue
+from realtime.identity import Role
 
 PASSWORD = "correct horse battery"
 

@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from domains.jobs.dispatch import QueueKind
 from domains.jobs.errors import LeaseLost, PermanentError
-from project.queues import QueueKind
 from realtime.keys import Topic, TopicKind
 from realtime.state import Change, Progress
 from realtime.throttle import ProgressThrottle

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
 
+from domains.jobs.dispatch import QueueKind
 from domains.jobs.types import JobType, job_type_get, job_types_of_kind
-from project.queues import QueueKind
 from workers.base import Handler
 from workers.handlers.excel_import import ExcelImportHandler
 from workers.handlers.messaging import MessagingSendHandler

@@ -40,17 +40,19 @@ from django.conf import settings
 from django.db import DatabaseError
 from django_guid import clear_guid, set_guid
 
+from domains.common import logcontext
 from domains.jobs import services
+from domains.jobs.dispatch import JobMessage, QueueKind, queue_url
 from domains.jobs.models import JobStatus
 from domains.jobs.services import ClaimResult
-from project import logcontext, queues
-from project.queues import JobMessage, QueueConfig, QueueKind
 from realtime import store
 from realtime.throttle import ProgressThrottle
+from workers import config as worker_config
 from workers.base import Handler, JobProgress, JobRun, LeaseLost, PermanentError
-from workers.queues import SQS_ERRORS, QueueClient, ReceivedMessage, is_lost_handle
+from workers.config import QueueConfig
 from workers.registry import Registered, registry_for
 from workers.republish import Republisher
+from workers.sqs import SQS_ERRORS, QueueClient, ReceivedMessage, is_lost_handle
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ class WorkerStats:
 
 def effective_concurrency(requested: int | None, kind: QueueKind) -> int:
     """The slots a worker of ``kind`` runs: what was asked for, never above the hard cap."""
-    cap = queues.HARD_CONCURRENCY[kind]
+    cap = worker_config.HARD_CONCURRENCY[kind]
     if requested is None:
         return cap
     if requested < 1:
@@ -140,11 +142,11 @@ class Worker:
         stuck_exit_after: float = STUCK_EXIT_AFTER,
     ) -> None:
         self.kind = QueueKind(kind)
-        self.config = config or queues.queue_config(self.kind)
+        self.config = config or worker_config.queue_config(self.kind)
         self.concurrency = effective_concurrency(concurrency, self.kind)
         self.registry: dict[str, Registered] = registry_for(self.kind, handlers)
-        self.queue = queue or QueueClient(queues.queue_url(self.kind))
-        self.max_receive_count = max_receive_count or queues.max_receive_count(self.kind)
+        self.queue = queue or QueueClient(queue_url(self.kind))
+        self.max_receive_count = max_receive_count or worker_config.max_receive_count(self.kind)
         self.wait_seconds = settings.SQS_WAIT_TIME_SECONDS if wait_seconds is None else wait_seconds
         self.grace = settings.WORKER_SHUTDOWN_GRACE if grace is None else grace
         self.retry_delay = settings.WORKER_RETRY_DELAY if retry_delay is None else retry_delay
@@ -158,7 +160,7 @@ class Worker:
         self.stuck_exit_after = stuck_exit_after
         self.dlq = dlq
         if self.dlq is None and self.dlq_sweep_interval > 0:
-            url = queues.dlq_url(self.kind)
+            url = worker_config.dlq_url(self.kind)
             self.dlq = QueueClient(url) if url else None
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{self.kind}:{uuid.uuid4().hex[:6]}"
         self.stats = WorkerStats()

@@ -1,12 +1,15 @@
-"""The runner's side of one SQS queue: receive, delete, extend and release messages.
+"""The worker's side of SQS: receive, delete, extend and release messages; create the queues.
 
-Every call is one SQS request; nothing is buffered. Errors are the caller's to judge: a
-failed heartbeat extension means the lease is lost, a failed delete only means a duplicate
-delivery later (which the claim turns into a no-op).
+:class:`QueueClient` is the runner's handle on one queue. Every call is one SQS request;
+nothing is buffered. Errors are the caller's to judge: a failed heartbeat extension means the
+lease is lost, a failed delete only means a duplicate delivery later (which the claim turns
+into a no-op). :func:`queues_create` provisions each kind's queue and dead-letter queue (dev,
+tests, and a first deployment to a real account). Sending is the API's: ``domains.jobs.dispatch``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -14,14 +17,25 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
-from project.aws import sqs_client
-from project.queues import SQS_MAX_BATCH
+from domains.common.aws import sqs_client
+from domains.jobs.dispatch import QueueKind, queue_urls_forget
+from workers.config import queue_config
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+    QueueAttributes = dict[QueueAttributeNameType, str]
+else:
+    QueueAttributes = dict
 
 logger = logging.getLogger(__name__)
+
+# AWS limit (SQS API reference).
+SQS_MAX_BATCH = 10
 
 SQS_ERRORS = (BotoCoreError, ClientError)
 # Errors meaning "this receipt handle no longer controls the message".
@@ -124,3 +138,67 @@ class QueueClient:
                 logger.warning("release failed for one message: %s", failure.get("Code"))
             released += len(response.get("Successful", []))
         return released
+
+
+# --- creating (dev, tests, and a first deployment to a real account) -------------------------
+@dataclass(frozen=True, slots=True)
+class QueueEnsured:
+    name: str
+    url: str
+    created: bool
+
+
+def _queue_ensure(name: str, attributes: QueueAttributes) -> QueueEnsured:
+    """Create the queue, or bring an existing one to these attributes. Idempotent."""
+    client = sqs_client()
+    try:
+        url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        }:
+            raise
+    else:
+        client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        return QueueEnsured(name=name, url=url, created=False)
+    url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return QueueEnsured(name=name, url=url, created=True)
+
+
+def queues_create(
+    *, kinds: list[QueueKind] | None = None, max_receive_count: int | None = None
+) -> list[QueueEnsured]:
+    """Create (or update) each kind's queue and its dead-letter queue with the redrive policy.
+
+    Kinds with a configured URL are managed elsewhere and left alone.
+    """
+    receive_count = max_receive_count or int(settings.SQS_MAX_RECEIVE_COUNT)
+    if receive_count < 1:
+        raise ImproperlyConfigured("SQS_MAX_RECEIVE_COUNT must be at least 1")
+    ensured = []
+    for kind in kinds or list(QueueKind):
+        config = queue_config(kind)
+        if config.url:
+            logger.info("queue %s has a configured URL; not creating it", kind)
+            continue
+        dlq = _queue_ensure(
+            config.dlq_name, {"MessageRetentionPeriod": str(settings.SQS_DLQ_RETENTION_SECONDS)}
+        )
+        arn = sqs_client().get_queue_attributes(QueueUrl=dlq.url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        main = _queue_ensure(
+            config.name,
+            {
+                "VisibilityTimeout": str(config.visibility_timeout),
+                "ReceiveMessageWaitTimeSeconds": str(settings.SQS_WAIT_TIME_SECONDS),
+                "MessageRetentionPeriod": str(settings.SQS_RETENTION_SECONDS),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": arn, "maxReceiveCount": str(receive_count)}
+                ),
+            },
+        )
+        ensured += [dlq, main]
+    queue_urls_forget()
+    return ensured

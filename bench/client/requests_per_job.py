@@ -59,9 +59,9 @@ def queries_per_request() -> dict[str, int]:
 
     from domains.jobs.models import Job, JobResult
     from domains.tenants import repository
-    from domains.tenants.roles import Role
     from domains.tenants.services import auth_token_issue
     from realtime import store
+    from realtime.identity import Role
     from realtime.keys import Topic
     from realtime.state import Change, Progress
 

@@ -131,11 +131,11 @@ def seed(jobs: int) -> Seed:
 
     from domains.jobs.models import Job, JobResult
     from domains.tenants import repository
-    from domains.tenants.roles import Role
     from domains.tenants.services import auth_token_issue
     from project import devservices
     from realtime import store
     from realtime.clients import sync_redis
+    from realtime.identity import Role
     from realtime.keys import Topic
     from realtime.state import Change, Progress
 

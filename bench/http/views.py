@@ -12,8 +12,8 @@ import json
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from bench.http import sqlcount
-from project.api.exception_handlers import error_body
 from realtime.http import bearer_caller
+from realtime.protocol import error_body
 
 # What a PROCESSING job's document looks like (PROTOCOL.md §3), fixed.
 NOOP_DOCUMENT = json.dumps(

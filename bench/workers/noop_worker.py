@@ -26,8 +26,8 @@ django.setup()
 from rest_framework import serializers  # noqa: E402
 
 from domains.jobs import types  # noqa: E402
+from domains.jobs.dispatch import QueueKind  # noqa: E402
 from domains.jobs.types import OPERATOR_ROLES, JobType  # noqa: E402
-from project.queues import QueueKind  # noqa: E402
 from workers.base import JobProgress, JobRun  # noqa: E402
 from workers.handlers.messaging import MessagingSendHandler  # noqa: E402
 from workers.runner import Worker  # noqa: E402

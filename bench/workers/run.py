@@ -32,8 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from domains.tenants.caller import Caller  # noqa: E402 - pure logic, no Django
 from project import devservices  # noqa: E402
+from realtime.identity import Caller  # noqa: E402 - pure logic, no Django
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 LOGS = Path(tempfile.mkdtemp(prefix="bench-workers-"))
@@ -86,8 +86,8 @@ def unit_costs(rounds: int = 100) -> dict[str, float]:
     import psycopg
     from django.db import connection
 
-    from project import queues
-    from project.aws import sqs_client
+    from domains.common.aws import sqs_client
+    from domains.jobs.dispatch import queue_urls_forget
     from realtime import store
     from realtime.keys import Topic
     from realtime.state import Change
@@ -126,7 +126,7 @@ def unit_costs(rounds: int = 100) -> dict[str, float]:
     }
     sqs.delete_queue(QueueUrl=probe)
     connection.close()
-    queues.queue_urls_forget()
+    queue_urls_forget()
     return costs
 
 
@@ -250,9 +250,9 @@ def main() -> int:
     from django.core.management import call_command
 
     from domains.tenants import repository
-    from domains.tenants.auth import caller_from_access_token
-    from domains.tenants.roles import Role
     from domains.tenants.services import auth_token_issue
+    from realtime.auth import caller_from_access_token
+    from realtime.identity import Role
 
     call_command("migrate", "--noinput", verbosity=0)
     call_command("create_queues", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115

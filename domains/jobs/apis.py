@@ -15,11 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from domains.common.errors import ValidationFailed
 from domains.jobs import services
 from domains.jobs.models import Job
+from domains.jobs.uploads import XLSX_CONTENT_TYPE
 from domains.tenants.auth import caller_of
-from project.api.errors import ValidationFailed
-from project.uploads import XLSX_CONTENT_TYPE
 from realtime.http import progress_response
 from realtime.keys import Topic
 

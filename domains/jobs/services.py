@@ -5,7 +5,7 @@ row, locked FOR UPDATE: claim (PROCESSING, attempt + 1, lease), lease extension,
 with its result, or FAILED). A finish names its attempt and is refused unless that attempt
 still holds the job, so a worker that lost its lease can never overwrite the outcome
 (docs/adr/0004-worker-leases-and-attempt-fencing.md). States are published to Redis only after
-the transaction commits (STYLE.md §3).
+the transaction commits, through ``realtime.store.publish_on_commit`` (STYLE.md §3).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -25,38 +24,34 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from domains.jobs import repository
-from domains.jobs.models import Job, JobStatus
-from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
-from domains.students.xlsx import failures_workbook
-from domains.tenants.caller import Caller
-from project import queues, uploads
-from project.api.errors import (
+from domains.common.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
     ServiceUnavailable,
     ValidationFailed,
 )
+from domains.jobs import dispatch, repository, uploads
+from domains.jobs.models import Job, JobStatus
+from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
+from domains.students.xlsx import failures_workbook
 from realtime import store
+from realtime.identity import Caller, sees_topic
 from realtime.keys import Topic
-from realtime.state import Change, is_terminal
-from realtime.store import RealtimeUnavailable
+from realtime.state import Change
+from realtime.store import PublishRetry
 
 logger = logging.getLogger(__name__)
 
 TERMINAL = frozenset({JobStatus.DONE, JobStatus.FAILED})
 ERROR_MAX_LENGTH = 2000
 
-# Called with a terminal change that could not be published (Redis down), to retry it later.
-PublishRetry = Callable[[int, Topic, Change], None]
-
 
 # --- reading --------------------------------------------------------------------------------
 def job_get_for_caller(tenant_id: int, *, job_id: uuid.UUID, caller: Caller) -> Job:
     """The job record if the caller may see it; otherwise NotFound, as if it did not exist."""
     job = repository.job_for_detail(tenant_id, job_id=job_id)
-    if job is None or not (caller.sees_whole_tenant or job.created_by_id == caller.user_id):
+    if job is None or not sees_topic(caller, owner_id=job.created_by_id):
         raise NotFound()
     return job
 
@@ -86,16 +81,12 @@ def job_state_repair(tenant_id: int, *, job: Job) -> bool:
     """
     if job.status not in TERMINAL:
         return False
-    topic = Topic.job(job.job_id)
-    try:
-        snap = store.snapshot(tenant_id, topic)
-        if snap is None or is_terminal(snap.status):
-            return False
+
+    def change() -> Change:
         result = getattr(job, "result", None)
-        store.publish(
-            tenant_id, topic, _terminal_change(job, result.data if result is not None else None)
-        )
-    except RealtimeUnavailable:
+        return _terminal_change(job, result.data if result is not None else None)
+
+    if not store.repair_terminal(tenant_id, Topic.job(job.job_id), change):
         return False
     logger.info("terminal state republished on read tenant=%s job=%s", tenant_id, job.job_id)
     return True
@@ -162,7 +153,18 @@ def job_create(
                 idempotency_key=idempotency_key,
                 job_id=job_id,
             )
-            transaction.on_commit(lambda: _job_announce(tenant_id, job, spec, request_id))
+            # After the commit, in this order: PENDING into Redis, then the queue message.
+            store.publish_on_commit(
+                tenant_id,
+                Topic.job(job.job_id),
+                Change(
+                    status=JobStatus.PENDING,
+                    attempt=0,
+                    owner_id=job.created_by_id,
+                    job_type=job.job_type,
+                ),
+            )
+            transaction.on_commit(lambda: _job_enqueue(tenant_id, job, spec, request_id))
     except IntegrityError:
         # A concurrent request with the same key won the insert.
         if object_key:
@@ -248,26 +250,17 @@ def _idempotent_replay(job: Job, *, spec: JobType, payload: dict[str, Any]) -> J
     return job
 
 
-def _job_announce(tenant_id: int, job: Job, spec: JobType, request_id: str) -> None:
-    """After the commit: PENDING into Redis, then the message into the kind's queue."""
-    topic = Topic.job(job.job_id)
+def _job_enqueue(tenant_id: int, job: Job, spec: JobType, request_id: str) -> None:
+    """After the commit (and the PENDING publish): the message into the kind's queue.
+
+    A lost PENDING publish is harmless: the worker's PROCESSING creates the topic, and until
+    then the client reads the record. An unreachable queue fails the job and raises the 503
+    from this on_commit callback, which reaches the view only because no outer atomic block
+    wraps the request (no ATOMIC_REQUESTS): keep it that way or move the send.
+    """
+    message = dispatch.JobMessage(job_id=job.job_id, tenant_id=tenant_id, request_id=request_id)
     try:
-        store.publish(
-            tenant_id,
-            topic,
-            Change(
-                status=JobStatus.PENDING,
-                attempt=0,
-                owner_id=job.created_by_id,
-                job_type=job.job_type,
-            ),
-        )
-    except RealtimeUnavailable:
-        # The worker's PROCESSING creates the topic; until then the client reads the record.
-        logger.warning("PENDING not published, Redis unavailable tenant=%s %s", tenant_id, topic)
-    message = queues.JobMessage(job_id=job.job_id, tenant_id=tenant_id, request_id=request_id)
-    try:
-        queues.job_message_send(spec.kind, message)
+        dispatch.job_message_send(spec.kind, message)
     except (BotoCoreError, ClientError) as exc:
         logger.exception("job could not be queued tenant=%s job=%s", tenant_id, job.job_id)
         _job_fail_unqueued(tenant_id, job_id=job.job_id)
@@ -284,7 +277,7 @@ def _job_fail_unqueued(tenant_id: int, *, job_id: uuid.UUID) -> None:
         job.error = "The job could not be queued."
         job.finished_at = locked.now
         repository.job_save(tenant_id, job=job, fields=["status", "error", "finished_at"])
-        _publish_after_commit(tenant_id, job.job_id, _terminal_change(job, None))
+        store.publish_on_commit(tenant_id, Topic.job(job.job_id), _terminal_change(job, None))
     # A retry with the same key must create a new job, not replay this one.
     repository.job_idempotency_key_clear(tenant_id, job_id=job_id)
 
@@ -338,8 +331,11 @@ def job_claim(
                 if job.status == JobStatus.DONE
                 else None
             )
-            _publish_after_commit(
-                tenant_id, job_id, _terminal_change(job, result), on_failure=on_publish_failure
+            store.publish_on_commit(
+                tenant_id,
+                Topic.job(job_id),
+                _terminal_change(job, result),
+                on_failure=on_publish_failure,
             )
             return Claim(ClaimResult.FINISHED)
         lease = job.lease_expires_at
@@ -355,9 +351,9 @@ def job_claim(
             job=job,
             fields=["status", "attempt", "lease_owner", "lease_expires_at", "started_at"],
         )
-        _publish_after_commit(
+        store.publish_on_commit(
             tenant_id,
-            job_id,
+            Topic.job(job_id),
             Change(
                 status=JobStatus.PROCESSING,
                 attempt=job.attempt,
@@ -433,8 +429,11 @@ def job_finish(
         )
         if status == JobStatus.DONE:
             repository.job_result_insert(tenant_id, job=job, data=result)
-        _publish_after_commit(
-            tenant_id, job_id, _terminal_change(job, result), on_failure=on_publish_failure
+        store.publish_on_commit(
+            tenant_id,
+            Topic.job(job_id),
+            _terminal_change(job, result),
+            on_failure=on_publish_failure,
         )
     return True
 
@@ -463,8 +462,8 @@ def job_fail_dead_lettered(
         repository.job_save(
             tenant_id, job=job, fields=["status", "error", "finished_at", "lease_expires_at"]
         )
-        _publish_after_commit(
-            tenant_id, job_id, _terminal_change(job, None), on_failure=on_publish_failure
+        store.publish_on_commit(
+            tenant_id, Topic.job(job_id), _terminal_change(job, None), on_failure=on_publish_failure
         )
     return True
 
@@ -479,29 +478,3 @@ def _terminal_change(job: Job, result: Any) -> Change:
         error=job.error or None,
         result=result if job.status == JobStatus.DONE else None,
     )
-
-
-def _publish_after_commit(
-    tenant_id: int,
-    job_id: uuid.UUID,
-    change: Change,
-    *,
-    on_failure: PublishRetry | None = None,
-) -> None:
-    """Publish once the transaction commits; a Redis outage never undoes the database write."""
-    topic = Topic.job(job_id)
-
-    def _publish() -> None:
-        try:
-            store.publish(tenant_id, topic, change)
-        except RealtimeUnavailable:
-            logger.warning(
-                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s",
-                tenant_id,
-                topic,
-                change.status,
-            )
-            if on_failure is not None:
-                on_failure(tenant_id, topic, change)
-
-    transaction.on_commit(_publish)

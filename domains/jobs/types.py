@@ -15,10 +15,10 @@ from typing import Any
 from django.core.files.uploadedfile import UploadedFile
 from rest_framework import serializers
 
+from domains.jobs.dispatch import QueueKind
 from domains.messaging.payloads import MessagingSendPayload
 from domains.students.uploads import ExcelImportPayload, PreparedUpload, excel_upload_prepare
-from domains.tenants.roles import Role
-from project.queues import QueueKind
+from realtime.identity import Role
 
 # Roles that may start jobs acting on a whole tenant (mass email, imports).
 OPERATOR_ROLES = frozenset({Role.ADMIN, Role.STAFF, Role.TEACHER})

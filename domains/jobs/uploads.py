@@ -14,7 +14,7 @@ import uuid
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
-from project.aws import s3_client
+from domains.common.aws import s3_client
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from django.utils.functional import lazy
 from django.utils.translation import get_language
 
+from domains.common.errors import Conflict, NotFound, ValidationFailed
 from domains.students.messages import Message
-from project.api.errors import Conflict, NotFound, ValidationFailed
 
 
 def _text(message: Message) -> str:

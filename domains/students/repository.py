@@ -24,7 +24,7 @@ from domains.students.plan import (
     username_for,
 )
 from domains.tenants.models import Tenant, TenantMembership, User
-from domains.tenants.roles import Role
+from realtime.identity import Role
 
 logger = logging.getLogger(__name__)
 

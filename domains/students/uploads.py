@@ -1,7 +1,7 @@
 """The ``excel_import`` job's upload: the form fields, the stored payload, the checks made in
 the API request before anything is stored or queued (PROTOCOL.md §5, ADR 0102).
 
-The file itself goes to S3 (``project/uploads.py``); the job's payload holds its key, its
+The file itself goes to S3 (``domains/jobs/uploads.py``); the job's payload holds its key, its
 checksum and the initial password's hash, made once here: never the plain text.
 """
 
@@ -17,11 +17,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from domains.common.errors import ValidationFailed
 from domains.students import messages as m
 from domains.students.errors import StudentsImportRejected, localized
 from domains.students.services import check_initial_password
 from domains.students.xlsx import WorkbookRejected, read_students_xlsx
-from project.api.errors import ValidationFailed
 
 XLSX_EXTENSION = ".xlsx"
 ZIP_MAGIC = b"PK\x03\x04"

@@ -1,7 +1,8 @@
 """Stateless authentication: the access token alone says who calls and for which tenant.
 
-No database query is made to authenticate a request or to resolve its tenant; the WebSocket
-handshake (realtime/) uses :func:`caller_from_access_token` for the same reason.
+No database query is made to authenticate a request or to resolve its tenant. The caller, its
+claims and the token verification the WebSocket handshake uses belong to the push core
+(``realtime.identity``, ``realtime.auth``); this module holds DRF's side of the same rule.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
-from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.models import TokenUser
-from rest_framework_simplejwt.tokens import AccessToken, Token
+from rest_framework_simplejwt.tokens import Token
 
-from domains.tenants.caller import Caller, InvalidClaims
+from realtime.identity import Caller, InvalidClaims
 
 
 class TenantTokenUser(TokenUser):
@@ -67,15 +67,3 @@ def caller_of(request: Request) -> Caller:
     if not isinstance(user, TenantTokenUser):
         raise exceptions.NotAuthenticated()
     return user.caller
-
-
-def caller_from_access_token(raw: str) -> Caller:
-    """Verify an access token (signature, expiry, type) and read its caller. No SQL.
-
-    Raises :class:`InvalidClaims` for any token that does not authenticate a tenant member.
-    """
-    try:
-        token = AccessToken(raw)  # type: ignore[arg-type]
-    except TokenError as exc:
-        raise InvalidClaims(str(exc)) from exc
-    return Caller.from_claims(token.payload)

@@ -5,7 +5,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from domains.tenants.roles import Role
+from realtime.identity import Role
 
 ROLE_LABELS = {
     Role.ADMIN: _("Administrator"),

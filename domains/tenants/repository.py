@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.hashers import make_password
 
 from domains.tenants.models import Tenant, TenantMembership, User
-from domains.tenants.roles import Role
+from realtime.identity import Role
 
 
 def membership_for_login(*, tenant_code: str, username: str) -> TenantMembership | None:

@@ -13,10 +13,10 @@ from django.utils.translation import gettext as _
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from domains.common.errors import AuthenticationFailed, ValidationFailed
 from domains.tenants import repository
-from domains.tenants.caller import PASSWORD_CHANGE_CLAIM, ROLE_CLAIM, TENANT_CLAIM, Caller
 from domains.tenants.models import TenantMembership
-from project.api.errors import AuthenticationFailed, ValidationFailed
+from realtime.identity import PASSWORD_CHANGE_CLAIM, ROLE_CLAIM, TENANT_CLAIM, Caller
 
 logger = logging.getLogger(__name__)
 

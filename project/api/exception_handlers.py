@@ -13,13 +13,10 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from project.api.errors import ApplicationError, NotFound, ServiceUnavailable, ValidationFailed
+from domains.common.errors import ApplicationError, NotFound, ServiceUnavailable, ValidationFailed
+from realtime.protocol import error_body
 
 logger = logging.getLogger(__name__)
-
-
-def error_body(code: str, detail: Any, fields: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"code": code, "detail": force_str(detail), "fields": fields or {}}
 
 
 def _flatten(detail: Any) -> Any:

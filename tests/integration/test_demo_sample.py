@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.test import Client
 
+from domains.jobs.uploads import XLSX_CONTENT_TYPE
 from domains.students.rows import validate_rows
 from domains.students.xlsx import read_students_xlsx
 from project.demo import SAMPLE_ROWS
-from project.uploads import XLSX_CONTENT_TYPE
 
 
 def test_the_sample_workbook_is_served_and_reads_with_four_bad_rows(client: Client) -> None:

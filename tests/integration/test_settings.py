@@ -13,7 +13,12 @@ SAFE = {
     "SECRET_KEY": "k" * 64,
     "DEBUG": "false",
     "ALLOWED_HOSTS": "academy.example.com",
+    # Loading settings connects to neither.
+    "DATABASE_URL": "postgres://academy@db.example.com:5432/academy",
+    "REDIS_URL": "redis://redis.example.com:6379/0",
 }
+# The development SECRET_KEY of project/settings.py, which also signs tokens when unset.
+DEV_KEY = "dev-insecure-secret-key-do-not-use-in-production-0123456789"
 
 
 def _load_settings(**overrides: str) -> subprocess.CompletedProcess[str]:
@@ -53,3 +58,35 @@ def test_an_unsafe_production_configuration_is_refused(
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert reason in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"DATABASE_URL": ""}, "DATABASE_URL is not set"),
+        ({"REDIS_URL": ""}, "REDIS_URL is not set"),
+        ({"JWT_SIGNING_KEY": "secret"}, "JWT_SIGNING_KEY"),
+        ({"JWT_SIGNING_KEY": DEV_KEY}, "JWT_SIGNING_KEY"),
+    ],
+)
+def test_production_refuses_implicit_services_and_weak_token_keys(
+    overrides: dict[str, str], reason: str
+) -> None:
+    # given a safe production environment with one service URL unset or a weak signing key
+    # when the settings load
+    result = _load_settings(**overrides)
+
+    # then they refuse, naming the reason, instead of falling back to localhost or signing
+    # tokens anyone can forge
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert reason in result.stderr
+
+
+def test_production_takes_a_strong_token_key_of_its_own() -> None:
+    # given a safe production environment with a separate, strong JWT signing key
+    # when the settings load
+    result = _load_settings(JWT_SIGNING_KEY="j" * 64)
+
+    # then they start
+    assert result.returncode == 0, result.stderr

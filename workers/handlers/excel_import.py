@@ -16,10 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.utils import translation
 
+from domains.jobs.uploads import UploadMissing, upload_get
 from domains.students.errors import StudentsImportBusy, StudentsImportRejected, TenantNotFound
 from domains.students.progress import STEP_DISPLAY
 from domains.students.services import students_import_file
-from project.uploads import UploadMissing, upload_get
 from workers.base import JobProgress, JobRun, LeaseLost, PermanentError
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import domains.tenants.roles
+import realtime.identity
 
 
 class Migration(migrations.Migration):
@@ -146,11 +146,11 @@ class Migration(migrations.Migration):
                     "role",
                     models.CharField(
                         choices=[
-                            (domains.tenants.roles.Role["ADMIN"], "Administrator"),
-                            (domains.tenants.roles.Role["STAFF"], "Staff"),
-                            (domains.tenants.roles.Role["TEACHER"], "Teacher"),
-                            (domains.tenants.roles.Role["STUDENT"], "Student"),
-                            (domains.tenants.roles.Role["PARENT"], "Parent"),
+                            (realtime.identity.Role["ADMIN"], "Administrator"),
+                            (realtime.identity.Role["STAFF"], "Staff"),
+                            (realtime.identity.Role["TEACHER"], "Teacher"),
+                            (realtime.identity.Role["STUDENT"], "Student"),
+                            (realtime.identity.Role["PARENT"], "Parent"),
                         ],
                         max_length=16,
                     ),

@@ -26,19 +26,26 @@ from django.db import connection
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
+from domains.common.aws import sqs_client
 from domains.jobs import services, types
+from domains.jobs.dispatch import (
+    JobMessage,
+    QueueKind,
+    job_message_send,
+    queue_url,
+    queue_urls_forget,
+)
 from domains.jobs.models import Job
 from domains.jobs.types import OPERATOR_ROLES, JobType
-from domains.tenants.caller import Caller
-from project import queues
-from project.aws import sqs_client
-from project.queues import QueueConfig, QueueKind
+from realtime.identity import Caller
 from tests.conftest import Member
 from tests.integration.realtime.conftest import make_token
 from tests.integration.workers.handlers import Noop
 from workers.base import Handler
+from workers.config import QueueConfig, dlq_url, queue_config
 from workers.handlers.messaging import MessagingSendHandler
 from workers.runner import Worker
+from workers.sqs import queues_create
 
 BASE_DIR = Path(__file__).resolve().parents[3]
 KIND = QueueKind.MESSAGING
@@ -55,14 +62,14 @@ def moto_reset() -> None:
 def fresh_queues() -> Iterator[None]:
     """Every test starts with empty queues (maxReceiveCount 3) and a clean outbox."""
     moto_reset()
-    queues.queues_create(max_receive_count=3)
+    queues_create(max_receive_count=3)
     yield
-    queues.queue_urls_forget()
+    queue_urls_forget()
 
 
 def queue_counts(kind: QueueKind = KIND, *, dlq: bool = False) -> tuple[int, int]:
     """(visible, in flight) messages of the kind's queue or of its dead-letter queue."""
-    url = queues.dlq_url(kind) if dlq else queues.queue_url(kind)
+    url = dlq_url(kind) if dlq else queue_url(kind)
     assert url is not None
     attributes = sqs_client().get_queue_attributes(
         QueueUrl=url,
@@ -76,7 +83,7 @@ def queue_counts(kind: QueueKind = KIND, *, dlq: bool = False) -> tuple[int, int
 
 def queue_bodies(kind: QueueKind = KIND, *, dlq: bool = False) -> list[dict[str, Any]]:
     """Receive every visible message (then let go of them at once) and return their bodies."""
-    url = queues.dlq_url(kind) if dlq else queues.queue_url(kind)
+    url = dlq_url(kind) if dlq else queue_url(kind)
     assert url is not None
     client = sqs_client()
     response = client.receive_message(
@@ -156,13 +163,13 @@ def create_job(
 
 def send_duplicate(job: Job) -> None:
     """Another copy of a job's message, as SQS's at-least-once delivery may hand out."""
-    queues.job_message_send(KIND, queues.JobMessage(job_id=job.job_id, tenant_id=job.tenant_id))
+    job_message_send(KIND, JobMessage(job_id=job.job_id, tenant_id=job.tenant_id))
 
 
 # --- workers in threads -------------------------------------------------------------------------
 def fast_config(**overrides: Any) -> QueueConfig:
     base = replace(
-        queues.queue_config(KIND),
+        queue_config(KIND),
         visibility_timeout=4,
         lease_seconds=3,
         heartbeat_interval=1.0,

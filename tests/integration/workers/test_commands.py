@@ -8,12 +8,12 @@ from typing import Any
 
 from django.core.management import call_command
 
+from domains.common.aws import sqs_client
+from domains.jobs.dispatch import QueueKind, queue_url
 from domains.jobs.models import Job
-from project import queues
-from project.aws import sqs_client
-from project.queues import QueueKind
 from tests.conftest import PASSWORD, Member
 from tests.integration.workers.conftest import moto_reset, queue_bodies
+from workers.config import dlq_url, queue_config
 
 
 def _attributes(url: str) -> dict[str, str]:
@@ -30,18 +30,18 @@ def test_create_queues_creates_each_kind_with_its_dead_letter_queue_and_is_idemp
     assert first.getvalue().count("created") == 7  # six queues and the uploads bucket
     assert second.getvalue().count("up to date") == 7
     for kind in QueueKind:
-        main = _attributes(queues.queue_url(kind))
+        main = _attributes(queue_url(kind))
         policy = json.loads(main["RedrivePolicy"])
-        dlq_url = queues.dlq_url(kind)
-        assert dlq_url is not None
-        assert policy["deadLetterTargetArn"] == _attributes(dlq_url)["QueueArn"]
+        dead_letter = dlq_url(kind)
+        assert dead_letter is not None
+        assert policy["deadLetterTargetArn"] == _attributes(dead_letter)["QueueArn"]
         assert int(policy["maxReceiveCount"]) == 3
-        assert main["VisibilityTimeout"] == str(queues.queue_config(kind).visibility_timeout)
+        assert main["VisibilityTimeout"] == str(queue_config(kind).visibility_timeout)
         assert main["ReceiveMessageWaitTimeSeconds"] == "20"
-        assert int(_attributes(dlq_url)["MessageRetentionPeriod"]) > int(
+        assert int(_attributes(dead_letter)["MessageRetentionPeriod"]) > int(
             main["MessageRetentionPeriod"]
         )
-    assert _attributes(queues.queue_url(QueueKind.AI))["VisibilityTimeout"] == "3600"
+    assert _attributes(queue_url(QueueKind.AI))["VisibilityTimeout"] == "3600"
 
 
 def test_demo_job_creates_a_messaging_job_for_the_user_and_prints_its_topic(

@@ -17,12 +17,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from openpyxl import load_workbook
 
+from domains.common.aws import s3_client
+from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import Job
+from domains.jobs.uploads import imports_bucket_ensure, upload_put
 from domains.students.models import Student
-from project import queues
-from project.aws import s3_client
-from project.queues import QueueKind
-from project.uploads import imports_bucket_ensure, upload_put
 from tests.conftest import Member
 from tests.integration.workers.conftest import (
     ThreadWorker,
@@ -33,6 +32,7 @@ from tests.integration.workers.conftest import (
     wait_for,
 )
 from tests.unit.students.workbooks import large_xlsx_bytes, truncated, xlsx_bytes
+from workers.config import queue_config
 from workers.handlers.excel_import import ExcelImportHandler
 from workers.runner import Worker
 
@@ -59,7 +59,7 @@ def start_ai_worker() -> Iterator[Callable[[], ThreadWorker]]:
 
     def _start() -> ThreadWorker:
         config = replace(
-            queues.queue_config(AI),
+            queue_config(AI),
             visibility_timeout=6,
             lease_seconds=5,
             heartbeat_interval=1.0,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import Job
-from project.queues import QueueKind
 from realtime import store
 from realtime.keys import Topic
 from tests.conftest import Member

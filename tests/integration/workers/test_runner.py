@@ -18,10 +18,10 @@ from django.conf import settings
 from django.core import mail
 from django.test import override_settings
 
+from domains.common.aws import sqs_client
 from domains.jobs import services
+from domains.jobs.dispatch import JobMessage, queue_url
 from domains.jobs.models import Job, JobResult
-from project import queues
-from project.aws import sqs_client
 from realtime import clients, store
 from realtime.keys import Topic
 from tests.conftest import Member
@@ -38,6 +38,8 @@ from tests.integration.workers.conftest import (
     wait_for,
 )
 from tests.integration.workers.handlers import AlwaysFails, ConcurrencyProbe, Gate, Refuses, Sleeper
+from workers.config import dlq_url
+from workers.sqs import queues_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 StartWorker = Callable[..., ThreadWorker]
@@ -217,7 +219,7 @@ def test_a_heartbeat_keeps_a_job_longer_than_its_visibility_timeout_exclusive(
 def test_a_poison_message_goes_to_the_dead_letter_queue_and_its_job_fails(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
-    queues.queues_create(max_receive_count=2)
+    queues_create(max_receive_count=2)
     failing = AlwaysFails()
     job = create_job(alpha_staff, "test.fail")
 
@@ -277,11 +279,11 @@ def test_a_job_whose_message_was_dead_lettered_unfinished_is_failed_by_the_sweep
     job = create_job(alpha_staff, "test.gate")
     queue_bodies()  # the message is visible; move it by hand to the DLQ as SQS would
     services.job_claim(job.tenant_id, job_id=job.job_id, lease_owner="crashed", lease_seconds=0.1)
-    dlq = queues.dlq_url(KIND)
+    dlq = dlq_url(KIND)
     assert dlq is not None
-    body = queues.JobMessage(job_id=job.job_id, tenant_id=job.tenant_id).encode()
+    body = JobMessage(job_id=job.job_id, tenant_id=job.tenant_id).encode()
     sqs_client().send_message(QueueUrl=dlq, MessageBody=body)
-    sqs_client().purge_queue(QueueUrl=queues.queue_url(KIND))
+    sqs_client().purge_queue(QueueUrl=queue_url(KIND))
     time.sleep(0.2)
 
     start_worker(handlers={"test.gate": Gate()}, dlq_sweep_interval=0.3)

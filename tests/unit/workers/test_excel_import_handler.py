@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from domains.jobs.dispatch import QueueKind
 from domains.students import messages as m
 from domains.students.errors import StudentsImportBusy, StudentsImportRejected
-from project.queues import QueueKind
 from workers.base import JobRun, LeaseLost, PermanentError
 from workers.handlers import excel_import
 from workers.handlers.excel_import import ExcelImportHandler, ImportBusyRetry, ProgressAdapter

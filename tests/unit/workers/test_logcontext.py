@@ -10,7 +10,7 @@ import threading
 from django.conf import settings
 from pythonjsonlogger.json import JsonFormatter
 
-from project import logcontext
+from domains.common import logcontext
 
 LOGGER = logging.getLogger("tests.logcontext")
 

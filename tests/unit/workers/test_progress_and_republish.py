@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from project.queues import QueueKind
+from domains.jobs.dispatch import QueueKind
 from realtime.keys import Topic
 from realtime.state import Change, InvalidChange
 from realtime.store import RealtimeUnavailable

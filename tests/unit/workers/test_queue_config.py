@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from project.queues import HARD_CONCURRENCY, JobMessage, QueueKind, queue_config
+from domains.jobs.dispatch import JobMessage, QueueKind
+from workers.config import HARD_CONCURRENCY, queue_config
 from workers.runner import effective_concurrency
 
 

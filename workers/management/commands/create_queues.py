@@ -12,8 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from project.queues import QueueKind, queues_create
-from project.uploads import imports_bucket_ensure
+from domains.jobs.dispatch import QueueKind
+from domains.jobs.uploads import imports_bucket_ensure
+from workers.sqs import queues_create
 
 
 class Command(BaseCommand):

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.urls import reverse
 
 from domains.jobs import services
-from domains.tenants.auth import caller_from_access_token
+from realtime.auth import caller_from_access_token
 from realtime.keys import Topic
 from workers.management.commands.watch_job import (
     DEFAULT_ORIGIN,

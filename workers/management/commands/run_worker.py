@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from project.queues import QueueKind
+from domains.jobs.dispatch import QueueKind
 from workers.runner import Worker
 
 

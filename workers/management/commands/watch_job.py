@@ -11,8 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from domains.common.errors import AuthenticationFailed
 from domains.tenants.services import auth_token_issue
-from project.api.errors import AuthenticationFailed
 from workers.watch import watch_topic
 
 DEFAULT_URL = "ws://127.0.0.1:8000/ws/v1/"

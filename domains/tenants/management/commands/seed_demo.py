@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from domains.tenants import repository
-from domains.tenants.roles import Role
+from realtime.identity import Role
 
 DEMO_PASSWORD = "demo1234"  # noqa: S105 - documented demo credential, dev only
 DEMO_TENANTS = {"alpha": "Alpha Academy", "beta": "Beta Academy"}
