@@ -63,6 +63,11 @@ export class FakeSocket implements WebSocketLike {
   }
 
   receive(frame: ServerFrame): void {
+    this.receiveRaw(frame);
+  }
+
+  /** Anything JSON-encodable, well-formed or not: for frames the client must drop. */
+  receiveRaw(frame: unknown): void {
     this.onmessage?.({ data: JSON.stringify(frame) } as MessageEvent);
   }
 
