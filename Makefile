@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports pytest browser client frontend messages clean \
+.PHONY: demo test install lint typecheck imports pytest browser ffmpeg client frontend messages clean \
         bench bench-http bench-ws bench-workers bench-client bench-excel
 
 $(STAMP): pyproject.toml
@@ -36,7 +36,14 @@ browser:
 		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-nanum >/dev/null) \
 		|| { echo "Chromium is needed for the end-to-end tests: apt-get install chromium"; exit 1; }
 
-pytest: install client browser
+# Video encoding runs Debian's ffmpeg and ffprobe (research/video_anchors.md §3.3: the PyPI
+# static builds lack ffprobe or crash on MPEG-TS); install them when missing.
+ffmpeg:
+	@(command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1) || apt-get install -y -q ffmpeg >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q ffmpeg >/dev/null) \
+		|| { echo "ffmpeg is needed for the video tests: apt-get install ffmpeg"; exit 1; }
+
+pytest: install client browser ffmpeg
 	$(VENV)/bin/pytest
 
 NODE_STAMP := frontend-client/node_modules/.installed

@@ -1,0 +1,39 @@
+"""Clips generated once per run with ffmpeg's lavfi sources (Debian's ffmpeg: `make ffmpeg`)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.videos import media
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    media.require_ffmpeg()
+    root = tmp_path_factory.mktemp("clips")
+    made = {
+        "landscape": media.make_clip(root / "landscape.mp4", size="1280x720", seconds=5),
+        "portrait": media.make_clip(root / "portrait.mp4", size="360x640"),
+        "rotated": media.make_clip(root / "rotated.mp4", size="320x240", rotate=90),
+        "silent": media.make_clip(root / "silent.mp4", size="640x360", audio=False),
+        "faststart": media.make_clip(
+            root / "faststart.mp4", size="640x360", seconds=6, faststart=True
+        ),
+        "audio_only": media.make_audio(root / "audio_only.wav"),
+        "image": media.make_image(root / "image.png"),
+    }
+    whole = made["landscape"].read_bytes()
+    (root / "empty.mp4").write_bytes(b"")
+    (root / "random.mp4").write_bytes(os.urandom(200_000))
+    # moov is at the end of a default mp4, so its first half has no index at all
+    (root / "truncated.mp4").write_bytes(whole[: len(whole) // 2])
+    (root / "text.mp4").write_text("not a video, just some text\n")
+    # with the index first, a cut file still probes, with the full duration
+    fast = made["faststart"].read_bytes()
+    (root / "faststart_truncated.mp4").write_bytes(fast[: len(fast) // 4])
+    for name in ("empty", "random", "truncated", "text", "faststart_truncated"):
+        made[name] = root / f"{name}.mp4"
+    return made
