@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports pytest browser ffmpeg client frontend messages clean \
+.PHONY: demo test install lint typecheck imports infra-check pytest browser ffmpeg client frontend messages clean \
         bench bench-http bench-ws bench-workers bench-client bench-excel
 
 $(STAMP): pyproject.toml
@@ -18,7 +18,7 @@ install: $(STAMP)
 demo: install client
 	$(PY) -m project.devrun
 
-test: install lint typecheck imports frontend pytest
+test: install lint typecheck imports infra-check frontend pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -29,6 +29,12 @@ typecheck: install
 
 imports: install
 	$(VENV)/bin/lint-imports
+
+# CloudFormation under infra/aws/ (offline): cfn-lint with the project's invariant rules, then
+# the template tests (values against the Python code, moto's CloudFormation for the queues).
+infra-check: install
+	$(VENV)/bin/cfn-lint --append-rules infra/aws/rules -- infra/aws/*.yaml
+	$(VENV)/bin/pytest -q tests/infra
 
 # End-to-end tests drive Debian's Chromium; install it when missing (CI runs as root).
 browser:
