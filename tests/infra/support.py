@@ -31,10 +31,8 @@ NGINX_DEFAULT_KEEPALIVE = 75  # nginx's keepalive_timeout when the config does n
 
 def worker_queue_configs() -> dict[str, Any]:
     """Each queue kind's worker config (caps, timings, names), keyed by kind."""
-    try:
-        from workers.config import queue_config
-    except ImportError:  # before the move of project/queues.py (issue 14's sibling change)
-        from project.queues import queue_config  # type: ignore[no-redef]
+    from workers.config import queue_config
+
     return {kind: queue_config(kind) for kind in settings.WORKER_QUEUES}
 
 
