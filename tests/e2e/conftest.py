@@ -9,12 +9,7 @@ committed (``transactional_db``) so they see them.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,74 +18,13 @@ from django.conf import settings
 from django.core.management import call_command
 
 from domains.tenants import repository
-from project import devrun, devservices
+from project import devservices
 from realtime.identity import Role
-
-BASE_DIR = Path(settings.BASE_DIR)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.support.e2e import BASE_DIR, CHROMIUM, CHROMIUM_ARGS, Stack, Wire
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make browser)"
 )
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode}")
-        if devservices.port_open("127.0.0.1", port):
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {port}")
-
-
-@dataclass
-class Stack:
-    port: int
-    env: dict[str, str]
-    logs: Path
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start_server(self) -> None:
-        # The same command as `make demo`, so end-to-end tests what production runs.
-        self.processes["server"] = self._spawn(
-            "server", devrun.asgi_server_command("127.0.0.1", self.port)
-        )
-        _wait_for_port(self.port, self.processes["server"])
-
-    def stop_server(self) -> None:
-        self._stop("server")
-
-    def start_worker(self, queue: str = "messaging") -> None:
-        self.processes[f"worker-{queue}"] = self._spawn(
-            f"worker-{queue}", [sys.executable, "manage.py", "run_worker", "--queue", queue]
-        )
-
-    def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("ab")
-        return subprocess.Popen(argv, cwd=BASE_DIR, env=self.env, stdout=log, stderr=log)
-
-    def _stop(self, name: str) -> None:
-        devservices.stop_process(self.processes.pop(name, None))
-
-    def stop(self) -> None:
-        for name in list(self.processes):
-            self._stop(name)
 
 
 @pytest.fixture
@@ -158,26 +92,6 @@ def browser() -> Iterator[Any]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@dataclass
-class Wire:
-    """What the page sent and received, with monotonic timestamps."""
-
-    requests: list[tuple[float, str, str]] = field(default_factory=list)  # (t, method, url)
-    frames_in: list[tuple[float, str]] = field(default_factory=list)
-    frames_out: list[tuple[float, str]] = field(default_factory=list)
-    sockets: list[str] = field(default_factory=list)
-
-    def attach(self, page: Any) -> None:
-        page.on("request", lambda r: self.requests.append((time.monotonic(), r.method, r.url)))
-
-        def on_socket(ws: Any) -> None:
-            self.sockets.append(ws.url)
-            ws.on("framereceived", lambda p: self.frames_in.append((time.monotonic(), str(p))))
-            ws.on("framesent", lambda p: self.frames_out.append((time.monotonic(), str(p))))
-
-        page.on("websocket", on_socket)
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ import pytest
 from openpyxl import Workbook, load_workbook
 
 from domains.jobs.models import Job
-from tests.e2e.conftest import Stack, Wire
-from tests.e2e.test_demo_page import _shot, _state_frames, _wait_done
+from tests.support.e2e import Stack, Wire, shot, state_frames, wait_done
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -64,7 +63,7 @@ def test_an_excel_import_refuses_a_bad_file_then_runs_to_done_with_counts_and_fa
     assert _submit(browser_page, _workbook(tmp_path / "s.xlsx")).status == 202
     assert browser_page.text_content('#start .field-error[data-field="file"]') == ""
     topic = str(browser_page.text_content("#topic"))
-    _wait_done(browser_page, timeout_s=30)
+    wait_done(browser_page, timeout_s=30)
 
     assert browser_page.text_content("#status") == "DONE"
     counts = {
@@ -77,12 +76,12 @@ def test_an_excel_import_refuses_a_bad_file_then_runs_to_done_with_counts_and_fa
     assert failed.count() == 2
     assert "not a valid mobile number" in str(failed.nth(1).text_content())
     # Watched over the socket, without polling.
-    states = _state_frames(wire, topic)
+    states = state_frames(wire, topic)
     assert states
     assert states[-1]["status"] == "DONE"
     assert states[-1]["job_type"] == "excel_import"
     assert not [url for _t, _m, url in wire.requests if "/progress/" in url]
-    _shot(browser_page, "demo-4-excel.png")
+    shot(browser_page, "demo-4-excel.png")
 
     # The failures workbook, fetched with the bearer token and saved from a blob URL.
     assert browser_page.is_visible("#failures-download")

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import time
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import BASE_DIR, Stack, Wire
+from tests.support.e2e import Stack, Wire, shot, state_frames, wait_done
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
-
-SCREENSHOTS = BASE_DIR / "docs" / "img"
 
 
 def _open(page: Any, stack: Stack, query: str = "") -> None:
@@ -30,25 +27,9 @@ def _start(page: Any, recipients: int) -> str:
     return str(page.text_content("#topic"))
 
 
-def _wait_done(page: Any, timeout_s: float) -> float:
-    page.wait_for_function("document.body.dataset.done", timeout=timeout_s * 1000)
-    return time.monotonic()
-
-
-def _state_frames(wire: Wire, topic: str) -> list[dict[str, Any]]:
-    frames = [json.loads(text) for _t, text in wire.frames_in]
-    return [f for f in frames if f.get("type") == "state" and f.get("topic") == topic]
-
-
 def _job_requests(wire: Wire, topic: str, after: float = 0.0) -> list[tuple[float, str]]:
     job_id = topic.split(":", 1)[1]
     return [(t, url) for t, _m, url in wire.requests if job_id in url and t > after]
-
-
-def _shot(page: Any, name: str) -> None:
-    if os.environ.get("E2E_SCREENSHOTS"):
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
 
 
 def test_a_job_reaches_done_over_the_socket_then_all_traffic_stops(
@@ -56,20 +37,20 @@ def test_a_job_reaches_done_over_the_socket_then_all_traffic_stops(
 ) -> None:
     browser_page, wire = page
     _open(browser_page, stack)
-    _shot(browser_page, "demo-1-login.png")
+    shot(browser_page, "demo-1-login.png")
 
     topic = _start(browser_page, recipients=60)
     browser_page.wait_for_function(
         "Number(document.querySelector('#bar').value) > 0", timeout=10_000
     )
-    _shot(browser_page, "demo-2-running.png")
-    done_at = _wait_done(browser_page, timeout_s=30)
-    _shot(browser_page, "demo-3-done.png")
+    shot(browser_page, "demo-2-running.png")
+    done_at = wait_done(browser_page, timeout_s=30)
+    shot(browser_page, "demo-3-done.png")
     time.sleep(3)  # anything still flowing for this topic would show up now
 
     assert browser_page.text_content("#status") == "DONE"
     assert json.loads(str(browser_page.text_content("#result")))["sent"] == 60
-    states = _state_frames(wire, topic)
+    states = state_frames(wire, topic)
     seqs = [s["seq"] for s in states]
     assert seqs == sorted(set(seqs))
     assert states[-1]["status"] == "DONE"
@@ -86,7 +67,7 @@ def test_with_the_socket_blocked_it_finishes_over_polling_on_the_adaptive_schedu
     _open(browser_page, stack, "&socket=off")
 
     topic = _start(browser_page, recipients=320)  # ~16 s at 20 recipients/s
-    done_at = _wait_done(browser_page, timeout_s=60)
+    done_at = wait_done(browser_page, timeout_s=60)
     time.sleep(3.5)
 
     assert browser_page.text_content("#status") == "DONE"
@@ -120,11 +101,11 @@ def test_a_server_restart_mid_job_reconnects_and_finishes(
     stack.stop_server()
     time.sleep(2)
     stack.start_server()
-    _wait_done(browser_page, timeout_s=90)
+    wait_done(browser_page, timeout_s=90)
 
     assert browser_page.text_content("#status") == "DONE"
     assert len(wire.sockets) >= 2  # it reconnected
-    seqs = [s["seq"] for s in _state_frames(wire, topic)]
+    seqs = [s["seq"] for s in state_frames(wire, topic)]
     assert seqs == sorted(set(seqs))
     resubscribes = [json.loads(text) for _t, text in wire.frames_out if '"subscribe"' in text]
     assert any(frame.get("since") for frame in resubscribes[1:])  # resumed from its last seq

@@ -10,7 +10,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from domains.tenants.models import TenantMembership
-from tests.conftest import PASSWORD, Member
+from tests.support.members import PASSWORD, Member
 
 TOKEN_URL = "/api/v1/auth/token/"
 REFRESH_URL = "/api/v1/auth/token/refresh/"

@@ -10,7 +10,7 @@ from django.conf import settings
 from django_guid.log_filters import CorrelationId
 from rest_framework.test import APIClient
 
-from tests.conftest import PASSWORD, Member
+from tests.support.members import PASSWORD, Member
 
 
 @pytest.mark.django_db

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from domains.tenants.models import User
-from tests.conftest import PASSWORD, Member
+from tests.support.members import PASSWORD, Member
 
 TOKEN_URL = "/api/v1/auth/token/"
 REFRESH_URL = "/api/v1/auth/token/refresh/"

@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from tests.conftest import Member
+from tests.support.members import Member
 
 ME_URL = "/api/v1/auth/me/"
 

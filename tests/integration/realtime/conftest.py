@@ -1,32 +1,16 @@
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import msgpack
 import pytest
 import redis
-from rest_framework_simplejwt.tokens import AccessToken
 
 from realtime import store
 from realtime.clients import sync_redis
 from realtime.keys import Topic
-
-ALPHA, BETA = 101, 202  # tenant ids: these tests need no database rows
-
-
-def make_token(
-    *, tenant_id: int = ALPHA, user_id: int = 7, role: str = "staff", lifetime: float = 300
-) -> str:
-    """A signed access token as the token endpoint issues it, without touching the database."""
-    token = AccessToken()
-    token["user_id"] = user_id
-    token["tenant_id"] = tenant_id
-    token["role"] = role
-    token.set_exp(lifetime=__import__("datetime").timedelta(seconds=lifetime))
-    return str(token)
+from tests.support.realtime import GroupListener
 
 
 @pytest.fixture
@@ -37,23 +21,6 @@ def topic() -> Topic:
 @pytest.fixture
 def r() -> redis.Redis:
     return sync_redis()
-
-
-class GroupListener:
-    """A raw Redis subscriber on a topic's group channel: sees exactly what the script PUBLISHes."""
-
-    def __init__(self, client: redis.Redis, channel: str) -> None:
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.subscribe(channel)
-        self.pubsub.get_message(timeout=1)  # the subscribe confirmation
-
-    def messages(self, wait: float = 0.3) -> list[dict[str, Any]]:
-        received, deadline = [], time.monotonic() + wait
-        while time.monotonic() < deadline:
-            message = self.pubsub.get_message(timeout=0.05)
-            if message is not None:
-                received.append(msgpack.unpackb(message["data"], raw=False))
-        return received
 
 
 @pytest.fixture

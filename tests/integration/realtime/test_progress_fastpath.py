@@ -19,7 +19,7 @@ from project.asgi import application
 from realtime import clients, fastpath, store
 from realtime.keys import Topic
 from realtime.state import Change, Progress
-from tests.integration.realtime.conftest import ALPHA, BETA, make_token
+from tests.support.tokens import ALPHA, BETA, make_token
 
 HOST = (b"host", b"127.0.0.1:8000")
 

@@ -17,8 +17,8 @@ from project import devservices
 from realtime import clients, store
 from realtime.keys import Topic
 from realtime.state import Change, Progress
-from tests.conftest import Member
-from tests.integration.realtime.conftest import make_token
+from tests.support.members import Member
+from tests.support.tokens import make_token
 
 
 def _bearer(member: Member) -> dict[str, str]:

@@ -26,7 +26,7 @@ from realtime import protocol, store
 from realtime.http import progress_reply
 from realtime.keys import Topic
 from realtime.state import Change, Progress
-from tests.integration.realtime.conftest import ALPHA, make_token
+from tests.support.tokens import ALPHA, make_token
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "protocol"
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")

@@ -18,7 +18,7 @@ from project.asgi import application
 from realtime import store
 from realtime.keys import Topic
 from realtime.state import Change, Progress
-from tests.integration.realtime.conftest import ALPHA, make_token
+from tests.support.tokens import ALPHA, make_token
 
 
 class SlowClient:

@@ -13,7 +13,7 @@ from django.test import override_settings
 from realtime import store
 from realtime.keys import Topic
 from realtime.state import RESULT_MAX_BYTES, Change, InvalidChange, Progress
-from tests.integration.realtime.conftest import ALPHA, BETA
+from tests.support.tokens import ALPHA, BETA
 
 RUNNING = Change(status="PROCESSING", attempt=1)
 

@@ -17,8 +17,8 @@ import pytest
 from realtime import store, watchdog
 from realtime.keys import Topic
 from realtime.state import Change, Progress
-from tests.integration.realtime.conftest import ALPHA, BETA
-from tests.integration.realtime.test_websocket import make_token, subscribe, ws
+from tests.support.realtime import subscribe, ws
+from tests.support.tokens import ALPHA, BETA, make_token
 
 
 class Connection:

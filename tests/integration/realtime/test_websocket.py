@@ -10,7 +10,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -18,54 +17,18 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 
-from project.asgi import application
 from realtime import store
 from realtime.clients import async_redis
 from realtime.keys import Topic
 from realtime.state import Change, Progress
-from tests.integration.realtime.conftest import ALPHA, BETA, make_token
-
-ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+from tests.support.realtime import recv, subscribe, ws
+from tests.support.tokens import ALPHA, BETA, make_token
 
 
 @pytest.fixture(autouse=True)
 async def clean_layer() -> AsyncIterator[None]:
     yield
     await get_channel_layer().flush()
-
-
-@asynccontextmanager
-async def ws(
-    token: str | None = None,
-    *,
-    headers: list[tuple[bytes, bytes]] | None = None,
-    path: str = "/ws/v1/",
-    subprotocols: list[str] | None = None,
-) -> AsyncIterator[WebsocketCommunicator]:
-    if subprotocols is None:
-        subprotocols = ["realtime.v1", f"bearer.{token}"] if token else ["realtime.v1"]
-    comm = WebsocketCommunicator(
-        application,
-        path,
-        headers=[ORIGIN] if headers is None else headers,
-        subprotocols=subprotocols,
-    )
-    connected, subprotocol = await comm.connect(timeout=3)
-    assert connected
-    assert subprotocol == "realtime.v1"
-    try:
-        yield comm
-    finally:
-        await comm.disconnect()
-
-
-async def recv(comm: WebsocketCommunicator, timeout: float = 3) -> dict[str, Any]:
-    return await comm.receive_json_from(timeout)  # type: ignore[no-any-return]
-
-
-async def subscribe(comm: WebsocketCommunicator, topic: Topic, **extra: Any) -> dict[str, Any]:
-    await comm.send_json_to({"type": "subscribe", "topic": str(topic), **extra})
-    return await recv(comm)
 
 
 async def closed_with(comm: WebsocketCommunicator) -> int:

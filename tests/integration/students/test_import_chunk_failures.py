@@ -17,7 +17,7 @@ from django.utils import timezone
 from domains.students.models import Student
 from domains.students.services import students_import_rows
 from domains.tenants.models import Tenant, TenantMembership, User
-from tests.integration.students.conftest import PASSWORD, many, rows
+from tests.support.students import PASSWORD, many, rows
 
 pytestmark = pytest.mark.django_db
 

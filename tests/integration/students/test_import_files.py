@@ -14,8 +14,8 @@ from domains.students.models import Student
 from domains.students.services import students_import_file
 from domains.students.xlsx import failures_workbook
 from domains.tenants.models import Tenant
-from tests.integration.students.conftest import PASSWORD, RecordingProgress, table_counts
-from tests.unit.students.workbooks import (
+from tests.support.students import PASSWORD, RecordingProgress, table_counts
+from tests.support.workbooks import (
     large_xlsx_bytes,
     truncated,
     with_damaged_sheet,

@@ -14,7 +14,7 @@ from domains.students import repository
 from domains.students.models import Student
 from domains.students.services import students_import_rows
 from domains.tenants.models import Tenant
-from tests.integration.students.conftest import PASSWORD, many
+from tests.support.students import PASSWORD, many
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from domains.students.errors import StudentsImportRejected, TenantNotFound
 from domains.students.models import Parent, Student
 from domains.students.services import students_import_rows
 from domains.tenants.models import Tenant, TenantMembership, User
-from tests.integration.students.conftest import (
+from tests.support.students import (
     COLUMNS,
     PASSWORD,
     RecordingProgress,

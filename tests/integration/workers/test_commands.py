@@ -11,8 +11,8 @@ from django.core.management import call_command
 from domains.common.aws import sqs_client
 from domains.jobs.dispatch import QueueKind, queue_url
 from domains.jobs.models import Job
-from tests.conftest import PASSWORD, Member
-from tests.integration.workers.conftest import moto_reset, queue_bodies
+from tests.support.members import PASSWORD, Member
+from tests.support.workers import moto_reset, queue_bodies
 from workers.config import dlq_url, queue_config
 
 

@@ -12,9 +12,9 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 
 from project.asgi import application
-from tests.conftest import Member
-from tests.integration.realtime.conftest import make_token
-from tests.integration.workers.conftest import ThreadWorker, client_for
+from tests.support.members import Member
+from tests.support.tokens import make_token
+from tests.support.workers import ThreadWorker, client_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")

@@ -22,8 +22,9 @@ from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import Job
 from domains.jobs.uploads import imports_bucket_ensure, upload_put
 from domains.students.models import Student
-from tests.conftest import Member
-from tests.integration.workers.conftest import (
+from tests.support.members import Member
+from tests.support.workbooks import large_xlsx_bytes, truncated, xlsx_bytes
+from tests.support.workers import (
     ThreadWorker,
     client_for,
     job_row,
@@ -31,7 +32,6 @@ from tests.integration.workers.conftest import (
     queue_counts,
     wait_for,
 )
-from tests.unit.students.workbooks import large_xlsx_bytes, truncated, xlsx_bytes
 from workers.config import queue_config
 from workers.handlers.excel_import import ExcelImportHandler
 from workers.runner import Worker

@@ -13,8 +13,8 @@ from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import Job
 from realtime import store
 from realtime.keys import Topic
-from tests.conftest import Member
-from tests.integration.workers.conftest import client_for, queue_bodies, queue_counts
+from tests.support.members import Member
+from tests.support.workers import client_for, queue_bodies, queue_counts
 
 URL = "/api/v1/jobs/"
 PAYLOAD = {

@@ -16,8 +16,8 @@ from realtime import store
 from realtime.clients import sync_redis
 from realtime.keys import Topic
 from realtime.state import Change
-from tests.conftest import Member
-from tests.integration.workers.conftest import client_for
+from tests.support.members import Member
+from tests.support.workers import client_for
 
 
 def _job(member: Member, **fields: object) -> Job:

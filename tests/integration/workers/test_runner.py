@@ -24,8 +24,9 @@ from domains.jobs.dispatch import JobMessage, queue_url
 from domains.jobs.models import Job, JobResult
 from realtime import clients, store
 from realtime.keys import Topic
-from tests.conftest import Member
-from tests.integration.workers.conftest import (
+from tests.support.handlers import AlwaysFails, ConcurrencyProbe, Gate, Refuses, Sleeper
+from tests.support.members import Member
+from tests.support.workers import (
     KIND,
     ThreadWorker,
     create_job,
@@ -37,7 +38,6 @@ from tests.integration.workers.conftest import (
     send_duplicate,
     wait_for,
 )
-from tests.integration.workers.handlers import AlwaysFails, ConcurrencyProbe, Gate, Refuses, Sleeper
 from workers.config import dlq_url
 from workers.sqs import queues_create
 

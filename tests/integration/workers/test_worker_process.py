@@ -15,8 +15,8 @@ from django.utils import timezone
 from domains.jobs.models import Job, JobResult
 from realtime import store
 from realtime.keys import Topic
-from tests.conftest import Member
-from tests.integration.workers.conftest import (
+from tests.support.members import Member
+from tests.support.workers import (
     WorkerProcess,
     create_job,
     job_row,

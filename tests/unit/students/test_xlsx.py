@@ -9,7 +9,7 @@ from openpyxl import Workbook, load_workbook
 
 from domains.students.rows import CellError
 from domains.students.xlsx import WorkbookRejected, failures_workbook, read_students_xlsx
-from tests.unit.students.workbooks import (
+from tests.support.workbooks import (
     large_xlsx_bytes,
     truncated,
     with_damaged_sheet,
