@@ -4,8 +4,11 @@ from realtime.identity import Caller, InvalidClaims, Role, sees_topic, sees_whol
 
 
 def test_caller_reads_tenant_user_role_and_expiry_from_claims() -> None:
+    # given the claims of an access token
+    # when the caller is read from them
     caller = Caller.from_claims({"user_id": "7", "tenant_id": 3, "role": "staff", "exp": 100})
 
+    # then
     assert caller == Caller(tenant_id=3, user_id=7, role=Role.STAFF, expires_at=100)
     assert caller.sees_whole_tenant
 
@@ -20,6 +23,8 @@ def test_caller_reads_tenant_user_role_and_expiry_from_claims() -> None:
     ],
 )
 def test_claims_without_a_usable_tenant_identity_are_rejected(claims: dict[str, object]) -> None:
+    # given claims that lack a usable tenant, role or tenant id (the parameters)
+    # when/then reading them is refused
     with pytest.raises(InvalidClaims):
         Caller.from_claims(claims)
 
@@ -35,6 +40,8 @@ def test_claims_without_a_usable_tenant_identity_are_rejected(claims: dict[str, 
     ],
 )
 def test_only_admin_and_staff_see_the_whole_tenant(role: Role, expected: bool) -> None:
+    # given a role (the parameters)
+    # when/then only admins and staff see the whole tenant
     assert sees_whole_tenant(role) is expected
 
 

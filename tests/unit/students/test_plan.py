@@ -63,11 +63,14 @@ def stored(
 
 
 def test_no_match_is_a_create() -> None:
+    # given a row that matches no stored student
+    # when/then it is planned as a create
     assert classify(ROW, []) == PlannedRow(Action.CREATE, ROW)
 
 
 def test_an_active_match_with_the_same_given_values_is_unchanged() -> None:
     # given a stored memo that the row does not mention
+    # when it is classified
     planned = classify(ROW, [stored()])
 
     # then the memo is left alone and nothing changes
@@ -78,6 +81,7 @@ def test_an_active_match_with_the_same_given_values_is_unchanged() -> None:
 
 def test_an_active_match_with_different_values_is_an_update_listing_the_changed_fields() -> None:
     # given a stored student whose phone and grade differ
+    # when the row is classified
     planned = classify(ROW, [stored(phone="01000000000", grade=1)])
 
     # then
@@ -89,7 +93,11 @@ def test_an_active_match_with_different_values_is_an_update_listing_the_changed_
 
 
 def test_a_blank_stored_value_differs_from_a_given_one() -> None:
+    # given a stored student with a blank high school and no phone
+    # when the row is classified
     planned = classify(ROW, [stored(high_school="", phone=None)])
+
+    # then both fields count as changed
     assert isinstance(planned, PlannedRow)
     assert planned.changed_fields == ("phone", "high_school")
 
@@ -110,13 +118,21 @@ def test_only_soft_deleted_matches_restore_the_latest_one_with_the_rows_values()
 
 
 def test_an_active_match_wins_over_soft_deleted_ones() -> None:
+    # given a soft-deleted and an active student with the row's name and parent phone
+    # when the row is classified
     planned = classify(ROW, [stored(1, deleted_at=DELETED_AT), stored(2)])
+
+    # then the active one is kept as it is
     assert isinstance(planned, PlannedRow)
     assert (planned.action, planned.student_id) == (Action.UNCHANGED, 2)
 
 
 def test_several_active_matches_fail_the_row() -> None:
+    # given two active students that both match the row
+    # when the row is classified
     outcome = classify(ROW, [stored(1), stored(2)])
+
+    # then the row fails as ambiguous
     assert isinstance(outcome, RowFailure)
     assert outcome.code == "student_ambiguous"
 
@@ -141,16 +157,23 @@ def test_plan_groups_matches_by_key_and_keeps_file_order() -> None:
 
 
 def test_chunks_are_slices_in_order() -> None:
+    # given five planned rows
     planned = [PlannedRow(Action.CREATE, ROW)] * 5
+
+    # when/then they come in slices of two, in order
     assert [len(c) for c in chunked(planned, 2)] == [2, 2, 1]
 
 
 def test_row_ranges_are_compact() -> None:
+    # given row numbers out of order, with gaps
+    # when/then they collapse into inclusive ranges
     assert row_ranges([5, 2, 3, 4, 9, 10, 12]) == [[2, 5], [9, 10], [12, 12]]
     assert row_ranges([]) == []
 
 
 def test_usernames_are_tenant_code_and_student_number() -> None:
+    # given a tenant code and a student number
+    # when/then the username joins them
     assert username_for("alpha", "000042") == "alpha-s000042"
 
 

@@ -54,4 +54,6 @@ def test_steps_map_to_increasing_percentages_with_a_write_time_estimate() -> Non
 
 
 def test_no_sink_means_no_calls_and_no_errors() -> None:
+    # given a tracker without a sink
+    # when/then reporting does nothing and raises nothing
     ProgressTracker(None).report("write", 0.5)

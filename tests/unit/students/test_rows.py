@@ -47,6 +47,7 @@ def failure_codes(outcome: StudentRow | RowFailure) -> list[str]:
 def test_header_is_mapped_by_name_with_korean_and_english_aliases(
     header: list[str], expected: dict[str, int] | None
 ) -> None:
+    # given a header row (the parameters)
     # when
     mapped = map_header(header)
 
@@ -95,6 +96,8 @@ def test_header_without_parent_phone_reports_the_missing_column_in_both_language
     ],
 )
 def test_phone_is_normalised_to_digits(value: object, expected: str | None) -> None:
+    # given a phone cell as Excel may hold it (the parameters)
+    # when/then it is normalised to digits, or to None when blank
     assert normalize_phone(value) == expected
 
 
@@ -112,6 +115,8 @@ def test_phone_is_normalised_to_digits(value: object, expected: str | None) -> N
     ],
 )
 def test_invalid_phones_are_refused(value: object) -> None:
+    # given a phone cell that is no Korean mobile number (the parameters)
+    # when/then normalising it refuses it
     with pytest.raises(ValueError, match="phone"):
         normalize_phone(value)
 
@@ -140,11 +145,14 @@ def test_invalid_phones_are_refused(value: object) -> None:
 def test_grades_accept_level_relative_absolute_and_korean_forms(
     value: object, expected: tuple[str | None, int] | None
 ) -> None:
+    # given a grade cell in one of its accepted forms (the parameters)
+    # when/then it becomes a (school level, grade) pair
     assert normalize_grade(value) == expected
 
 
 @pytest.mark.parametrize("value", [0, 4, 6, 13, "고4", "중0", "2.5", 2.5, "초3", True])
 def test_grades_outside_middle_and_high_school_are_refused(value: object) -> None:
+    # given a grade outside middle and high school (the parameters)
     # when
     outcome = normalize_row(raw(grade=value))
 
@@ -153,6 +161,7 @@ def test_grades_outside_middle_and_high_school_are_refused(value: object) -> Non
 
 
 def test_school_name_sets_the_level_and_the_matching_school_field() -> None:
+    # given a high school and a middle school name
     # when
     high = normalize_row(raw(school="휘문고", grade=2))
     middle = normalize_row(raw(school="대치중학교", grade="중3"))
@@ -175,6 +184,7 @@ def test_school_name_sets_the_level_and_the_matching_school_field() -> None:
 
 
 def test_school_grade_and_type_that_disagree_fail_the_row() -> None:
+    # given a high school with a middle-school grade
     # when
     outcome = normalize_row(raw(school="휘문고", grade="중2"))
 
@@ -183,6 +193,7 @@ def test_school_grade_and_type_that_disagree_fail_the_row() -> None:
 
 
 def test_school_without_a_recognisable_level_fails_unless_the_type_column_says_it() -> None:
+    # given a school name without a level, once with and once without the type column
     # when
     unknown = normalize_row(raw(school="한빛학교"))
     typed = normalize_row(raw(school="한빛학교", school_type="고등학교"))
@@ -194,6 +205,7 @@ def test_school_without_a_recognisable_level_fails_unless_the_type_column_says_i
 
 
 def test_class_and_major_are_only_for_high_school_students() -> None:
+    # given a middle and a high school student, both with a class
     # when
     middle = normalize_row(raw(school="대치중", high_school_class="3"))
     high = normalize_row(raw(school="휘문고", high_school_class="3", major="이과"))
@@ -224,7 +236,11 @@ def test_names_are_trimmed_and_composed_so_mac_files_match() -> None:
     [("남", "M"), ("여자", "F"), ("M", "M"), ("f", "F"), ("Male", "M"), ("female", "F")],
 )
 def test_gender_accepts_korean_and_english(value: str, expected: str) -> None:
+    # given a gender cell in Korean or English (the parameters)
+    # when the row is normalised
     outcome = normalize_row(raw(gender=value))
+
+    # then the gender is one letter
     assert isinstance(outcome, StudentRow)
     assert outcome.gender == expected
 
@@ -252,6 +268,7 @@ def test_every_problem_of_a_row_is_reported_with_korean_and_english_text() -> No
 
 
 def test_missing_parent_phone_and_overlong_values_are_reported() -> None:
+    # given a row without a parent phone and with an overlong name and memo
     # when
     outcome = normalize_row(raw(parent_phone=None, name="가" * 51, memo="x" * 2001))
 
@@ -260,13 +277,18 @@ def test_missing_parent_phone_and_overlong_values_are_reported() -> None:
 
 
 def test_dates_and_error_values_are_not_accepted_as_text() -> None:
+    # given a date in the name cell and an error value in the school cell
+    # when the row is normalised
     outcome = normalize_row(
         raw(name=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), school=CellError("#REF!"))
     )
+
+    # then both cells fail the row
     assert failure_codes(outcome) == ["cell_invalid", "cell_invalid"]
 
 
 def test_blank_optional_cells_mean_not_given() -> None:
+    # given a row whose optional cells are blank
     # when
     outcome = normalize_row(raw(phone="  ", memo=None, gender="", grade=None, school=""))
 

@@ -51,8 +51,13 @@ def test_rows_keep_their_excel_row_numbers_and_typed_values() -> None:
 
 
 def test_unknown_columns_are_ignored_and_columns_may_be_in_any_order() -> None:
+    # given a workbook with an unknown column and the known ones in another order
     data = xlsx_bytes([["x", "010-1234-5678", "홍길동"]], header=["기타", "parent_phone", "name"])
+
+    # when it is read
     sheet = read_students_xlsx(data)
+
+    # then only the known columns are kept, by name
     assert dict(sheet.rows[0].values) == {"parent_phone": "010-1234-5678", "name": "홍길동"}
 
 
@@ -73,34 +78,47 @@ def test_error_cells_become_cell_errors() -> None:
 
 
 def test_not_an_xlsx_is_refused() -> None:
+    # given bytes that are text or nothing at all
+    # when/then reading them refuses them as no .xlsx
     assert rejected_code("이름,학부모 전화번호\n".encode()) == "file_not_xlsx"
     assert rejected_code(b"") == "file_not_xlsx"
 
 
 def test_an_old_xls_or_encrypted_file_is_refused_with_its_own_message() -> None:
+    # given the header of an old .xls (or encrypted) file
+    # when/then reading it refuses it with the legacy code
     assert rejected_code(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 512) == "file_legacy_xls"
 
 
 def test_a_zip_that_is_not_a_workbook_is_refused() -> None:
+    # given a zip holding a Word document
     buffer = io.BytesIO()
     import zipfile
 
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("word/document.xml", "<w:document/>")
+    # when/then reading it refuses it as no .xlsx
     assert rejected_code(buffer.getvalue()) == "file_not_xlsx"
 
 
 def test_corrupt_files_are_refused() -> None:
+    # given a valid workbook, cut in half or with a damaged sheet
     valid = xlsx_bytes([["홍길동", "010-1234-5678"]])
+
+    # when/then reading either refuses it as corrupt
     assert rejected_code(truncated(valid)) == "file_corrupt"
     assert rejected_code(with_damaged_sheet(valid)) == "file_corrupt"
 
 
 def test_an_empty_sheet_is_refused() -> None:
+    # given a workbook with neither header nor rows
+    # when/then reading it refuses the empty sheet
     assert rejected_code(xlsx_bytes([], header=None)) == "sheet_empty"
 
 
 def test_a_header_without_rows_is_refused() -> None:
+    # given a workbook with a header and no rows
+    # when/then reading it refuses it for having no rows
     assert rejected_code(xlsx_bytes([])) == "sheet_no_rows"
 
 
@@ -118,7 +136,10 @@ def test_missing_required_columns_are_named() -> None:
 
 
 def test_two_columns_for_one_field_are_refused() -> None:
+    # given a header naming the parent phone twice
     data = xlsx_bytes([["a", "b", "c"]], header=["이름", "학부모 전화번호", "parent_phone"])
+
+    # when/then reading it refuses the duplicate column
     assert rejected_code(data) == "column_duplicate"
 
 
@@ -153,10 +174,13 @@ def test_text_that_only_looks_like_a_formula_is_not_one() -> None:
 
 
 def test_merged_cells_in_the_data_are_refused() -> None:
+    # given a data column with two merged cells
     data = xlsx_bytes(
         [["홍길동", "010-1234-5678", None, "휘문고"], ["김철수", "010-1111-2222", None, None]],
         merge=["D2:D3"],
     )
+
+    # when/then reading it refuses it, naming the range
     with pytest.raises(WorkbookRejected) as caught:
         read_students_xlsx(data)
     assert caught.value.code == "cells_merged"
@@ -164,20 +188,26 @@ def test_merged_cells_in_the_data_are_refused() -> None:
 
 
 def test_a_merged_title_above_the_header_is_accepted() -> None:
+    # given a merged title row above the header
     data = xlsx_bytes([["홍길동", "010-1234-5678"]], before=[["2025 학생 명단"]], merge=["A1:G1"])
+
+    # when/then the workbook is read with its one data row
     assert len(read_students_xlsx(data).rows) == 1
 
 
 def test_rows_over_the_limit_are_refused() -> None:
     # given exactly the limit, then one row more
+    # when the sheet holds exactly the limit, it is read
     assert len(read_students_xlsx(large_xlsx_bytes(30), max_rows=30).rows) == 30
 
-    # then
+    # then one row more is refused
     assert rejected_code(large_xlsx_bytes(31), max_rows=30) == "rows_too_many"
 
 
 @pytest.mark.slow
 def test_the_default_limit_refuses_20001_rows() -> None:
+    # given one row more than the default limit of 20,000
+    # when/then reading it refuses it
     assert rejected_code(large_xlsx_bytes(20_001)) == "rows_too_many"
 
 

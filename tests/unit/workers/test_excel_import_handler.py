@@ -40,10 +40,13 @@ def job() -> JobRun:
 
 
 def test_import_progress_becomes_a_job_update_with_the_korean_step_name() -> None:
+    # given a job's progress
     progress = FakeProgress()
 
+    # when the import reports its writing step
     ProgressAdapter(progress)("write", 3, 3, 65.0, 4.2)  # type: ignore[arg-type]
 
+    # then the job update carries the Korean step name and whole seconds left
     assert progress.calls == [
         {
             "percent": 65.0,
@@ -57,6 +60,8 @@ def test_import_progress_becomes_a_job_update_with_the_korean_step_name() -> Non
 
 
 def test_a_failing_update_is_swallowed_but_a_lost_lease_stops_the_import() -> None:
+    # given job progress whose update fails, then job progress whose lease is lost
+    # when/then the failure is swallowed and the lost lease stops the import
     ProgressAdapter(FakeProgress(RuntimeError("redis")))("read", 1, 3, 0.0, None)  # type: ignore[arg-type]
 
     with pytest.raises(LeaseLost):
@@ -73,11 +78,13 @@ def test_a_failing_update_is_swallowed_but_a_lost_lease_stops_the_import() -> No
 def test_a_refused_file_is_permanent_and_a_busy_tenant_is_retried(
     monkeypatch: pytest.MonkeyPatch, error: Exception, expected: type[Exception]
 ) -> None:
+    # given an import service that refuses with the parametrized error
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise error
 
     monkeypatch.setattr(excel_import, "upload_get", lambda key: b"PK\x03\x04")
     monkeypatch.setattr(excel_import, "students_import_file", refuse)
 
+    # when/then the handler raises the runner's permanent or retry error
     with pytest.raises(expected):
         ExcelImportHandler().run(job(), FakeProgress())  # type: ignore[arg-type]

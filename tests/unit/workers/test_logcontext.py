@@ -26,7 +26,10 @@ def _capture(formatter: logging.Formatter) -> tuple[logging.Handler, io.StringIO
 
 
 def test_text_lines_inside_a_job_name_it_and_lines_outside_do_not() -> None:
+    # given a handler with the text format
     handler, stream = _capture(logging.Formatter(settings.LOGGING["formatters"]["text"]["format"]))
+
+    # when lines are logged before, inside and after a job scope
     try:
         LOGGER.info("before")
         with logcontext.job_scope(job_id="j-1", tenant_id=4, kind="ai") as context:
@@ -37,6 +40,7 @@ def test_text_lines_inside_a_job_name_it_and_lines_outside_do_not() -> None:
     finally:
         LOGGER.removeHandler(handler)
 
+    # then only the lines inside name the job, with the attempt once it is known
     before, claimed, running, after = stream.getvalue().splitlines()
     assert "job=" not in before
     assert "job=" not in after
@@ -45,6 +49,7 @@ def test_text_lines_inside_a_job_name_it_and_lines_outside_do_not() -> None:
 
 
 def test_json_lines_carry_the_job_as_fields() -> None:
+    # given a handler with the JSON format
     options = settings.LOGGING["formatters"]["json"]
     formatter = JsonFormatter(
         options["format"],
@@ -52,12 +57,15 @@ def test_json_lines_carry_the_job_as_fields() -> None:
         reserved_attrs=options["reserved_attrs"],
     )
     handler, stream = _capture(formatter)
+
+    # when a line is logged inside a job scope
     try:
         with logcontext.job_scope(job_id="j-2", tenant_id=5, kind="video", attempt=1):
             LOGGER.info("encoding")
     finally:
         LOGGER.removeHandler(handler)
 
+    # then the job is in separate fields, with the duration
     line = json.loads(stream.getvalue())
     assert (line["job_id"], line["tenant_id"], line["attempt"], line["kind"]) == (
         "j-2",
@@ -70,10 +78,13 @@ def test_json_lines_carry_the_job_as_fields() -> None:
 
 
 def test_a_job_scope_does_not_leak_into_other_threads() -> None:
+    # given a handler recording each line's job context
     seen: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: seen.append(record.job_context)  # type: ignore[method-assign]
     LOGGER.addHandler(handler)
+
+    # when another thread logs while this one is in a job scope
     try:
         with logcontext.job_scope(job_id="j-3", tenant_id=1, kind="messaging"):
             thread = threading.Thread(target=LOGGER.info, args=("elsewhere",))
@@ -83,5 +94,6 @@ def test_a_job_scope_does_not_leak_into_other_threads() -> None:
     finally:
         LOGGER.removeHandler(handler)
 
+    # then only this thread's line names the job
     assert seen[0] == ""
     assert "job=j-3" in seen[1]

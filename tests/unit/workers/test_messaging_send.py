@@ -36,6 +36,7 @@ def _send(provider: FakeProvider, recipients: list[str], **kwargs: object) -> di
 
 
 def test_valid_unique_addresses_go_out_in_batches_and_failures_are_reported_per_address() -> None:
+    # given a provider that refuses one address, and a duplicate and an invalid address
     provider = FakeProvider(refuse={"c@example.com"})
     recipients = [
         "a@example.com",
@@ -47,8 +48,10 @@ def test_valid_unique_addresses_go_out_in_batches_and_failures_are_reported_per_
         "e@example.com",
     ]
 
+    # when the send runs in batches of two
     result = _send(provider, recipients)
 
+    # then valid unique addresses go out in order and each failure is reported with its reason
     assert provider.batches == [
         ["a@example.com", "b@example.com"],
         ["c@example.com", "d@example.com"],
@@ -65,9 +68,11 @@ def test_valid_unique_addresses_go_out_in_batches_and_failures_are_reported_per_
 
 
 def test_progress_is_reported_after_every_batch_with_a_paced_estimate() -> None:
+    # given five recipients paced 1.5 s apart
     seen: list[BatchDone] = []
     pauses: list[float] = []
 
+    # when they are sent in batches of two
     _send(
         FakeProvider(),
         [f"s{i}@example.com" for i in range(5)],
@@ -76,6 +81,7 @@ def test_progress_is_reported_after_every_batch_with_a_paced_estimate() -> None:
         sleep=pauses.append,
     )
 
+    # then progress follows every batch, with the pauses between batches only
     assert [(b.index, b.batches, b.processed, b.total) for b in seen] == [
         (1, 3, 2, 5),
         (2, 3, 4, 5),
@@ -87,15 +93,20 @@ def test_progress_is_reported_after_every_batch_with_a_paced_estimate() -> None:
 
 
 def test_only_invalid_addresses_send_nothing_and_report_each() -> None:
+    # given only invalid addresses
     provider = FakeProvider()
 
+    # when they are sent
     result = _send(provider, ["x", "y@"])
 
+    # then no batch goes out and each address is a failure
     assert provider.batches == []
     assert result["sent"] == 0
     assert result["failed"] == 2
 
 
 def test_an_unreachable_provider_raises_so_the_job_is_retried() -> None:
+    # given a provider that cannot be reached
+    # when/then sending raises, so the runner retries the job
     with pytest.raises(ConnectionRefusedError):
         _send(FakeProvider(down=True), ["a@example.com"])

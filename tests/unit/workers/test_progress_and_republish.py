@@ -43,14 +43,17 @@ def _run(attempt: int = 3) -> JobRun:
 
 
 def test_progress_goes_through_the_throttle_tagged_with_the_attempt() -> None:
+    # given job progress on attempt 3 behind a throttle with a long interval
     publish = Recorder()
     throttle = ProgressThrottle(publish, interval=10, clock=lambda: 0.0, auto_flush=False)
     run = _run(attempt=3)
     progress = JobProgress(job=run, throttle=throttle, lost=threading.Event())
 
+    # when two updates arrive within the interval
     progress.update(percent=10, step="a")
     progress.update(percent=20, step="b")  # within the interval: coalesced, pending
 
+    # then one change is published for the job's topic, tagged with the attempt
     assert len(publish.calls) == 1
     tenant_id, topic, change = publish.calls[0]
     assert (tenant_id, topic) == (9, Topic.job(run.job_id))
@@ -61,6 +64,7 @@ def test_progress_goes_through_the_throttle_tagged_with_the_attempt() -> None:
 
 
 def test_progress_after_the_lease_is_lost_raises_and_publishes_nothing() -> None:
+    # given job progress whose lease is lost
     publish = Recorder()
     lost = threading.Event()
     progress = JobProgress(
@@ -70,6 +74,7 @@ def test_progress_after_the_lease_is_lost_raises_and_publishes_nothing() -> None
     )
     lost.set()
 
+    # when/then an update raises and nothing is published
     assert progress.lease_lost
     with pytest.raises(LeaseLost):
         progress.update(percent=50)
@@ -77,14 +82,17 @@ def test_progress_after_the_lease_is_lost_raises_and_publishes_nothing() -> None
 
 
 def test_an_impossible_percent_is_a_handler_bug_raised_at_once() -> None:
+    # given job progress
     throttle = ProgressThrottle(Recorder(), interval=0, auto_flush=False)
     progress = JobProgress(job=_run(), throttle=throttle, lost=threading.Event())
 
+    # when/then a percent over 100 raises at once
     with pytest.raises(InvalidChange):
         progress.update(percent=140)
 
 
 def test_the_republisher_keeps_changes_until_redis_takes_them_latest_per_topic() -> None:
+    # given a republisher whose publish fails once, holding three changes on two topics
     publish = Recorder(fail=1)
     republisher = Republisher(publish)
     topic_a, topic_b = Topic.job(uuid.uuid4()), Topic.job(uuid.uuid4())
@@ -92,9 +100,11 @@ def test_the_republisher_keeps_changes_until_redis_takes_them_latest_per_topic()
     republisher.add(1, topic_a, Change(status="DONE"))
     republisher.add(1, topic_b, Change(status="FAILED"))
 
+    # when it retries twice
     first = republisher.retry()  # Redis still down
     second = republisher.retry()
 
+    # then the second retry publishes the latest change of each topic and empties it
     assert (first, second, len(republisher)) == (0, 2, 0)
     assert [(topic, change.status) for _, topic, change in publish.calls] == [
         (topic_a, "DONE"),
