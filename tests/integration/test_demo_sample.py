@@ -11,8 +11,11 @@ from project.demo import SAMPLE_ROWS
 
 
 def test_the_sample_workbook_is_served_and_reads_with_four_bad_rows(client: Client) -> None:
+    # given the demo's sample workbook
+    # when it is downloaded
     response = client.get("/demo/sample-students.xlsx")
 
+    # then it is served as .xlsx and reads with exactly its four bad rows
     assert response.status_code == 200
     assert response["Content-Type"] == XLSX_CONTENT_TYPE
     assert "sample-students.xlsx" in response["Content-Disposition"]

@@ -24,18 +24,24 @@ def _dead_url(scheme: str) -> str:
 
 
 def test_liveness_touches_neither_database_nor_redis(client: Client, fresh_clients: None) -> None:
+    # given no database access and a Redis that points nowhere
     # No django_db mark: pytest-django makes any database access raise. Redis points nowhere.
+    # when liveness is asked for
     with override_settings(REDIS_URL=_dead_url("redis")):
         response = client.get("/health/")
 
+    # then it is ok
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
 
 
 @pytest.mark.django_db
 def test_ready_when_database_redis_and_queue_answer(client: Client, fresh_clients: None) -> None:
+    # given a database, Redis and the queue that answer
+    # when readiness is asked for
     response = client.get("/health/ready/")
 
+    # then every check is ok
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
@@ -51,9 +57,12 @@ def test_ready_when_database_redis_and_queue_answer(client: Client, fresh_client
 def test_ready_is_503_naming_what_failed(
     client: Client, fresh_clients: None, setting: str, scheme: str, name: str
 ) -> None:
+    # given one dependency pointing nowhere (the parameters)
+    # when readiness is asked for
     with override_settings(**{setting: _dead_url(scheme)}):
         response = client.get("/health/ready/")
 
+    # then it is 503, naming what failed
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     body = response.json()

@@ -49,9 +49,11 @@ def _bearer(access: str) -> APIClient:
 def test_an_initial_password_login_says_so_and_opens_only_me_and_password(
     api: APIClient, imported_student: Member
 ) -> None:
+    # given a student imported with an initial password, logged in
     body = _login(api, imported_student.username, PASSWORD)
     client = _bearer(body["access"])
 
+    # when/then the login says so, and only me and the password endpoint open, without a query
     assert body["must_change_password"] is True
     claims = jwt.decode(body["access"], settings.SIMPLE_JWT["SIGNING_KEY"], algorithms=["HS256"])
     assert claims["pwd_change"] is True
@@ -68,14 +70,17 @@ def test_an_initial_password_login_says_so_and_opens_only_me_and_password(
 def test_changing_it_clears_the_flag_and_returns_tokens_that_open_everything(
     api: APIClient, imported_student: Member
 ) -> None:
+    # given an imported student's tokens from the initial password
     old = _login(api, imported_student.username, PASSWORD)
 
+    # when they change the password
     response = _bearer(old["access"]).post(
         PASSWORD_URL,
         {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
         format="json",
     )
 
+    # then the flag is cleared and the new tokens open everything, the old password no longer does
     assert response.status_code == 200, response.json()
     fresh = response.json()
     assert fresh["must_change_password"] is False
@@ -117,10 +122,13 @@ BAD_CHANGES = {
 def test_a_refused_change_names_the_field_and_changes_nothing(
     api: APIClient, imported_student: Member, payload: dict[str, str], field: str
 ) -> None:
+    # given an imported student's access token and a change refused in one way (the parameters)
     access = _login(api, imported_student.username, PASSWORD)["access"]
 
+    # when the change is posted
     response = _bearer(access).post(PASSWORD_URL, payload, format="json")
 
+    # then the field is named and the password and flag are unchanged
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "invalid"
@@ -133,14 +141,17 @@ def test_a_refused_change_names_the_field_and_changes_nothing(
 def test_a_change_in_one_tenant_touches_only_the_callers_own_user(
     api: APIClient, imported_student: Member, beta_staff: Member
 ) -> None:
+    # given a staff member of beta, and a student of alpha with the same password
     access = _login(api, beta_staff.username, PASSWORD, tenant="beta")["access"]
 
+    # when the beta member changes their password, naming another user id
     response = _bearer(access).post(
         PASSWORD_URL,
         {"current_password": PASSWORD, "new_password": NEW_PASSWORD, "user_id": 0},
         format="json",
     )
 
+    # then only their own password changed
     assert response.status_code == 200
     beta_staff.user.refresh_from_db()
     imported_student.user.refresh_from_db()
@@ -150,8 +161,11 @@ def test_a_change_in_one_tenant_touches_only_the_callers_own_user(
 
 
 def test_the_password_endpoint_needs_a_token(api: APIClient) -> None:
+    # given no token
+    # when a password change is posted
     response = api.post(
         PASSWORD_URL, {"current_password": "x", "new_password": NEW_PASSWORD}, format="json"
     )
 
+    # then it is refused
     assert response.status_code == 401

@@ -34,8 +34,11 @@ def _load_settings(**overrides: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_safe_production_configuration_loads() -> None:
+    # given a safe production environment
+    # when the settings are loaded in a subprocess
     result = _load_settings()
 
+    # then they load
     assert result.returncode == 0, result.stderr
     assert "loaded" in result.stdout
 
@@ -53,8 +56,11 @@ def test_a_safe_production_configuration_loads() -> None:
 def test_an_unsafe_production_configuration_is_refused(
     overrides: dict[str, str], reason: str
 ) -> None:
+    # given a production environment with one unsafe value (the parameters)
+    # when the settings are loaded in a subprocess
     result = _load_settings(**overrides)
 
+    # then they are refused, naming the setting
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert reason in result.stderr

@@ -49,14 +49,17 @@ def _state(seq: int) -> dict[str, Any]:
 async def test_a_registered_receiver_gets_state_messages_without_its_queue(
     layer: RealtimeChannelLayer,
 ) -> None:
+    # given a group with a member that registered a receiver and a stock member
     group = f"test.{uuid.uuid4().hex}"
     direct, stock = await _member(layer, group), await _member(layer, group)
     got: list[dict[str, Any]] = []
     layer.register_receiver(direct, lambda message: got.append(message) is None)
     try:
+        # when a state message is sent to the group
         await layer.group_send(group, _state(1))
         await _settle()
 
+        # then the receiver gets it at once, not queued, and the stock member finds it queued
         assert got == [_state(1)]
         assert await _queued(layer, direct) == []  # handled: not queued as well
         assert await _queued(layer, stock) == [_state(1)]  # no receiver: the stock path
@@ -67,6 +70,7 @@ async def test_a_registered_receiver_gets_state_messages_without_its_queue(
 async def test_a_declined_message_and_an_unregistered_channel_take_the_queue(
     layer: RealtimeChannelLayer,
 ) -> None:
+    # given a group member with a receiver that takes only state messages
     group = f"test.{uuid.uuid4().hex}"
     channel = await _member(layer, group)
     seen: list[str] = []
@@ -76,6 +80,8 @@ async def test_a_declined_message_and_an_unregistered_channel_take_the_queue(
         return bool(message["type"] == "realtime.state")
 
     layer.register_receiver(channel, receiver)
+
+    # when another message type arrives, then a state after the receiver is gone
     await layer.group_send(group, {"type": "watchdog.beat", "n": 1})
     await _settle()
     declined = await _queued(layer, channel)
@@ -83,6 +89,7 @@ async def test_a_declined_message_and_an_unregistered_channel_take_the_queue(
     await layer.group_send(group, _state(2))
     await _settle()
 
+    # then the declined message and the later state both went to the queue
     assert seen == ["watchdog.beat"]  # offered, declined; the state came after unregistering
     assert declined == [{"type": "watchdog.beat", "n": 1}]
     assert await _queued(layer, channel) == [_state(2)]
@@ -91,6 +98,7 @@ async def test_a_declined_message_and_an_unregistered_channel_take_the_queue(
 async def test_a_failing_receiver_does_not_starve_the_other_members(
     layer: RealtimeChannelLayer,
 ) -> None:
+    # given a group with a receiver that raises and a healthy one
     group = f"test.{uuid.uuid4().hex}"
     broken, healthy = await _member(layer, group), await _member(layer, group)
     got: list[int] = []
@@ -101,6 +109,7 @@ async def test_a_failing_receiver_does_not_starve_the_other_members(
     layer.register_receiver(broken, explode)
     layer.register_receiver(healthy, lambda message: got.append(message["seq"]) is None)
     try:
+        # when two state messages are sent
         await layer.group_send(group, _state(3))
         await layer.group_send(group, _state(4))
         await _settle()
@@ -108,16 +117,22 @@ async def test_a_failing_receiver_does_not_starve_the_other_members(
         layer.unregister_receiver(broken)
         layer.unregister_receiver(healthy)
 
+    # then the healthy one gets both
     assert got == [3, 4]
 
 
 async def test_a_direct_channel_joins_groups_without_a_subscription_or_queue_of_its_own(
     layer: RealtimeChannelLayer,
 ) -> None:
+    # given a direct channel of the layer
     group = f"test.{uuid.uuid4().hex}"
     channel = layer.new_direct_channel()
+
+    # when/then joining a group before a receiver is registered is refused
     with pytest.raises(RuntimeError, match="no such channel or receiver"):
         await layer.group_add(group, channel)  # a receiver must be registered first
+
+    # when a receiver is registered, it joins and a state is sent
     got: list[int] = []
     layer.register_receiver(channel, lambda message: got.append(message["seq"]) is None)
     try:
@@ -128,6 +143,7 @@ async def test_a_direct_channel_joins_groups_without_a_subscription_or_queue_of_
     finally:
         layer.unregister_receiver(channel)
 
+    # then the state arrives with only the group's channel subscribed, and no queue
     assert got == [5]
     assert subscribed == []  # only the group's channel is subscribed, not the consumer's
     assert channel not in layer._get_layer().channels

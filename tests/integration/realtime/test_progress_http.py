@@ -36,6 +36,7 @@ def _job(member: Member, **extra: Any) -> Job:
 def test_progress_is_the_state_document_with_zero_sql(
     client: Client, alpha_staff: Member, django_assert_num_queries: Any
 ) -> None:
+    # given a job of alpha with two changes in Redis
     # The sync client runs the async view; an ORM call there would raise (async context) or go
     # through sync_to_async to this thread's connection, which the assertion watches.
     topic = Topic.job(uuid.uuid4())
@@ -44,9 +45,11 @@ def test_progress_is_the_state_document_with_zero_sql(
     store.publish(tid, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=42)))
     headers = _bearer(alpha_staff)
 
+    # when its progress is fetched, with no query allowed
     with django_assert_num_queries(0):
         response = client.get(f"/api/v1/jobs/{topic.id}/progress/", headers=headers)
 
+    # then the answer is the state document
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     body = json.loads(response.content)
@@ -58,15 +61,18 @@ def test_progress_is_the_state_document_with_zero_sql(
 def test_video_progress_works_the_same_way(
     client: Client, alpha_staff: Member, django_assert_num_queries: Any
 ) -> None:
+    # given a video's state in Redis
     topic = Topic.video(uuid.uuid4())
     store.publish(
         alpha_staff.tenant.id, topic, Change(status="UPLOADED", owner_id=alpha_staff.user.id)
     )
     headers = _bearer(alpha_staff)
 
+    # when its progress is fetched, with no query allowed
     with django_assert_num_queries(0):
         response = client.get(f"/media/videos/{topic.id}/progress/", headers=headers)
 
+    # then it is the video's state
     assert response.status_code == 200
     assert json.loads(response.content)["status"] == "UPLOADED"
 
@@ -75,10 +81,13 @@ def test_video_progress_works_the_same_way(
 async def test_nothing_in_redis_is_404_not_found(
     async_client: AsyncClient, alpha_staff: Member
 ) -> None:
+    # given a job id with nothing in Redis
+    # when its progress is fetched
     response = await async_client.get(
         f"/api/v1/jobs/{uuid.uuid4()}/progress/", headers=_bearer(alpha_staff)
     )
 
+    # then it is 404
     assert response.status_code == 404
     assert json.loads(response.content)["code"] == "not_found"
 
@@ -87,15 +96,18 @@ async def test_nothing_in_redis_is_404_not_found(
 async def test_another_tenants_job_is_404(
     async_client: AsyncClient, alpha_staff: Member, beta_staff: Member
 ) -> None:
+    # given a job of alpha in Redis
     topic = Topic.job(uuid.uuid4())
     await store.apublish(
         alpha_staff.tenant.id, topic, Change(status="PENDING", owner_id=alpha_staff.user.id)
     )
 
+    # when beta's staff fetch its progress
     response = await async_client.get(
         f"/api/v1/jobs/{topic.id}/progress/", headers=_bearer(beta_staff)
     )
 
+    # then it is 404
     assert response.status_code == 404
 
 
@@ -103,25 +115,31 @@ async def test_another_tenants_job_is_404(
 async def test_a_student_sees_only_their_own_jobs(
     async_client: AsyncClient, alpha_staff: Member, alpha_student: Member
 ) -> None:
+    # given two jobs of alpha, one the student's own
     mine, theirs = Topic.job(uuid.uuid4()), Topic.job(uuid.uuid4())
     tid = alpha_student.tenant.id
     await store.apublish(tid, mine, Change(status="PENDING", owner_id=alpha_student.user.id))
     await store.apublish(tid, theirs, Change(status="PENDING", owner_id=alpha_staff.user.id))
     headers = _bearer(alpha_student)
 
+    # when the student fetches both
     own = await async_client.get(f"/api/v1/jobs/{mine.id}/progress/", headers=headers)
     other = await async_client.get(f"/api/v1/jobs/{theirs.id}/progress/", headers=headers)
 
+    # then only their own is there
     assert (own.status_code, other.status_code) == (200, 404)
 
 
 @pytest.mark.django_db
 async def test_no_or_bad_token_is_401(async_client: AsyncClient) -> None:
+    # given no token, or a bad one
+    # when progress is fetched
     missing = await async_client.get(f"/api/v1/jobs/{uuid.uuid4()}/progress/")
     bad = await async_client.get(
         f"/api/v1/jobs/{uuid.uuid4()}/progress/", headers={"Authorization": "Bearer x.y.z"}
     )
 
+    # then both are 401
     assert (missing.status_code, bad.status_code) == (401, 401)
     assert json.loads(missing.content)["code"] == "not_authenticated"
 
@@ -130,9 +148,11 @@ async def test_no_or_bad_token_is_401(async_client: AsyncClient) -> None:
 async def test_redis_down_is_503_with_retry_after(
     async_client: AsyncClient, alpha_staff: Member
 ) -> None:
+    # given a Redis that does not answer
     headers = _bearer(alpha_staff)
     clients.reset_clients()
     try:
+        # when progress is fetched
         with override_settings(REDIS_URL=f"redis://127.0.0.1:{devservices.free_port()}/0"):
             response = await async_client.get(
                 f"/api/v1/jobs/{uuid.uuid4()}/progress/", headers=headers
@@ -140,6 +160,7 @@ async def test_redis_down_is_503_with_retry_after(
     finally:
         clients.reset_clients()
 
+    # then it is 503 with Retry-After
     assert response.status_code == 503
     assert response["Retry-After"] == "2"
     assert json.loads(response.content)["code"] == "unavailable"
@@ -147,12 +168,15 @@ async def test_redis_down_is_503_with_retry_after(
 
 # --- detail: the database record ------------------------------------------------------------
 def test_job_detail_is_the_record_with_its_result(client: Client, alpha_staff: Member) -> None:
+    # given a finished job with a result and a large payload
     job = _job(alpha_staff, status="DONE", attempt=1, payload={"big": "x" * 1000})
     JobResult.objects.create(job=job, data={"sent": 3})
 
+    # when its detail is fetched
     with CaptureQueriesContext(connection) as queries:
         response = client.get(f"/api/v1/jobs/{job.job_id}/", headers=_bearer(alpha_staff))
 
+    # then it comes with its result, in one query that skips the payload
     assert response.status_code == 200
     body = response.json()
     assert (body["status"], body["result"], body["topic"]) == (
@@ -168,11 +192,14 @@ def test_job_detail_is_the_record_with_its_result(client: Client, alpha_staff: M
 def test_job_detail_of_another_tenant_or_user_is_404(
     client: Client, alpha_staff: Member, alpha_student: Member, beta_staff: Member
 ) -> None:
+    # given a job of alpha's staff
     job = _job(alpha_staff)
 
+    # when beta's staff and an alpha student fetch it
     foreign = client.get(f"/api/v1/jobs/{job.job_id}/", headers=_bearer(beta_staff))
     not_owner = client.get(f"/api/v1/jobs/{job.job_id}/", headers=_bearer(alpha_student))
 
+    # then both get 404
     assert (foreign.status_code, not_owner.status_code) == (404, 404)
     assert foreign.json()["code"] == "not_found"
 
@@ -180,6 +207,7 @@ def test_job_detail_of_another_tenant_or_user_is_404(
 def test_video_detail_is_tenant_scoped(
     client: Client, alpha_staff: Member, beta_staff: Member
 ) -> None:
+    # given a video of alpha
     video = Video.objects.create(
         tenant=alpha_staff.tenant,
         session_id=5,
@@ -190,21 +218,26 @@ def test_video_detail_is_tenant_scoped(
         created_by=alpha_staff.user,
     )
 
+    # when its owner's tenant and beta fetch it
     own = client.get(f"/media/videos/{video.video_id}/", headers=_bearer(alpha_staff))
     foreign = client.get(f"/media/videos/{video.video_id}/", headers=_bearer(beta_staff))
 
+    # then only alpha sees it
     assert own.status_code == 200
     assert (own.json()["hls_path"], own.json()["duration"]) == ("hls/v/index.m3u8", 12.5)
     assert foreign.status_code == 404
 
 
 def test_seed_indexes_exist(db: None) -> None:
+    # given the migrated database
+    # when its indexes are listed
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename IN ('jobs_job', 'videos_video')"
         )
         names = {row[0] for row in cursor.fetchall()}
 
+    # then the seeds' indexes are there
     assert {
         "job_tenant_status_idx",
         "job_tenant_jobid_idx",

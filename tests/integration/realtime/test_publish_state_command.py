@@ -10,9 +10,11 @@ from realtime.keys import Topic
 
 
 def test_publish_state_applies_a_change_and_prints_the_document() -> None:
+    # given a new job topic
     topic = Topic.job(uuid.uuid4())
     out = StringIO()
 
+    # when the command publishes PENDING, then PROCESSING at 40 %
     call_command(
         "publish_state", "--tenant", "5", "--topic", str(topic), "--status", "PENDING", stdout=out
     )
@@ -31,6 +33,7 @@ def test_publish_state_applies_a_change_and_prints_the_document() -> None:
         stdout=(out := StringIO()),
     )
 
+    # then it prints the document and Redis holds it
     document = json.loads(out.getvalue())
     assert (document["seq"], document["status"], document["progress"]["percent"]) == (
         2,
@@ -48,5 +51,7 @@ def test_publish_state_applies_a_change_and_prints_the_document() -> None:
     ],
 )
 def test_publish_state_refuses_bad_input(args: list[str]) -> None:
+    # given a bad topic or a status a job does not have (the parameters)
+    # when/then the command refuses it
     with pytest.raises(CommandError):
         call_command("publish_state", "--tenant", "5", *args)

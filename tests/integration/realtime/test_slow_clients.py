@@ -67,6 +67,7 @@ async def _until(predicate: Any, timeout: float = 5) -> None:
 async def test_a_slow_client_gets_coalesced_progress_and_always_the_terminal_state(
     topic: Topic,
 ) -> None:
+    # given a client subscribed to a running job
     await store.apublish(ALPHA, topic, Change(status="PROCESSING", owner_id=7, attempt=1))
     client = SlowClient(make_token())
     task = await _run(client)
@@ -79,6 +80,7 @@ async def test_a_slow_client_gets_coalesced_progress_and_always_the_terminal_sta
         )
         await _until(lambda: len(client.frames()) == 1)
 
+        # when it stops reading while 60 progress changes and DONE arrive, then reads again
         client.reading.clear()  # the client stops reading
         await client.inbox.put(
             {"type": "websocket.receive", "text": '{"type": "ping"}'}
@@ -95,6 +97,7 @@ async def test_a_slow_client_gets_coalesced_progress_and_always_the_terminal_sta
         await asyncio.wait_for(task, 3)
         await get_channel_layer().flush()
 
+    # then it gets few, strictly ordered states, the last one DONE
     states = [f for f in client.frames() if f["type"] == "state"]
     seqs = [f["seq"] for f in states]
     assert seqs == sorted(set(seqs))  # strictly increasing
@@ -105,6 +108,7 @@ async def test_a_slow_client_gets_coalesced_progress_and_always_the_terminal_sta
 
 @override_settings(REALTIME_SEND_TIMEOUT=0.5, REALTIME_RESYNC_INTERVAL=0.3)
 async def test_a_connection_that_cannot_drain_is_closed(topic: Topic) -> None:
+    # given a client subscribed to a running job, with a short send timeout
     await store.apublish(ALPHA, topic, Change(status="PROCESSING", owner_id=7, attempt=1))
     client = SlowClient(make_token())
     task = await _run(client)
@@ -116,6 +120,8 @@ async def test_a_connection_that_cannot_drain_is_closed(topic: Topic) -> None:
             }
         )
         await _until(lambda: len(client.frames()) == 1)
+
+        # when it never reads again and a change arrives
         client.reading.clear()  # never reads again
 
         await store.apublish(ALPHA, topic, Change(progress=Progress(percent=5)))
@@ -126,5 +132,6 @@ async def test_a_connection_that_cannot_drain_is_closed(topic: Topic) -> None:
         await asyncio.wait_for(task, 3)
         await get_channel_layer().flush()
 
+    # then the connection is closed with 4008
     close = next(m for m in client.sent if m["type"] == "websocket.close")
     assert close["code"] == 4008

@@ -52,6 +52,7 @@ async def _topic_at(tenant_id: int, seq: int) -> Topic:
 
 
 async def test_one_sweep_repairs_only_the_topics_that_moved_in_every_tenant() -> None:
+    # given topics in two tenants, some moved past what their connections saw
     moved_alpha, current_alpha = await _topic_at(ALPHA, 3), await _topic_at(ALPHA, 2)
     moved_beta = await _topic_at(BETA, 4)
     # The same job id under another tenant is another topic: BETA's seq must not leak in.
@@ -61,22 +62,27 @@ async def test_one_sweep_repairs_only_the_topics_that_moved_in_every_tenant() ->
     sweeper = watchdog.Sweeper()
     sweeper.connections.update([alpha, beta])
 
+    # when one sweep runs
     repaired = await sweeper.sweep()
 
+    # then only the moved topics are repaired, each in its own tenant
     assert repaired == 2
     assert alpha.repaired == [moved_alpha]  # not the current one, not BETA's job id
     assert beta.repaired == [moved_beta]
 
 
 async def test_a_sweep_closes_connections_whose_client_stopped_reading() -> None:
+    # given a stalled and a healthy connection behind on one topic
     topic = await _topic_at(ALPHA, 3)
     stuck = Connection(ALPHA, {topic: 0}, stalled=True)
     healthy = Connection(ALPHA, {topic: 0})
     sweeper = watchdog.Sweeper()
     sweeper.connections.update([stuck, healthy])
 
+    # when one sweep runs
     await sweeper.sweep()
 
+    # then the stalled one is closed and only the healthy one repaired
     assert stuck.closed
     assert stuck.repaired == []  # a connection being closed is not written to
     assert (healthy.closed, healthy.repaired) == (False, [topic])
@@ -85,6 +91,7 @@ async def test_a_sweep_closes_connections_whose_client_stopped_reading() -> None
 async def test_a_sweep_reads_thousands_of_topics_in_batches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # given more connections than two batches, and a count of the store's reads
     topic = await _topic_at(ALPHA, 2)
     connections = [Connection(ALPHA, {topic: 1}) for _ in range(watchdog.SWEEP_BATCH * 2 + 1)]
     sweeper = watchdog.Sweeper()
@@ -98,6 +105,7 @@ async def test_a_sweep_reads_thousands_of_topics_in_batches(
 
     monkeypatch.setattr(store, "aseqs_many", counting)
 
+    # when/then one sweep repairs them all, reading in batches
     assert await sweeper.sweep() == len(connections)
     assert calls == [watchdog.SWEEP_BATCH, watchdog.SWEEP_BATCH, 1]
 
@@ -105,8 +113,11 @@ async def test_a_sweep_reads_thousands_of_topics_in_batches(
 async def test_an_idle_connection_keeps_no_timer_task_or_loop_of_its_own() -> None:
     """Per idle connection one task, the one running the application: no sender waiting, no
     layer receive task, no timer loop (the token timers are handles, the resync is the sweep)."""
+
+    # given a topic
     topic = await _topic_at(ALPHA, 2)
 
+    # when one and then eleven idle connections subscribe to it
     async def tasks_with(count: int) -> int:
         async with contextlib.AsyncExitStack() as stack:
             for _ in range(count):
@@ -115,5 +126,7 @@ async def test_an_idle_connection_keeps_no_timer_task_or_loop_of_its_own() -> No
             return len(asyncio.all_tasks())
 
     one, eleven = await tasks_with(1), await tasks_with(11)
+
+    # then each connection adds exactly one task
     per_connection = (eleven - one) / 10
     assert per_connection == 1, per_connection

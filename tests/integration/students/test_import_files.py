@@ -64,6 +64,8 @@ def test_bad_files_are_refused_with_their_code_and_nothing_is_written(
 
 
 def test_a_damaged_worksheet_and_a_foreign_zip_are_refused(alpha: Tenant) -> None:
+    # given a workbook with a damaged sheet and a Word file
+    # when/then importing either is refused with its code
     for data, code in ((with_damaged_sheet(VALID), "file_corrupt"), (_docx(), "file_not_xlsx")):
         with pytest.raises(StudentsImportRejected) as caught:
             students_import_file(alpha.id, data=data, initial_password=PASSWORD)
@@ -85,6 +87,8 @@ def test_20001_rows_are_refused_before_any_database_work(
 
 
 def test_a_short_password_is_refused_before_the_file_is_read(alpha: Tenant) -> None:
+    # given a password of seven characters and no file at all
+    # when/then the import is refused for the password
     with pytest.raises(StudentsImportRejected) as caught:
         students_import_file(alpha.id, data=b"not even a file", initial_password="1234567")
     assert caught.value.code == "password_too_short"

@@ -262,6 +262,7 @@ def test_importing_the_same_file_twice_creates_nothing_the_second_time(
 
 
 def test_progress_is_reported_per_chunk(alpha: Tenant, progress: RecordingProgress) -> None:
+    # given a tenant and a progress recorder (fixtures)
     # when 10 rows are written in chunks of 4
     students_import_rows(
         alpha.id, rows=many(10), initial_password=PASSWORD, chunk_size=4, progress=progress
@@ -290,6 +291,8 @@ def test_short_initial_password_is_refused_before_anything_is_read(alpha: Tenant
 
 
 def test_an_unknown_tenant_is_refused(db: None) -> None:
+    # given a tenant id that does not exist
+    # when/then an import into it is refused
     with pytest.raises(TenantNotFound):
         students_import_rows(987654, rows=many(1), initial_password=PASSWORD)
 
@@ -297,7 +300,7 @@ def test_an_unknown_tenant_is_refused(db: None) -> None:
 def test_a_pre_hashed_initial_password_is_stored_as_given_and_not_hashed_again(
     alpha: Tenant, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the hash the jobs API made once for this import (ADR 0102)
+    # given the hash the jobs API made once for this import (ADR 0102)
     encoded = make_password(PASSWORD)
 
     def no_hashing(*args: object, **kwargs: object) -> str:
@@ -305,10 +308,10 @@ def test_a_pre_hashed_initial_password_is_stored_as_given_and_not_hashed_again(
 
     monkeypatch.setattr(services, "make_password", no_hashing)
 
-    # When the import runs with it
+    # when the import runs with it
     students_import_rows(alpha.id, rows=many(2), initial_password_hash=encoded)
 
-    # Then every new user stores exactly that hash
+    # then every new user stores exactly that hash
     users = Student.objects.filter(tenant=alpha).select_related("user")
     assert [s.user.password for s in users] == [encoded, encoded]
     assert all(check_password(PASSWORD, s.user.password) for s in users)
@@ -321,6 +324,8 @@ def test_a_pre_hashed_initial_password_is_stored_as_given_and_not_hashed_again(
 def test_a_pre_hashed_password_must_be_an_encoded_hash_and_alone(
     alpha: Tenant, password: str, password_hash: str
 ) -> None:
+    # given an initial password and a hash together, or a hash that is none (the parameters)
+    # when/then the import is refused
     with pytest.raises(ValueError, match="initial_password"):
         students_import_rows(
             alpha.id, rows=many(1), initial_password=password, initial_password_hash=password_hash
