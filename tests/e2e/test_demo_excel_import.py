@@ -40,16 +40,19 @@ def _submit(page: Any, path: Path) -> Any:
 def test_an_excel_import_refuses_a_bad_file_then_runs_to_done_with_counts_and_failures(
     ai_worker: Stack, page: tuple[Any, Wire], tmp_path: Path
 ) -> None:
+    # given the demo page in Korean, logged in, with the Excel import chosen
     browser_page, wire = page
     browser_page.goto(f"{ai_worker.url}/demo/")  # Korean, the users' language
     browser_page.click("#login button[type=submit]")
     browser_page.wait_for_selector("#job-panel:not([hidden])", timeout=10_000)
     browser_page.select_option("#start select[name=job_type]", "excel_import")
 
-    # A CSV named .xlsx: the API refuses it with a clear message under the file input.
+    # when a CSV named .xlsx is submitted
     fake = tmp_path / "students.xlsx"
     fake.write_text("이름,학부모 전화번호\n김민준,010-1234-5678\n", encoding="utf-8")
     answer = _submit(browser_page, fake)
+
+    # then the API refuses it with a clear message under the file input, and nothing starts
     assert answer.status == 400
     assert json.loads(answer.text())["fields"]["file"]
     error = str(browser_page.text_content('#start .field-error[data-field="file"]'))
@@ -58,13 +61,14 @@ def test_an_excel_import_refuses_a_bad_file_then_runs_to_done_with_counts_and_fa
     assert browser_page.is_hidden("#watch-panel")
     assert Job.objects.count() == 0
 
-    # A real workbook with two bad rows, in English this time.
+    # when a real workbook with two bad rows is submitted, in English this time
     browser_page.click("#lang")
     assert _submit(browser_page, _workbook(tmp_path / "s.xlsx")).status == 202
     assert browser_page.text_content('#start .field-error[data-field="file"]') == ""
     topic = str(browser_page.text_content("#topic"))
     wait_done(browser_page, timeout_s=30)
 
+    # then it runs to DONE over the socket, with the counts, the failed rows and their download
     assert browser_page.text_content("#status") == "DONE"
     counts = {
         key: int(str(browser_page.text_content(f'#counts [data-count="{key}"]')))

@@ -35,10 +35,12 @@ def _job_requests(wire: Wire, topic: str, after: float = 0.0) -> list[tuple[floa
 def test_a_job_reaches_done_over_the_socket_then_all_traffic_stops(
     stack: Stack, page: tuple[Any, Wire]
 ) -> None:
+    # given the demo page, logged in, watching over the socket
     browser_page, wire = page
     _open(browser_page, stack)
     shot(browser_page, "demo-1-login.png")
 
+    # when a job of 60 recipients runs to DONE
     topic = _start(browser_page, recipients=60)
     browser_page.wait_for_function(
         "Number(document.querySelector('#bar').value) > 0", timeout=10_000
@@ -48,6 +50,7 @@ def test_a_job_reaches_done_over_the_socket_then_all_traffic_stops(
     shot(browser_page, "demo-3-done.png")
     time.sleep(3)  # anything still flowing for this topic would show up now
 
+    # then every state arrived in order over the socket, without polling and nothing after DONE
     assert browser_page.text_content("#status") == "DONE"
     assert json.loads(str(browser_page.text_content("#result")))["sent"] == 60
     states = state_frames(wire, topic)
@@ -63,13 +66,16 @@ def test_a_job_reaches_done_over_the_socket_then_all_traffic_stops(
 def test_with_the_socket_blocked_it_finishes_over_polling_on_the_adaptive_schedule(
     stack: Stack, page: tuple[Any, Wire]
 ) -> None:
+    # given the demo page with the socket blocked
     browser_page, wire = page
     _open(browser_page, stack, "&socket=off")
 
+    # when a job of 320 recipients runs to DONE over polling
     topic = _start(browser_page, recipients=320)  # ~16 s at 20 recipients/s
     done_at = wait_done(browser_page, timeout_s=60)
     time.sleep(3.5)
 
+    # then polls came about every second at first, every two seconds later, and stopped at DONE
     assert browser_page.text_content("#status") == "DONE"
     polls = [t for t, url in _job_requests(wire, topic) if "/progress/" in url]
     assert len(polls) >= 10
@@ -88,6 +94,7 @@ def test_with_the_socket_blocked_it_finishes_over_polling_on_the_adaptive_schedu
 def test_a_server_restart_mid_job_reconnects_and_finishes(
     stack: Stack, page: tuple[Any, Wire]
 ) -> None:
+    # given the demo page watching a long job over the socket
     browser_page, wire = page
     _open(browser_page, stack)
     # ~30 s: long enough that the reconnect lands before DONE. The server is away ~4 s and
@@ -98,11 +105,13 @@ def test_a_server_restart_mid_job_reconnects_and_finishes(
         "Number(document.querySelector('#bar').value) > 5", timeout=15_000
     )
 
+    # when the server restarts mid-job
     stack.stop_server()
     time.sleep(2)
     stack.start_server()
     wait_done(browser_page, timeout_s=90)
 
+    # then the page reconnected, resumed from its last seq and finished
     assert browser_page.text_content("#status") == "DONE"
     assert len(wire.sockets) >= 2  # it reconnected
     seqs = [s["seq"] for s in state_frames(wire, topic)]

@@ -21,12 +21,15 @@ def _attributes(url: str) -> dict[str, str]:
 
 
 def test_create_queues_creates_each_kind_with_its_dead_letter_queue_and_is_idempotent() -> None:
+    # given no queues in moto
     moto_reset()
     first, second = io.StringIO(), io.StringIO()
 
+    # when create_queues runs twice
     call_command("create_queues", stdout=first)
     call_command("create_queues", stdout=second)
 
+    # then every kind has its queue and dead-letter queue with the seeds' settings, made once
     assert first.getvalue().count("created") == 7  # six queues and the uploads bucket
     assert second.getvalue().count("up to date") == 7
     for kind in QueueKind:
@@ -47,8 +50,10 @@ def test_create_queues_creates_each_kind_with_its_dead_letter_queue_and_is_idemp
 def test_demo_job_creates_a_messaging_job_for_the_user_and_prints_its_topic(
     alpha_staff: Member, django_capture_on_commit_callbacks: Any
 ) -> None:
+    # given a staff member of alpha
     out = io.StringIO()
 
+    # when demo_job runs with their login
     with django_capture_on_commit_callbacks(execute=True):
         call_command(
             "demo_job",
@@ -63,6 +68,7 @@ def test_demo_job_creates_a_messaging_job_for_the_user_and_prints_its_topic(
             stdout=out,
         )
 
+    # then their messaging job is created, queued once, and its topic printed
     job = Job.objects.get()
     assert (job.job_type, job.created_by_id, job.tenant_id) == (
         "messaging.send",

@@ -29,14 +29,14 @@ async def clean_layer() -> AsyncIterator[None]:
 async def test_a_posted_job_streams_pending_processing_progress_done_then_shows_its_result(
     alpha_staff: Member, start_worker: Callable[..., ThreadWorker], settings: Any
 ) -> None:
-    # Given three batches of two emails, 0.3 s apart, so progress frames are not coalesced away
+    # given three batches of two emails, 0.3 s apart, so progress frames are not coalesced away
     settings.MESSAGING_BATCH_SIZE = 2
     settings.MESSAGING_SEND_INTERVAL = 0.3
     client = client_for(alpha_staff)
     recipients = [f"student{i}@example.com" for i in range(6)]
     payload = {"subject": "Exam", "body": "Room 101.", "recipients": recipients}
 
-    # When the job is posted, watched over the WebSocket, and a worker starts
+    # when the job is posted, watched over the WebSocket, and a worker starts
     response = await sync_to_async(client.post)(
         "/api/v1/jobs/", {"job_type": "messaging.send", "payload": payload}, format="json"
     )
@@ -60,7 +60,7 @@ async def test_a_posted_job_streams_pending_processing_progress_done_then_shows_
     detail = await sync_to_async(client.get)(body["detail_url"])
     await sync_to_async(connections.close_all)()  # the sync thread's connection
 
-    # Then every state arrived in order, with progress in between, and the record agrees
+    # then every state arrived in order, with progress in between, and the record agrees
     seqs = [frame["seq"] for frame in frames]
     assert seqs == sorted(set(seqs))
     assert all(frame["type"] == "state" and frame["topic"] == body["topic"] for frame in frames)

@@ -133,6 +133,7 @@ def names(member: Member) -> list[tuple[str, str]]:
 def test_an_uploaded_workbook_is_imported_by_the_worker_and_the_record_has_the_counts(
     alpha_staff: Member, start_ai_worker: Callable[[], ThreadWorker]
 ) -> None:
+    # given a workbook of three students, posted by alpha's staff
     response = post_import(alpha_staff, xlsx_bytes(ROWS))
     assert response.status_code == 202, response.json()
     body = response.json()
@@ -141,9 +142,11 @@ def test_an_uploaded_workbook_is_imported_by_the_worker_and_the_record_has_the_c
     assert bucket_keys() == [key]
     assert queue_counts(AI) == (1, 0)
 
+    # when the ai worker runs the job
     start_ai_worker()
     job = finished(body["job_id"])
 
+    # then the students exist and the record, detail and state carry the counts
     assert job.status == "DONE", job.error
     assert job.result.data["counts"]["created"] == 3
     assert job.result.data["counts"]["failed"] == 0
@@ -159,12 +162,15 @@ def test_an_uploaded_workbook_is_imported_by_the_worker_and_the_record_has_the_c
 def test_a_dry_run_classifies_and_writes_nothing(
     alpha_staff: Member, start_ai_worker: Callable[[], ThreadWorker]
 ) -> None:
+    # given a workbook posted as a dry run
     response = post_import(alpha_staff, xlsx_bytes(ROWS), dry_run=True)
     assert response.status_code == 202, response.json()
 
+    # when the ai worker runs the job
     start_ai_worker()
     job = finished(response.json()["job_id"])
 
+    # then it counts the students and creates none
     assert job.status == "DONE", job.error
     assert job.result.data["dry_run"] is True
     assert job.result.data["counts"]["created"] == 3
@@ -172,9 +178,11 @@ def test_a_dry_run_classifies_and_writes_nothing(
 
 
 def test_the_initial_password_is_stored_only_as_one_hash(alpha_staff: Member) -> None:
+    # given an import posted with an initial password
     response = post_import(alpha_staff, xlsx_bytes(ROWS))
     assert response.status_code == 202
 
+    # when/then only its hash is in the job's payload, and the message carries ids only
     job = job_row(response.json()["job_id"])
     assert set(job.payload) == {
         "object_key",
@@ -210,6 +218,7 @@ def test_the_initial_password_is_stored_only_as_one_hash(alpha_staff: Member) ->
 def test_a_bad_upload_is_refused_and_nothing_is_stored_or_queued(
     alpha_staff: Member, settings: Any, case: str, field: str
 ) -> None:
+    # given an upload that is bad in the parametrized way
     data, name, password = xlsx_bytes(ROWS), "students.xlsx", PASSWORD
     if case == "text_named_xlsx":
         data = "이름,전화번호\n김민준,01012345678\n".encode()
@@ -225,6 +234,7 @@ def test_a_bad_upload_is_refused_and_nothing_is_stored_or_queued(
     elif case == "short_password":
         password = "1234567"
 
+    # when it is posted
     if case == "no_file":
         response = client_for(alpha_staff).post(
             "/api/v1/jobs/",
@@ -234,6 +244,7 @@ def test_a_bad_upload_is_refused_and_nothing_is_stored_or_queued(
     else:
         response = post_import(alpha_staff, data, name=name, password=password)
 
+    # then it is refused, naming the field, and nothing is stored, queued or created
     assert response.status_code == 400, response.content
     error = response.json()
     assert error["code"] == "invalid"
@@ -244,19 +255,30 @@ def test_a_bad_upload_is_refused_and_nothing_is_stored_or_queued(
 
 
 def test_the_row_limit_admits_exactly_the_limit(alpha_staff: Member, settings: Any) -> None:
+    # given a row limit of 20
     settings.EXCEL_IMPORT_MAX_ROWS = 20
+
+    # when/then a workbook of exactly 20 rows is accepted
     assert post_import(alpha_staff, large_xlsx_bytes(20)).status_code == 202
 
 
 def test_a_short_password_gets_the_students_service_message(alpha_staff: Member) -> None:
+    # given an initial password of five characters
+    # when the import is posted
     response = post_import(alpha_staff, xlsx_bytes(ROWS), password="short")
+
+    # then the error is the students service's message
     assert response.json()["fields"]["initial_password"] == [
         "The initial password must be at least 8 characters long."
     ]
 
 
 def test_a_student_may_not_start_an_import(alpha_student: Member) -> None:
+    # given a student of alpha
+    # when they post an import
     response = post_import(alpha_student, xlsx_bytes(ROWS))
+
+    # then it is forbidden, and nothing is created or stored
     assert response.status_code == 403
     assert Job.objects.count() == 0
     assert bucket_keys() == []
@@ -266,14 +288,17 @@ def test_a_student_may_not_start_an_import(alpha_student: Member) -> None:
 def test_a_file_refused_by_the_importer_fails_the_job_with_its_message(
     alpha_staff: Member, start_ai_worker: Callable[[], ThreadWorker]
 ) -> None:
+    # given an accepted import whose stored object is then damaged
     response = post_import(alpha_staff, xlsx_bytes(ROWS))
     job_id = response.json()["job_id"]
     # The stored object is damaged after the API checked it.
     upload_put(job_row(job_id).payload["object_key"], b"PK\x03\x04 not a zip")
 
+    # when the ai worker runs the job
     start_ai_worker()
     job = finished(job_id)
 
+    # then it fails at once with the importer's message
     assert job.status == "FAILED"
     assert job.attempt == 1
     assert "엑셀" in job.error or "Excel" in job.error
@@ -282,6 +307,7 @@ def test_a_file_refused_by_the_importer_fails_the_job_with_its_message(
 def test_a_second_tenant_importing_the_same_students_leaves_the_first_untouched(
     alpha_staff: Member, beta_staff: Member, start_ai_worker: Callable[[], ThreadWorker]
 ) -> None:
+    # given the same workbook imported by alpha first
     data = xlsx_bytes(ROWS)
     first = post_import(alpha_staff, data).json()
     start_ai_worker()
@@ -290,9 +316,11 @@ def test_a_second_tenant_importing_the_same_students_leaves_the_first_untouched(
         Student.objects.filter(tenant_id=alpha_staff.tenant.id).order_by("pk").values()
     )
 
+    # when beta imports it
     second = post_import(beta_staff, data).json()
     job = finished(second["job_id"])
 
+    # then beta gets its own students and alpha's rows are unchanged
     assert job.status == "DONE", job.error
     assert job.result.data["counts"]["created"] == 3
     alpha_after = list(
@@ -306,6 +334,7 @@ def test_a_second_tenant_importing_the_same_students_leaves_the_first_untouched(
 def test_failed_rows_download_as_xlsx_for_the_tenant_only(
     alpha_staff: Member, beta_staff: Member, start_ai_worker: Callable[[], ThreadWorker]
 ) -> None:
+    # given an import with one bad row, run to DONE
     rows = [*ROWS, ("최하늘", "12", None, "대치중", 2, "여", None)]
     body = post_import(alpha_staff, xlsx_bytes(rows)).json()
     start_ai_worker()
@@ -313,11 +342,13 @@ def test_failed_rows_download_as_xlsx_for_the_tenant_only(
     assert job.status == "DONE", job.error
     assert job.result.data["counts"]["failed"] == 1
 
+    # when the failures workbook is fetched by alpha
     detail = client_for(alpha_staff).get(body["detail_url"]).json()
     url = detail["failures_url"]
     assert url == f"/api/v1/jobs/{body['job_id']}/failures.xlsx"
     response = client_for(alpha_staff).get(url)
 
+    # then it lists the bad row, and beta gets 404
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/vnd.openxmlformats")
     sheet = load_workbook(io.BytesIO(response.content), read_only=True).worksheets[0]
@@ -332,10 +363,12 @@ def test_failed_rows_download_as_xlsx_for_the_tenant_only(
 def test_failures_xlsx_is_404_without_failures_or_for_other_jobs(
     alpha_staff: Member, start_ai_worker: Callable[[], ThreadWorker]
 ) -> None:
+    # given a finished import without failures, and a messaging job
     body = post_import(alpha_staff, xlsx_bytes(ROWS)).json()
     start_ai_worker()
     assert finished(body["job_id"]).status == "DONE"
 
+    # when/then the failures workbook is 404 for both, and the messaging job has no link
     url = f"/api/v1/jobs/{body['job_id']}/failures.xlsx"
     assert client_for(alpha_staff).get(url).status_code == 404
     payload = {"subject": "s", "body": "b", "recipients": ["a@example.com"]}
@@ -352,6 +385,7 @@ def test_failures_xlsx_is_404_without_failures_or_for_other_jobs(
 def test_a_big_failure_list_stays_in_the_database_and_the_detail_has_it_all(
     alpha_staff: Member, start_ai_worker: Callable[[], ThreadWorker]
 ) -> None:
+    # given an import of 200 bad rows, run to DONE
     rows = [(f"학생{i:04d}", "12", None, "대치중", 2, "남", None) for i in range(200)]
     body = post_import(alpha_staff, xlsx_bytes(rows)).json()
     start_ai_worker()
@@ -359,7 +393,10 @@ def test_a_big_failure_list_stays_in_the_database_and_the_detail_has_it_all(
     assert job.status == "DONE", job.error
     assert len(json.dumps(job.result.data, ensure_ascii=False).encode()) > 10_240
 
+    # when its state and detail are fetched
     state = client_for(alpha_staff).get(body["progress_url"]).json()
+
+    # then the result is left out of Redis, and the detail has every failed row
     assert state["status"] == "DONE"
     assert state["result_in_db"] is True
     assert state.get("result") is None

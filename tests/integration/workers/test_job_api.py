@@ -34,6 +34,8 @@ def post(member: Member, body: dict[str, Any], capture: Capture, **headers: str)
 def test_a_new_job_is_pending_in_db_and_redis_and_queued_once(
     alpha_staff: Member, django_capture_on_commit_callbacks: Capture
 ) -> None:
+    # given a staff member of alpha (fixture)
+    # when they post a messaging job with a request id
     response = post(
         alpha_staff,
         {"job_type": "messaging.send", "payload": PAYLOAD},
@@ -41,6 +43,7 @@ def test_a_new_job_is_pending_in_db_and_redis_and_queued_once(
         **{"X-Request-ID": "req-1"},
     )
 
+    # then it is PENDING in the database and Redis, and queued once with the ids only
     assert response.status_code == 202
     body = response.json()
     job_id = body["job_id"]
@@ -72,11 +75,14 @@ def test_a_new_job_is_pending_in_db_and_redis_and_queued_once(
 def test_the_same_idempotency_key_returns_the_same_job_and_queues_nothing_more(
     alpha_staff: Member, django_capture_on_commit_callbacks: Capture
 ) -> None:
+    # given a job request and an idempotency key
     body = {"job_type": "messaging.send", "payload": PAYLOAD}
 
+    # when it is posted twice with that key
     first = post(alpha_staff, body, django_capture_on_commit_callbacks, **{"Idempotency-Key": "k1"})
     again = post(alpha_staff, body, django_capture_on_commit_callbacks, **{"Idempotency-Key": "k1"})
 
+    # then the second answer is the first job, and one message is queued
     assert (first.status_code, again.status_code) == (202, 202)
     assert again.json() == first.json()
     assert Job.objects.count() == 1
@@ -86,6 +92,7 @@ def test_the_same_idempotency_key_returns_the_same_job_and_queues_nothing_more(
 def test_the_same_key_for_a_different_request_is_a_conflict(
     alpha_staff: Member, django_capture_on_commit_callbacks: Capture
 ) -> None:
+    # given a job posted with an idempotency key
     post(
         alpha_staff,
         {"job_type": "messaging.send", "payload": PAYLOAD},
@@ -93,6 +100,7 @@ def test_the_same_key_for_a_different_request_is_a_conflict(
         **{"Idempotency-Key": "k1"},
     )
 
+    # when another request comes with the same key
     other = post(
         alpha_staff,
         {"job_type": "messaging.send", "payload": {**PAYLOAD, "subject": "Another"}},
@@ -100,6 +108,7 @@ def test_the_same_key_for_a_different_request_is_a_conflict(
         **{"Idempotency-Key": "k1"},
     )
 
+    # then it is a conflict, and nothing more is created or queued
     assert other.status_code == 409
     assert other.json()["code"] == "conflict"
     assert Job.objects.count() == 1
@@ -109,17 +118,20 @@ def test_the_same_key_for_a_different_request_is_a_conflict(
 def test_another_tenant_neither_sees_nor_reuses_a_job_or_its_key(
     alpha_staff: Member, beta_staff: Member, django_capture_on_commit_callbacks: Capture
 ) -> None:
+    # given alpha's job posted with an idempotency key
     body = {"job_type": "messaging.send", "payload": PAYLOAD}
     alpha_job = post(
         alpha_staff, body, django_capture_on_commit_callbacks, **{"Idempotency-Key": "shared"}
     ).json()
 
+    # when beta posts with the same key and asks for alpha's job
     beta_job = post(
         beta_staff, body, django_capture_on_commit_callbacks, **{"Idempotency-Key": "shared"}
     )
     detail = client_for(beta_staff).get(alpha_job["detail_url"])
     progress = client_for(beta_staff).get(alpha_job["progress_url"])
 
+    # then beta gets its own job and alpha's is 404 for it
     assert beta_job.status_code == 202
     assert beta_job.json()["job_id"] != alpha_job["job_id"]
     assert Job.objects.get(job_id=beta_job.json()["job_id"]).tenant_id == beta_staff.tenant.id
@@ -173,9 +185,12 @@ def test_a_bad_request_is_400_with_field_errors_and_queues_nothing(
     settings_override: dict[str, Any],
     field: str,
 ) -> None:
+    # given a request that is bad in the parametrized way
+    # when it is posted
     with override_settings(**settings_override):
         response = post(alpha_staff, body, django_capture_on_commit_callbacks)
 
+    # then it is 400 naming the field, and nothing is created or queued
     assert response.status_code == 400
     error = response.json()
     assert error["code"] == "invalid"
@@ -188,6 +203,8 @@ def test_a_bad_request_is_400_with_field_errors_and_queues_nothing(
 def test_a_too_long_idempotency_key_is_400(
     alpha_staff: Member, django_capture_on_commit_callbacks: Capture
 ) -> None:
+    # given an idempotency key of 129 characters
+    # when a job is posted with it
     response = post(
         alpha_staff,
         {"job_type": "messaging.send", "payload": PAYLOAD},
@@ -195,6 +212,7 @@ def test_a_too_long_idempotency_key_is_400(
         **{"Idempotency-Key": "k" * 129},
     )
 
+    # then it is refused, naming the header
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()["fields"]
     assert queue_counts() == (0, 0)
@@ -203,20 +221,26 @@ def test_a_too_long_idempotency_key_is_400(
 def test_a_student_may_not_send_messages_to_the_academy(
     alpha_student: Member, django_capture_on_commit_callbacks: Capture
 ) -> None:
+    # given a student of alpha
+    # when they post a messaging job
     response = post(
         alpha_student,
         {"job_type": "messaging.send", "payload": PAYLOAD},
         django_capture_on_commit_callbacks,
     )
 
+    # then it is forbidden and nothing is queued
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
     assert queue_counts() == (0, 0)
 
 
 def test_without_a_token_nothing_is_created(api: Any) -> None:
+    # given no token
+    # when a job is posted
     response = api.post(URL, {"job_type": "messaging.send", "payload": PAYLOAD}, format="json")
 
+    # then it is 401 and nothing is queued
     assert response.status_code == 401
     assert queue_counts() == (0, 0)
 
@@ -225,10 +249,12 @@ def test_without_a_token_nothing_is_created(api: Any) -> None:
 def test_a_queue_that_cannot_be_reached_is_503_and_the_job_is_failed(
     alpha_staff: Member, settings: Any
 ) -> None:
+    # given a queue URL that does not exist
     queues_setting = {kind: dict(value) for kind, value in settings.WORKER_QUEUES.items()}
     queues_setting["messaging"]["url"] = f"{settings.AWS_ENDPOINT_URL}/123456789012/missing"
     settings.WORKER_QUEUES = queues_setting
 
+    # when a job is posted
     response = client_for(alpha_staff).post(
         URL,
         {"job_type": "messaging.send", "payload": PAYLOAD},
@@ -236,6 +262,7 @@ def test_a_queue_that_cannot_be_reached_is_503_and_the_job_is_failed(
         headers={"Idempotency-Key": "retry-me"},
     )
 
+    # then it is 503 and the job is FAILED, without its key, in the database and Redis
     assert response.status_code == 503
     assert response.json()["code"] == "unavailable"
     job = Job.objects.get()
@@ -248,6 +275,8 @@ def test_a_queue_that_cannot_be_reached_is_503_and_the_job_is_failed(
 def test_field_errors_speak_the_callers_language(
     alpha_staff: Member, django_capture_on_commit_callbacks: Capture
 ) -> None:
+    # given a Korean-speaking caller and an unknown job type
+    # when the job is posted
     response = post(
         alpha_staff,
         {"job_type": "nope", "payload": PAYLOAD},
@@ -255,5 +284,6 @@ def test_field_errors_speak_the_callers_language(
         **{"Accept-Language": "ko"},
     )
 
+    # then the field error is in Korean
     assert response.status_code == 400
     assert response.json()["fields"]["job_type"] == ["알 수 없는 작업 유형입니다: nope."]

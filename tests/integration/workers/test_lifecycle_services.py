@@ -33,10 +33,13 @@ def _claim(job: Job, *, lease: float = 30, owner: str = "w1") -> services.Claim:
 
 
 def test_a_claim_starts_an_attempt_with_a_lease(alpha_staff: Member) -> None:
+    # given a PENDING job
     job = _job(alpha_staff, payload={"x": 1})
 
+    # when a worker claims it with a 30 s lease
     claim = _claim(job, lease=30)
 
+    # then attempt 1 starts with the job's payload, owner and lease
     assert claim.result is ClaimResult.CLAIMED
     assert claim.job is not None
     assert (claim.job.attempt, claim.job.payload, claim.job.owner_id) == (
@@ -54,13 +57,16 @@ def test_a_claim_starts_an_attempt_with_a_lease(alpha_staff: Member) -> None:
 def test_a_live_lease_makes_the_job_busy_and_an_expired_one_lets_the_next_attempt_in(
     alpha_staff: Member,
 ) -> None:
+    # given a job claimed with a 1 s lease
     job = _job(alpha_staff)
     _claim(job, lease=1, owner="w1")
 
+    # when another worker claims it, then again after the lease ran out
     busy = _claim(job, owner="w2")
     time.sleep(1.1)
     taken = _claim(job, owner="w2")
 
+    # then it was busy first, and the second claim started attempt 2
     assert busy.result is ClaimResult.BUSY
     assert 0 < busy.lease_remaining <= 1
     assert taken.result is ClaimResult.CLAIMED
@@ -69,12 +75,14 @@ def test_a_live_lease_makes_the_job_busy_and_an_expired_one_lets_the_next_attemp
 
 
 def test_a_superseded_attempt_cannot_finish_or_extend_its_lease(alpha_staff: Member) -> None:
+    # given attempt 1 whose lease ran out and attempt 2 that took over
     job = _job(alpha_staff)
     _claim(job, lease=0.2, owner="zombie")
     time.sleep(0.3)
     _claim(job, owner="successor")
     tid = alpha_staff.tenant.id
 
+    # when attempt 1 extends and finishes, attempt 2 finishes, then finishes again
     extended = services.job_lease_extend(tid, job_id=job.job_id, attempt=1, lease_seconds=30)
     zombie = services.job_finish(
         tid, job_id=job.job_id, attempt=1, status="DONE", result={"by": "zombie"}
@@ -84,6 +92,7 @@ def test_a_superseded_attempt_cannot_finish_or_extend_its_lease(alpha_staff: Mem
     )
     again = services.job_finish(tid, job_id=job.job_id, attempt=2, status="FAILED", error="late")
 
+    # then only attempt 2's first finish counts
     assert (extended, zombie, successor, again) == (False, False, True, False)
     job.refresh_from_db()
     assert (job.status, job.attempt, job.error) == ("DONE", 2, "")
@@ -93,6 +102,7 @@ def test_a_superseded_attempt_cannot_finish_or_extend_its_lease(alpha_staff: Mem
 def test_a_finished_job_is_not_claimed_again_and_its_state_is_republished(
     alpha_staff: Member, django_capture_on_commit_callbacks: Any
 ) -> None:
+    # given a DONE job whose terminal publish was lost
     job = _job(alpha_staff)
     _claim(job)
     tid = alpha_staff.tenant.id
@@ -100,9 +110,11 @@ def test_a_finished_job_is_not_claimed_again_and_its_state_is_republished(
     topic = Topic.job(job.job_id)
     sync_redis().delete(*[store.keyspace().status_key(tid, topic)])  # the DONE publish was lost
 
+    # when its message is claimed again
     with django_capture_on_commit_callbacks(execute=True):
         claim = _claim(job, owner="w2")
 
+    # then the claim says finished and the DONE state is published again
     assert claim.result is ClaimResult.FINISHED
     job.refresh_from_db()
     assert job.attempt == 1
@@ -116,24 +128,30 @@ def test_a_finished_job_is_not_claimed_again_and_its_state_is_republished(
 def test_a_message_naming_another_tenant_claims_nothing(
     alpha_staff: Member, beta_staff: Member
 ) -> None:
+    # given a job of alpha
     job = _job(alpha_staff)
 
+    # when a message with beta's tenant claims it
     claim = services.job_claim(
         beta_staff.tenant.id, job_id=job.job_id, lease_owner="w", lease_seconds=30
     )
 
+    # then nothing is claimed and the job is untouched
     assert claim.result is ClaimResult.MISSING
     job.refresh_from_db()
     assert (job.status, job.attempt) == ("PENDING", 0)
 
 
 def test_a_released_lease_lets_the_next_attempt_claim_at_once(alpha_staff: Member) -> None:
+    # given a job claimed with a 300 s lease
     job = _job(alpha_staff)
     _claim(job, lease=300)
 
+    # when the lease is released
     released = services.job_lease_release(alpha_staff.tenant.id, job_id=job.job_id, attempt=1)
     claim = _claim(job, owner="w2")
 
+    # then the next attempt claims it at once
     assert released is True
     assert claim.result is ClaimResult.CLAIMED
 
@@ -141,6 +159,7 @@ def test_a_released_lease_lets_the_next_attempt_claim_at_once(alpha_staff: Membe
 def test_a_dead_lettered_job_fails_unless_it_is_finished_or_still_leased(
     alpha_staff: Member,
 ) -> None:
+    # given an abandoned, a still-leased and a finished job
     tid = alpha_staff.tenant.id
     abandoned, leased, done = _job(alpha_staff), _job(alpha_staff), _job(alpha_staff)
     _claim(abandoned, lease=0.1)
@@ -149,16 +168,19 @@ def test_a_dead_lettered_job_fails_unless_it_is_finished_or_still_leased(
     services.job_finish(tid, job_id=done.job_id, attempt=1, status="DONE", result={})
     time.sleep(0.2)
 
+    # when each one's message is dead-lettered
     outcomes = [
         services.job_fail_dead_lettered(tid, job_id=job.job_id) for job in (abandoned, leased, done)
     ]
 
+    # then only the abandoned one fails
     assert outcomes == [True, False, False]
     statuses = [Job.objects.get(pk=j.pk).status for j in (abandoned, leased, done)]
     assert statuses == ["FAILED", "PROCESSING", "DONE"]
 
 
 def test_reading_a_finished_job_repairs_a_stale_live_state(alpha_staff: Member) -> None:
+    # given a DONE job whose Redis state came back as PROCESSING
     job = _job(alpha_staff)
     _claim(job)
     tid = alpha_staff.tenant.id
@@ -168,8 +190,10 @@ def test_reading_a_finished_job_repairs_a_stale_live_state(alpha_staff: Member) 
     # Redis came back with the job still PROCESSING (the DONE publish was lost in between).
     store.publish(tid, topic, Change(status="PROCESSING", attempt=1, owner_id=alpha_staff.user.id))
 
+    # when its detail is read
     response = client_for(alpha_staff).get(f"/api/v1/jobs/{job.job_id}/")
 
+    # then Redis is repaired to DONE
     assert response.status_code == 200
     snap = store.snapshot(tid, topic)
     assert snap is not None
@@ -177,18 +201,24 @@ def test_reading_a_finished_job_repairs_a_stale_live_state(alpha_staff: Member) 
 
 
 def test_reading_an_old_job_does_not_refill_redis(alpha_staff: Member) -> None:
+    # given an old DONE job that Redis no longer has
     job = _job(alpha_staff, status="DONE", attempt=1)
     JobResult.objects.create(job=job, data={"sent": 1})
 
+    # when its detail is read
     response = client_for(alpha_staff).get(f"/api/v1/jobs/{job.job_id}/")
 
+    # then Redis is not filled again
     assert response.status_code == 200
     assert store.snapshot(alpha_staff.tenant.id, Topic.job(job.job_id)) is None
 
 
 def test_claiming_an_unknown_job_is_missing(alpha_staff: Member) -> None:
+    # given a job id nobody created
+    # when it is claimed
     claim = services.job_claim(
         alpha_staff.tenant.id, job_id=uuid.uuid4(), lease_owner="w", lease_seconds=30
     )
 
+    # then it is missing
     assert claim.result is ClaimResult.MISSING

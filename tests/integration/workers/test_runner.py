@@ -58,12 +58,15 @@ def _finished(job: Job) -> bool:
 def test_a_messaging_job_sends_every_email_once_and_ends_done(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a messaging job with three addresses, an invalid one and a duplicate
     payload = {**MESSAGE, "recipients": [*_recipients(3), "not-an-address", "STUDENT0@example.com"]}
     job = create_job(alpha_staff, "messaging.send", payload)
 
+    # when a worker runs it
     start_worker()
     wait_for(lambda: _finished(job))
 
+    # then each valid address got one email and the job is DONE with the counts
     row = job_row(job.job_id)
     assert (row.status, row.attempt, row.error) == ("DONE", 1, "")
     assert row.result.data == {
@@ -80,12 +83,15 @@ def test_a_messaging_job_sends_every_email_once_and_ends_done(
 def test_the_job_thread_holds_no_database_connection_while_the_handler_runs(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given three jobs with a probe handler
     probe = ConcurrencyProbe(seconds=0.05)
     jobs = [create_job(alpha_staff, "test.probe") for _ in range(3)]
 
+    # when a worker runs them
     start_worker(handlers={"test.probe": probe})
     wait_for(lambda: all(_finished(job) for job in jobs))
 
+    # then no job thread held a database connection
     assert len(probe.calls.started) == 3
     assert probe.connections_held == 0
 
@@ -93,13 +99,16 @@ def test_the_job_thread_holds_no_database_connection_while_the_handler_runs(
 def test_two_copies_of_one_message_run_the_job_once(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a job whose message was sent twice
     job = create_job(alpha_staff, "messaging.send", {**MESSAGE, "recipients": _recipients(4)})
     send_duplicate(job)  # at-least-once delivery: both copies can be received together
 
+    # when a worker receives both copies
     running = start_worker(config=fast_config(visibility_timeout=2, lease_seconds=1))
     wait_for(lambda: _finished(job))
     wait_for(lambda: queue_counts() == (0, 0), timeout=20)  # the copy comes back and is dropped
 
+    # then the job ran once and the copy was dropped
     assert len(mail.outbox) == 4
     assert JobResult.objects.filter(job__job_id=job.job_id).count() == 1
     assert job_row(job.job_id).attempt == 1
@@ -109,6 +118,7 @@ def test_two_copies_of_one_message_run_the_job_once(
 def test_a_redelivery_after_done_changes_nothing_and_sends_nothing(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a job a worker finished
     job = create_job(alpha_staff, "messaging.send", {**MESSAGE, "recipients": _recipients(2)})
     running = start_worker()
     wait_for(lambda: _finished(job))
@@ -117,9 +127,11 @@ def test_a_redelivery_after_done_changes_nothing_and_sends_nothing(
     assert done is not None
     assert done.status == "DONE"
 
+    # when its message is delivered again
     send_duplicate(job)
     wait_for(lambda: running.worker.stats.duplicates == 1)
 
+    # then nothing more is sent and the state is unchanged
     assert len(mail.outbox) == 2
     assert job_row(job.job_id).attempt == 1
     again = store.snapshot(alpha_staff.tenant.id, topic)
@@ -132,7 +144,7 @@ def test_a_redelivery_after_done_changes_nothing_and_sends_nothing(
 def test_a_zombie_that_finishes_after_a_takeover_changes_nothing(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
-    # Given a worker paused past its 1 s lease (its heartbeat is not due for another 20 s)
+    # given a worker paused past its 1 s lease (its heartbeat is not due for another 20 s)
     gate = Gate()
     job = create_job(alpha_staff, "test.gate")
     zombie = start_worker(
@@ -146,12 +158,12 @@ def test_a_zombie_that_finishes_after_a_takeover_changes_nothing(
     )
     assert takeover.result is services.ClaimResult.CLAIMED
 
-    # When the zombie's handler completes and it tries to finish the job
+    # when the zombie's handler completes and it tries to finish the job
     gate.release.set()
     wait_for(lambda: gate.calls.ended == ["done"])
     wait_for(lambda: zombie.worker.stats.lost == 1)
 
-    # Then the finish is refused and the message left alone for the attempt that holds the job
+    # then the finish is refused and the message left alone for the attempt that holds the job
     row = job_row(job.job_id)
     assert (row.status, row.attempt) == ("PROCESSING", 2)
     assert not JobResult.objects.filter(job__job_id=job.job_id).exists()
@@ -162,7 +174,7 @@ def test_a_zombie_that_finishes_after_a_takeover_changes_nothing(
 def test_a_worker_learns_at_its_next_heartbeat_that_its_lease_was_taken_over(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
-    # Given a worker whose heartbeat comes too late to keep its 1 s lease (a paused process)
+    # given a worker whose heartbeat comes too late to keep its 1 s lease (a paused process)
     gate = Gate()
     job = create_job(alpha_staff, "test.gate")
     zombie = start_worker(
@@ -171,7 +183,7 @@ def test_a_worker_learns_at_its_next_heartbeat_that_its_lease_was_taken_over(
     )
     wait_for(gate.running.is_set)
 
-    # When another attempt takes the job over after the lease ended, and finishes it
+    # when another attempt takes the job over after the lease ended, and finishes it
     time.sleep(1.2)
     takeover = services.job_claim(
         alpha_staff.tenant.id, job_id=job.job_id, lease_owner="successor", lease_seconds=30
@@ -182,7 +194,7 @@ def test_a_worker_learns_at_its_next_heartbeat_that_its_lease_was_taken_over(
         alpha_staff.tenant.id, job_id=job.job_id, attempt=2, status="DONE", result={"by": 2}
     )
 
-    # Then the zombie learnt at its next heartbeat that it lost, and its outcome counts for nothing
+    # then the zombie learnt at its next heartbeat that it lost, and its outcome counts for nothing
     assert finished is True
     row = job_row(job.job_id)
     assert (row.status, row.attempt, row.result.data) == ("DONE", 2, {"by": 2})
@@ -194,6 +206,7 @@ def test_a_worker_learns_at_its_next_heartbeat_that_its_lease_was_taken_over(
 def test_a_heartbeat_keeps_a_job_longer_than_its_visibility_timeout_exclusive(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a long job on a short visibility timeout, and two workers
     gate = Gate()
     job = create_job(alpha_staff, "test.gate")
     config = fast_config(visibility_timeout=2, lease_seconds=1, heartbeat_interval=0.5)
@@ -201,6 +214,7 @@ def test_a_heartbeat_keeps_a_job_longer_than_its_visibility_timeout_exclusive(
     second = start_worker(handlers={"test.gate": gate}, config=config)
     wait_for(gate.running.is_set)
 
+    # when the job runs for more than twice the visibility timeout
     samples = []
     deadline = time.monotonic() + 4.5  # more than twice the visibility timeout
     while time.monotonic() < deadline:
@@ -209,6 +223,7 @@ def test_a_heartbeat_keeps_a_job_longer_than_its_visibility_timeout_exclusive(
     gate.release.set()
     wait_for(lambda: _finished(job))
 
+    # then the message never became visible to the second worker
     assert set(samples) == {(0, 1)}  # never visible to the second worker
     assert gate.calls.started == [(str(job.job_id), 1)]
     assert job_row(job.job_id).status == "DONE"
@@ -219,13 +234,16 @@ def test_a_heartbeat_keeps_a_job_longer_than_its_visibility_timeout_exclusive(
 def test_a_poison_message_goes_to_the_dead_letter_queue_and_its_job_fails(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a queue that dead-letters after two receives and a job whose handler always fails
     queues_create(max_receive_count=2)
     failing = AlwaysFails()
     job = create_job(alpha_staff, "test.fail")
 
+    # when the worker runs it until its message is dead-lettered
     running = start_worker(handlers={"test.fail": failing})
     wait_for(lambda: queue_counts(dlq=True) == (1, 0), timeout=20)
 
+    # then it failed after two attempts and the message is in the DLQ
     row = job_row(job.job_id)
     assert (row.status, row.attempt) == ("FAILED", 2)
     assert row.error == "The job failed 2 times and was given up."
@@ -238,13 +256,16 @@ def test_a_poison_message_goes_to_the_dead_letter_queue_and_its_job_fails(
 def test_a_permanent_error_fails_the_job_at_once(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a job whose handler refuses its input
     refusing = Refuses()
     job = create_job(alpha_staff, "test.refuse")
 
+    # when a worker runs it
     start_worker(handlers={"test.refuse": refusing})
     wait_for(lambda: _finished(job))
     wait_for(lambda: queue_counts() == (0, 0))
 
+    # then it fails on attempt 1 with the handler's message, nothing dead-lettered
     row = job_row(job.job_id)
     assert (row.status, row.attempt, row.error) == ("FAILED", 1, "The input cannot be processed.")
     assert len(refusing.calls.started) == 1
@@ -257,6 +278,7 @@ def test_a_permanent_error_fails_the_job_at_once(
 def test_a_failed_attempt_is_retried_by_the_next_receive(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a handler that fails on attempt 1 only
     class FailsOnce(Gate):
         def run(self, job: Any, progress: Any) -> dict[str, Any]:
             if job.attempt == 1:
@@ -265,9 +287,12 @@ def test_a_failed_attempt_is_retried_by_the_next_receive(
             return {"attempt": job.attempt}
 
     job = create_job(alpha_staff, "test.gate")
+
+    # when a worker runs the job
     start_worker(handlers={"test.gate": FailsOnce()})
     wait_for(lambda: _finished(job))
 
+    # then the next receive's attempt finishes it
     row = job_row(job.job_id)
     assert (row.status, row.attempt, row.result.data) == ("DONE", 2, {"attempt": 2})
 
@@ -275,7 +300,7 @@ def test_a_failed_attempt_is_retried_by_the_next_receive(
 def test_a_job_whose_message_was_dead_lettered_unfinished_is_failed_by_the_sweep(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
-    # Given a job whose worker crashed on its last receive: PROCESSING, lease over, message in DLQ
+    # given a job whose worker crashed on its last receive: PROCESSING, lease over, message in DLQ
     job = create_job(alpha_staff, "test.gate")
     queue_bodies()  # the message is visible; move it by hand to the DLQ as SQS would
     services.job_claim(job.tenant_id, job_id=job.job_id, lease_owner="crashed", lease_seconds=0.1)
@@ -286,9 +311,11 @@ def test_a_job_whose_message_was_dead_lettered_unfinished_is_failed_by_the_sweep
     sqs_client().purge_queue(QueueUrl=queue_url(KIND))
     time.sleep(0.2)
 
+    # when a worker with a fast dead-letter sweep starts
     start_worker(handlers={"test.gate": Gate()}, dlq_sweep_interval=0.3)
     wait_for(lambda: _finished(job))
 
+    # then the sweep failed the job as abandoned and left the message for operators
     row = job_row(job.job_id)
     assert row.status == "FAILED"
     assert "abandoned" in row.error
@@ -299,16 +326,19 @@ def test_a_job_whose_message_was_dead_lettered_unfinished_is_failed_by_the_sweep
 def test_a_job_past_its_time_limit_fails_its_message_is_deleted_and_its_heartbeat_stops(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a handler stuck for 3.5 s and a time limit of 1.5 s
     sleeper = Sleeper(seconds=3.5)
     job = create_job(alpha_staff, "test.sleep")
     config = fast_config(
         visibility_timeout=2, lease_seconds=1, heartbeat_interval=0.5, max_runtime=1.5
     )
 
+    # when a worker runs it
     running = start_worker(handlers={"test.sleep": sleeper}, config=config)
     wait_for(lambda: _finished(job))
     heartbeats = running.worker.stats.heartbeats
 
+    # then the job fails at the limit, the late result is discarded, the heartbeat stopped
     row = job_row(job.job_id)
     assert (row.status, row.error) == ("FAILED", "The job exceeded its time limit of 1.5 seconds.")
     assert queue_counts() == (0, 0)
@@ -325,9 +355,11 @@ def test_a_job_past_its_time_limit_fails_its_message_is_deleted_and_its_heartbea
 def test_fifty_jobs_on_a_cap_of_five_never_run_more_than_five_at_once(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given fifty jobs and a worker asked for 9 slots
     probe = ConcurrencyProbe(seconds=0.15)
     jobs = [create_job(alpha_staff, "test.probe") for _ in range(50)]
 
+    # when it runs them all
     running = start_worker(handlers={"test.probe": probe}, concurrency=9)
     in_flight = []
     while not all(_finished(j) for j in jobs[-5:]) or running.worker.running():
@@ -335,6 +367,7 @@ def test_fifty_jobs_on_a_cap_of_five_never_run_more_than_five_at_once(
         time.sleep(0.05)
     wait_for(lambda: Job.objects.filter(status="DONE").count() == 50)
 
+    # then never more than five ran or were in flight at once
     assert running.worker.concurrency == 5
     assert probe.peak == 5
     assert len(probe.calls.started) == 50
@@ -345,6 +378,7 @@ def test_fifty_jobs_on_a_cap_of_five_never_run_more_than_five_at_once(
 def test_a_terminal_state_lost_to_a_redis_outage_is_published_when_redis_returns(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a job running in a worker
     gate = Gate()
     job = create_job(alpha_staff, "test.gate")
     running = start_worker(handlers={"test.gate": gate})
@@ -352,6 +386,7 @@ def test_a_terminal_state_lost_to_a_redis_outage_is_published_when_redis_returns
     topic = Topic.job(job.job_id)
     real_redis = clients.sync_redis()
 
+    # when Redis goes away while the job finishes, then comes back
     with override_settings(REDIS_URL="redis://127.0.0.1:1/0"):
         clients.reset_clients()
         gate.release.set()
@@ -361,6 +396,7 @@ def test_a_terminal_state_lost_to_a_redis_outage_is_published_when_redis_returns
         assert real_redis.hget(key, "status") == b"PROCESSING"
     clients.reset_clients()
 
+    # then the database said DONE all along and the state is published once Redis answers
     assert job_status(job.job_id) == "DONE"  # the database write never depended on Redis
     wait_for(lambda: len(running.worker.republisher) == 0)
     snap = store.snapshot(alpha_staff.tenant.id, topic)
@@ -372,6 +408,7 @@ def test_a_terminal_state_lost_to_a_redis_outage_is_published_when_redis_returns
 def test_every_log_line_of_a_job_names_the_job_tenant_attempt_kind_and_duration(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a buffer handler on the job threads' log lines
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(settings.LOGGING["formatters"]["text"]["format"]))
@@ -382,6 +419,7 @@ def test_every_log_line_of_a_job_names_the_job_tenant_attempt_kind_and_duration(
     previous = root.level
     root.setLevel(logging.INFO)
     try:
+        # when a messaging job runs
         job = create_job(alpha_staff, "messaging.send", {**MESSAGE, "recipients": _recipients(2)})
         start_worker()
         wait_for(lambda: _finished(job))
@@ -390,6 +428,7 @@ def test_every_log_line_of_a_job_names_the_job_tenant_attempt_kind_and_duration(
         root.removeHandler(handler)
         root.setLevel(previous)
 
+    # then every line after the claim names the job, tenant, attempt and kind
     lines = stream.getvalue().splitlines()
     assert any("job started" in line for line in lines)
     assert any("job DONE in" in line for line in lines)
@@ -404,6 +443,7 @@ def test_every_log_line_of_a_job_names_the_job_tenant_attempt_kind_and_duration(
 def test_stopping_releases_a_running_job_that_outlives_the_grace_period(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a job running with a 30 s visibility and a 0.5 s grace period
     gate = Gate()
     job = create_job(alpha_staff, "test.gate")
     running = start_worker(
@@ -413,9 +453,11 @@ def test_stopping_releases_a_running_job_that_outlives_the_grace_period(
     )
     wait_for(gate.running.is_set)
 
+    # when the worker stops
     started = time.monotonic()
     running.stop()
 
+    # then it exits quickly, tells the handler, and gives the lease and the message back
     assert time.monotonic() - started < 3
     assert running.exit_code == 0
     wait_for(lambda: gate.calls.ended == ["lease_lost"], timeout=2)  # told at its next update
@@ -432,9 +474,11 @@ def test_stopping_releases_a_running_job_that_outlives_the_grace_period(
 def test_a_worker_whose_every_slot_is_held_by_an_abandoned_handler_exits_to_be_replaced(
     alpha_staff: Member, start_worker: StartWorker
 ) -> None:
+    # given a handler stuck for 6 s on the worker's only slot, with a 0.5 s limit
     sleeper = Sleeper(seconds=6)
     job = create_job(alpha_staff, "test.sleep")
 
+    # when the worker runs it
     running = start_worker(
         handlers={"test.sleep": sleeper},
         concurrency=1,
@@ -443,6 +487,7 @@ def test_a_worker_whose_every_slot_is_held_by_an_abandoned_handler_exits_to_be_r
     )
     running.thread.join(timeout=10)
 
+    # then the worker exits with 3 to be replaced, without waiting for the handler
     assert not running.thread.is_alive()
     assert running.exit_code == 3
     assert job_status(job.job_id) == "FAILED"

@@ -42,20 +42,20 @@ def _message(recipients: int) -> dict[str, object]:
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_done_once(
     alpha_staff: Member, worker_process: StartProcess, tmp_path: Path
 ) -> None:
-    # Given a worker half-way through a job (one email per batch, 0.4 s apart)
+    # given a worker half-way through a job (one email per batch, 0.4 s apart)
     pace = {"MESSAGING_BATCH_SIZE": "1", "MESSAGING_SEND_INTERVAL": "0.4"}
     job = create_job(alpha_staff, "messaging.send", _message(8))
     first = worker_process(**pace)
     wait_for(lambda: len(sent_emails(tmp_path / "emails")) >= 2, timeout=30)
 
-    # When it is killed without any chance to clean up, and another worker starts
+    # when it is killed without any chance to clean up, and another worker starts
     first.popen.send_signal(signal.SIGKILL)
     first.popen.wait(timeout=10)
     assert job_status(job.job_id) == "PROCESSING"
     second = worker_process(**pace)
     wait_for(lambda: job_status(job.job_id) == "DONE", timeout=30)
 
-    # Then the message came back, the next attempt took over after the lease ended, once
+    # then the message came back, the next attempt took over after the lease ended, once
     row = job_row(job.job_id)
     assert row.attempt == 2
     assert row.result.data == {"sent": 8, "failed": 0, "failed_addresses": []}
@@ -72,6 +72,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_done_once(
 def test_a_worker_process_caps_its_slots_and_its_database_connections(
     alpha_staff: Member, worker_process: StartProcess
 ) -> None:
+    # given thirty jobs and a worker process asked for 9 slots
     app = f"wk-test-{uuid.uuid4().hex[:8]}"
     jobs = [create_job(alpha_staff, "messaging.send", _message(3)) for _ in range(30)]
 
@@ -82,6 +83,8 @@ def test_a_worker_process_caps_its_slots_and_its_database_connections(
         MESSAGING_BATCH_SIZE="1",
         MESSAGING_SEND_INTERVAL="0.1",
     )
+
+    # when the database is watched until every job is DONE
     connections, processing = [], []
     deadline = time.monotonic() + 60
     with connection.cursor() as cursor:
@@ -98,6 +101,7 @@ def test_a_worker_process_caps_its_slots_and_its_database_connections(
             time.sleep(0.02)
     process.popen.send_signal(signal.SIGTERM)
 
+    # then the slots were capped at five and the connections at slots + 1
     assert process.popen.wait(timeout=15) == 0
     assert Job.objects.filter(status="DONE").count() == 30
     assert "using 5" in process.output()  # asked for 9, capped with a warning
@@ -108,7 +112,7 @@ def test_a_worker_process_caps_its_slots_and_its_database_connections(
 def test_sigterm_releases_unstarted_messages_at_once_and_running_jobs_after_the_grace(
     alpha_staff: Member, worker_process: StartProcess
 ) -> None:
-    # Given a worker with long visibility (30 s) running a long and a short job, one slot free
+    # given a worker with long visibility (30 s) running a long and a short job, one slot free
     long_job = create_job(alpha_staff, "messaging.send", _message(10))  # ~4.5 s
     short_job = create_job(alpha_staff, "messaging.send", _message(3))  # ~1 s
     process = worker_process(
@@ -125,14 +129,14 @@ def test_sigterm_releases_unstarted_messages_at_once_and_running_jobs_after_the_
     wait_for(lambda: job_status(long_job.job_id) == job_status(short_job.job_id) == "PROCESSING")
     time.sleep(0.3)  # the poller is now long-polling for its free slot
 
-    # When it is told to stop, and a message arrives during its last long poll
+    # when it is told to stop, and a message arrives during its last long poll
     stopped_at = time.monotonic()
     process.popen.send_signal(signal.SIGTERM)
     late_job = create_job(alpha_staff, "messaging.send", _message(1))
     code = process.popen.wait(timeout=20)
     elapsed = time.monotonic() - stopped_at
 
-    # Then it exits cleanly within the grace period, having finished what it could
+    # then it exits cleanly within the grace period, having finished what it could
     assert code == 0
     assert elapsed < 6
     assert job_status(short_job.job_id) == "DONE"
