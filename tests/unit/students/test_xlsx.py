@@ -97,6 +97,7 @@ def test_a_zip_that_is_not_a_workbook_is_refused() -> None:
 
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("word/document.xml", "<w:document/>")
+
     # when/then reading it refuses it as no .xlsx
     assert rejected_code(buffer.getvalue()) == "file_not_xlsx"
 
