@@ -488,20 +488,32 @@ def _publish_after_commit(
     *,
     on_failure: PublishRetry | None = None,
 ) -> None:
-    """Publish once the transaction commits; a Redis outage never undoes the database write."""
+    """Publish once the transaction commits; a Redis outage never undoes the database write.
+
+    Never raises: the claim or finish stands whatever Redis answers (down, full, read-only,
+    busy: all RealtimeUnavailable), and the worker goes on to settle its SQS message.
+    """
     topic = Topic.job(job_id)
 
     def _publish() -> None:
         try:
             store.publish(tenant_id, topic, change)
-        except RealtimeUnavailable:
+        except RealtimeUnavailable as exc:
             logger.warning(
-                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s",
+                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s: %s",
+                tenant_id,
+                topic,
+                change.status,
+                exc,
+            )
+            if on_failure is not None:
+                on_failure(tenant_id, topic, change)
+        except Exception:
+            logger.exception(
+                "publish after commit failed tenant=%s topic=%s status=%s",
                 tenant_id,
                 topic,
                 change.status,
             )
-            if on_failure is not None:
-                on_failure(tenant_id, topic, change)
 
     transaction.on_commit(_publish)
