@@ -8,21 +8,41 @@ kills processes and waits out timeouts on purpose.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 
-from project import devservices
-from realtime import clients
+from domains.jobs import services as job_services
+from domains.jobs.models import Job
+from domains.tenants.caller import Caller
+from project import devservices, queues
+from project.aws import sqs_client
+from project.queues import QueueKind
+from realtime import clients, store
+from realtime.keys import Topic
+from tests.conftest import Member
 from tests.faults.proxy import FaultProxy, Mode
-from tests.faults.support import PostgresCluster, RedisServer, wait_for
+from tests.faults.support import (
+    BASE_DIR,
+    PostgresCluster,
+    Process,
+    Processes,
+    RedisServer,
+    Watchers,
+    wait_for,
+)
 
 # Short enough that a blackholed call gives up quickly, long enough for a busy 2-core machine.
 FAULT_SOCKET_TIMEOUT = 1.5
@@ -109,8 +129,8 @@ class RedisFault:
 
     name: str
     url: str
-    inject: Callable[[], None]
-    heal: Callable[[], None]
+    inject: Callable[[], object]
+    heal: Callable[[], object]
     reads_work: bool
 
 
@@ -203,3 +223,154 @@ def redis_fault(
             heal=proxy.pass_,
             reads_work=False,
         )
+
+
+# --- a stack of real processes behind fault proxies -----------------------------------------
+@dataclass
+class FaultStack:
+    """A private Redis and moto's SQS, each behind a fault proxy, the test database, and
+    worker and ASGI server processes pointed at the proxies. Jobs are ``messaging.send`` with
+    paced batches (one recipient every ``PACE`` s), so a test can strike mid-run."""
+
+    redis: RedisServer
+    redis_proxy: FaultProxy
+    sqs_proxy: FaultProxy
+    processes: Processes
+    emails: Path
+    server_port: int = 0
+
+    PACE = "0.3"
+
+    def worker(self, **env: str) -> Process:
+        return self.processes.worker("messaging", **env)
+
+    def server(self) -> int:
+        self.server_port = self.server_port or devservices.free_port()
+        self.processes.server(
+            self.server_port, REALTIME_ALLOWED_ORIGINS=f"http://127.0.0.1:{self.server_port}"
+        )
+        return self.server_port
+
+    def watchers(self, member: Member) -> Watchers:
+        port = self.server_port or self.server()
+        return Watchers(
+            f"ws://127.0.0.1:{port}/ws/v1/", member.access_token(), f"http://127.0.0.1:{port}"
+        )
+
+    def create_job(self, member: Member, recipients: int = 8) -> Job:
+        return job_services.job_create(
+            member.tenant.id,
+            caller=Caller(
+                tenant_id=member.tenant.id,
+                user_id=member.user.id,
+                role=member.role,
+                expires_at=int(time.time()) + 600,
+            ),
+            job_type="messaging.send",
+            payload={
+                "subject": "Fault drill",
+                "body": "Class at ten.",
+                "recipients": [f"s{i}@example.com" for i in range(recipients)],
+            },
+        )
+
+    def sent(self) -> list[str]:
+        recipients: list[str] = []
+        for path in sorted(self.emails.glob("*.log")) if self.emails.exists() else []:
+            recipients += [
+                line.removeprefix("To: ").strip()
+                for line in path.read_text(errors="replace").splitlines()
+                if line.startswith("To: ")
+            ]
+        return recipients
+
+    def redis_status(self, member: Member, job: Job) -> str | None:
+        raw = self.redis.client().hget(
+            store.keyspace().status_key(member.tenant.id, Topic.job(job.job_id)), "status"
+        )
+        return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
+
+
+def _moto_reset() -> None:
+    url = f"{settings.AWS_ENDPOINT_URL}/moto-api/reset"
+    request = urllib.request.Request(url, method="POST")  # noqa: S310 - moto's local server
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        assert response.status == 200
+
+
+def queue_counts() -> tuple[int, int]:
+    """(visible, in flight) messages of the messaging queue, read past the proxy."""
+    url = queues.queue_url(QueueKind.MESSAGING)
+    attributes = sqs_client().get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return (
+        int(attributes["ApproximateNumberOfMessages"]),
+        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+    )
+
+
+@pytest.fixture
+def stack(
+    transactional_db: None,
+    tmp_path: Path,
+    redis_factory: Callable[..., RedisServer],
+    proxy_factory: Callable[[int], FaultProxy],
+    use_redis: Callable[[str], None],
+) -> Iterator[FaultStack]:
+    server = redis_factory()
+    redis_proxy = proxy_factory(server.port)
+    moto_port = urlsplit(settings.AWS_ENDPOINT_URL).port
+    assert moto_port is not None
+    sqs_proxy = proxy_factory(moto_port)
+    use_redis(server.url())  # this process (job creation, checks) talks to Redis directly
+    _moto_reset()
+    queues.queues_create(max_receive_count=3)
+    env = {
+        **os.environ,
+        "DJANGO_ENV": "test",
+        "DJANGO_SETTINGS_MODULE": "project.settings",
+        "PYTHONPATH": str(BASE_DIR),
+        "DATABASE_URL": _database_url(),
+        "DB_POOL_MAX_SIZE": "4",
+        "REDIS_URL": server.url(port=redis_proxy.port),
+        "REDIS_SOCKET_TIMEOUT": "2",
+        "REDIS_CONNECT_TIMEOUT": "2",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{sqs_proxy.port}",
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(tmp_path / "emails"),
+        "MESSAGING_BATCH_SIZE": "1",
+        "MESSAGING_SEND_INTERVAL": FaultStack.PACE,
+        "SQS_WAIT_TIME_SECONDS": "1",
+        "WORKER_MESSAGING_VISIBILITY_TIMEOUT": "4",
+        "WORKER_MESSAGING_LEASE_SECONDS": "3",
+        "WORKER_MESSAGING_HEARTBEAT_INTERVAL": "1",
+        "WORKER_RETRY_DELAY": "0",
+        "WORKER_TICK": "0.1",
+        "WORKER_REPUBLISH_INTERVAL": "0.5",
+        "WORKER_DLQ_SWEEP_INTERVAL": "0",
+        "REALTIME_RESYNC_INTERVAL": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    processes = Processes(env=env, logs=tmp_path)
+    stack = FaultStack(
+        redis=server,
+        redis_proxy=redis_proxy,
+        sqs_proxy=sqs_proxy,
+        processes=processes,
+        emails=tmp_path / "emails",
+    )
+    try:
+        yield stack
+    finally:
+        processes.stop_all()
+        queues.queue_urls_forget()
+        print(processes.tails())  # noqa: T201 - shown by pytest when a scenario failed

@@ -13,6 +13,7 @@ collects::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -306,3 +308,81 @@ def report(outcome: Outcome) -> str:
 def timer() -> Iterator[Callable[[], float]]:
     started = time.monotonic()
     yield lambda: time.monotonic() - started
+
+
+# --- watchers: WebSocket clients that behave like the TypeScript one --------------------------
+@dataclass
+class Watcher:
+    topic: str
+    status: str | None = None
+    seq: int = 0
+    frames: int = 0
+    reconnects: int = 0
+    terminal_at: float | None = None
+
+
+class Watchers:
+    """One WebSocket per watched topic, each in its own task on a background loop: subscribe,
+    keep the latest state, and on any disconnect reconnect and resubscribe with ``since``
+    (PROTOCOL.md §4), as the browser client does."""
+
+    def __init__(self, url: str, token: str, origin: str) -> None:
+        self.url, self.token, self.origin = url, token, origin
+        self.watchers: list[Watcher] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def watch(self, topic: str, *, subscribed_timeout: float = 15) -> Watcher:
+        watcher = Watcher(topic=topic)
+        self.watchers.append(watcher)
+        ready = threading.Event()
+        asyncio.run_coroutine_threadsafe(self._run(watcher, ready), self._loop)
+        if not ready.wait(subscribed_timeout):
+            raise AssertionError(f"watcher of {topic} never got its first state")
+        return watcher
+
+    async def _run(self, watcher: Watcher, ready: threading.Event) -> None:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import WebSocketException
+
+        while True:
+            try:
+                async with connect(
+                    self.url,
+                    subprotocols=["realtime.v1", f"bearer.{self.token}"],  # type: ignore[list-item]
+                    origin=self.origin,  # type: ignore[arg-type]
+                    open_timeout=5,
+                ) as socket_:
+                    frame: dict[str, Any] = {"type": "subscribe", "topic": watcher.topic}
+                    if watcher.seq:
+                        frame["since"] = watcher.seq
+                    await socket_.send(json.dumps(frame))
+                    async for raw in socket_:
+                        message = json.loads(raw)
+                        if message.get("type") in ("state", "subscribed"):
+                            ready.set()
+                        if message.get("type") == "state" and message["seq"] > watcher.seq:
+                            watcher.seq, watcher.status = message["seq"], message["status"]
+                            watcher.frames += 1
+                            if message["status"] in ("DONE", "FAILED"):
+                                watcher.terminal_at = time.monotonic()
+            except (TimeoutError, OSError, WebSocketException):
+                pass
+            watcher.reconnects += 1
+            await asyncio.sleep(0.5)
+
+    def statuses(self) -> list[str | None]:
+        return [w.status for w in self.watchers]
+
+    def stop(self) -> None:
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()

@@ -8,6 +8,8 @@ import time
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.faults.proxy import FaultProxy, Mode
 from tests.faults.support import RedisServer, wait_for
@@ -24,7 +26,7 @@ def _client(proxy: FaultProxy) -> redis.Redis:
         socket_timeout=TIMEOUT,
         socket_connect_timeout=TIMEOUT,
         single_connection_client=True,
-        retry=None,
+        retry=Retry(NoBackoff(), 0),
     )
 
 
