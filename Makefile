@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports infra-check pytest browser ffmpeg client frontend messages clean \
+.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg client frontend messages clean \
         bench bench-http bench-ws bench-workers bench-client bench-excel
 
 $(STAMP): pyproject.toml
@@ -51,6 +51,16 @@ ffmpeg:
 
 pytest: install client browser ffmpeg
 	$(VENV)/bin/pytest
+
+# The fault suite (tests/faults, docs/RELIABILITY.md): private Redis servers, a TCP fault proxy,
+# real worker and server processes killed and cut off on purpose. Not in `make test`'s
+# testpaths: it waits out timeouts by design. Each scenario prints a FAULT-RESULT line.
+FAULT_RESULTS ?= .run/fault-results.jsonl
+
+test-faults: install
+	mkdir -p $(dir $(FAULT_RESULTS)) && rm -f $(FAULT_RESULTS)
+	FAULT_RESULTS_FILE=$(abspath $(FAULT_RESULTS)) $(VENV)/bin/pytest tests/faults
+	@test ! -s $(FAULT_RESULTS) || cat $(FAULT_RESULTS)
 
 NODE_STAMP := frontend-client/node_modules/.installed
 
