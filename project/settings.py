@@ -274,6 +274,12 @@ WORKER_TICK = env.float("WORKER_TICK", default=0.5)
 
 # --- Jobs API -------------------------------------------------------------------------------
 JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)
+# A request body other than uploaded files (JSON, form fields): refused past this many bytes,
+# before it is parsed. 4x the payload limit: escapes (\uXXXX) and whitespace make the
+# request's JSON longer than the compact payload that JOB_PAYLOAD_MAX_BYTES measures.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=4 * JOB_PAYLOAD_MAX_BYTES
+)
 
 # --- Excel import (students) ---------------------------------------------------------------
 # Checked in the API before anything is stored or queued; the file itself goes to S3.
@@ -334,6 +340,12 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    # JSON bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are refused before they are read (F18).
+    "DEFAULT_PARSER_CLASSES": [
+        "project.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handlers.api_exception_handler",
