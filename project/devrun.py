@@ -91,7 +91,7 @@ def main() -> int:
                 [
                     sys.executable,
                     "-m",
-                    "daphne",
+                    "project.daphne_server",
                     "-b",
                     HOST,
                     "-p",

@@ -422,6 +422,11 @@ LOGGING = {
     "loggers": {
         "django_guid": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
+        # uvicorn configures its own loggers (propagate off, handlers without our filters)
+        # before it imports the application; these replace them once Django sets up, so its
+        # "WebSocket /ws/v1/?token=..." and access lines are redacted too (audit F10).
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -71,7 +71,7 @@ class Stack:
             [
                 sys.executable,
                 "-m",
-                "daphne",
+                "project.daphne_server",
                 "-b",
                 "127.0.0.1",
                 "-p",
