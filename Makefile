@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports pytest browser client frontend messages clean \
+.PHONY: demo test install lint typecheck imports pytest browser proxy client frontend messages clean \
         bench bench-http bench-ws bench-workers bench-client bench-excel
 
 $(STAMP): pyproject.toml
@@ -36,7 +36,13 @@ browser:
 		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-nanum >/dev/null) \
 		|| { echo "Chromium is needed for the end-to-end tests: apt-get install chromium"; exit 1; }
 
-pytest: install client browser
+# The proxy tests run `nginx -t` and a real nginx on infra/proxy/nginx.conf: Debian's nginx.
+proxy:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || apt-get install -y -q nginx-light >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null) \
+		|| { echo "nginx is needed for the proxy tests: apt-get install nginx-light"; exit 1; }
+
+pytest: install client browser proxy
 	$(VENV)/bin/pytest
 
 NODE_STAMP := frontend-client/node_modules/.installed
