@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports infra-check pytest browser ffmpeg client frontend messages clean \
+.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages clean \
         bench bench-http bench-ws bench-workers bench-client bench-excel
 
 $(STAMP): pyproject.toml
@@ -49,8 +49,24 @@ ffmpeg:
 		|| (apt-get update -q >/dev/null && apt-get install -y -q ffmpeg >/dev/null) \
 		|| { echo "ffmpeg is needed for the video tests: apt-get install ffmpeg"; exit 1; }
 
-pytest: install client browser ffmpeg
+# The proxy tests run `nginx -t` and a real nginx on infra/proxy/nginx.conf: Debian's nginx.
+proxy:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || apt-get install -y -q nginx-light >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null) \
+		|| { echo "nginx is needed for the proxy tests: apt-get install nginx-light"; exit 1; }
+
+pytest: install client browser ffmpeg proxy
 	$(VENV)/bin/pytest
+
+# The fault suite (tests/faults, docs/RELIABILITY.md): private Redis servers, a TCP fault proxy,
+# real worker and server processes killed and cut off on purpose. Not in `make test`'s
+# testpaths: it waits out timeouts by design. Each scenario prints a FAULT-RESULT line.
+FAULT_RESULTS ?= .run/fault-results.jsonl
+
+test-faults: install
+	mkdir -p $(dir $(FAULT_RESULTS)) && rm -f $(FAULT_RESULTS)
+	FAULT_RESULTS_FILE=$(abspath $(FAULT_RESULTS)) $(VENV)/bin/pytest tests/faults
+	@test ! -s $(FAULT_RESULTS) || cat $(FAULT_RESULTS)
 
 NODE_STAMP := frontend-client/node_modules/.installed
 

@@ -93,7 +93,16 @@ def asgi_server_command(host: str, port: int, *, server: str | None = None) -> l
             str(DEV_GRACEFUL_SHUTDOWN),
         ]
     if name == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), ASGI_APP]
+        return [
+            sys.executable,
+            "-m",
+            "project.daphne_server",
+            "-b",
+            host,
+            "-p",
+            str(port),
+            ASGI_APP,
+        ]
     raise UnknownServer(f"unknown ASGI server {name!r}; one of {', '.join(ASGI_SERVERS)}")
 
 

@@ -281,11 +281,25 @@ WORKER_TICK = env.float("WORKER_TICK", default=0.5)
 
 # --- Jobs API -------------------------------------------------------------------------------
 JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)
+# A request body other than uploaded files (JSON, form fields): refused past this many bytes,
+# before it is parsed. 4x the payload limit: escapes (\uXXXX) and whitespace make the
+# request's JSON longer than the compact payload that JOB_PAYLOAD_MAX_BYTES measures.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=4 * JOB_PAYLOAD_MAX_BYTES
+)
 
 # --- Excel import (students) ---------------------------------------------------------------
 # Checked in the API before anything is stored or queued; the file itself goes to S3.
 EXCEL_IMPORT_MAX_BYTES = env.int("EXCEL_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 EXCEL_IMPORT_MAX_ROWS = env.int("EXCEL_IMPORT_MAX_ROWS", default=20_000)
+# Workbook bombs (audit F7), checked from the zip's central directory before openpyxl parses.
+# A 20,000-row file with all 11 columns filled measured 11.6-18.6 MB uncompressed, its largest
+# part 18.6 MB, ~100,000 distinct shared strings (the figures: domains/students/xlsx.py).
+EXCEL_IMPORT_MAX_UNCOMPRESSED_BYTES = env.int(
+    "EXCEL_IMPORT_MAX_UNCOMPRESSED_BYTES", default=40 * 1024 * 1024
+)
+EXCEL_IMPORT_MAX_PART_BYTES = env.int("EXCEL_IMPORT_MAX_PART_BYTES", default=32 * 1024 * 1024)
+EXCEL_IMPORT_MAX_SHARED_STRINGS = env.int("EXCEL_IMPORT_MAX_SHARED_STRINGS", default=250_000)
 EXCEL_IMPORT_BUCKET = env.str("EXCEL_IMPORT_BUCKET", default="academy-imports")
 
 # --- Messaging ------------------------------------------------------------------------------
@@ -335,6 +349,12 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    # JSON bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are refused before they are read (F18).
+    "DEFAULT_PARSER_CLASSES": [
+        "project.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handlers.api_exception_handler",
@@ -411,6 +431,11 @@ LOGGING = {
     "loggers": {
         "django_guid": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
+        # uvicorn configures its own loggers (propagate off, handlers without our filters)
+        # before it imports the application; these replace them once Django sets up, so its
+        # "WebSocket /ws/v1/?token=..." and access lines are redacted too (audit F10).
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -2,8 +2,15 @@
 
 ``publish`` (sync: workers, views, commands) and ``apublish`` (async) run ``lua/state.lua`` by
 EVALSHA on the process's persistent Redis client; the script is sent to Redis once per client
-and again only if Redis lost it (``NOSCRIPT``, e.g. after a restart). ``snapshot``/``asnapshot``
-read a topic's document in one round trip as well.
+and again only if Redis lost it (``NOSCRIPT`` after a restart or ``SCRIPT FLUSH``: redis-py's
+``Script`` loads it and retries once). ``snapshot``/``asnapshot`` read a topic's document in one
+round trip as well.
+
+Every Redis error that means "Redis cannot serve this now" is :class:`RealtimeUnavailable` above
+this module, whatever its class in redis-py: connection errors and timeouts, but also ``OOM``
+(maxmemory reached), ``READONLY`` (a demoted primary after a failover), ``BUSY`` (a script
+running too long), ``LOADING``, ``MASTERDOWN``, ``MISCONF`` and a ``NOSCRIPT`` that survived
+the reload. Anything else (a bad argument, an error inside the script) is a bug and raises.
 
 Services publish after their transaction commits, through :func:`publish_on_commit` and
 nothing else, never from ``save()``, signals or views (STYLE.md §3); read repair of a lost
@@ -14,8 +21,10 @@ for on that path (tests/unit/test_publish_discipline.py holds everyone to this).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,11 +42,45 @@ from realtime.state import RESULT_MAX_BYTES, Change, PublishResult, Snapshot, is
 logger = logging.getLogger(__name__)
 
 SCRIPT_SOURCE = (Path(__file__).parent / "lua" / "state.lua").read_text()
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# ConnectionError covers redis-py's LOADING (BusyLoadingError) and authentication errors.
+REDIS_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.NoScriptError,
+    redis.exceptions.ClusterDownError,  # and MasterDownError
+    redis.exceptions.TryAgainError,
+)
+# Replies redis-py has no class for: the first word of the error text.
+UNAVAILABLE_REPLIES = frozenset({"BUSY", "MISCONF", "NOREPLICAS", "MASTERDOWN", "LOADING"})
+_REPLY_CODE = re.compile(r"(?:^|caused error: \(['\"])([A-Z]+)\b")
 
 
 class RealtimeUnavailable(Exception):
-    """Redis could not be reached; the change was not applied."""
+    """Redis could not serve the call (down, unreachable, full, read-only, busy); the change
+    was not applied."""
+
+
+def is_unavailable(exc: redis.RedisError) -> bool:
+    """Whether a Redis error means "not now" rather than "wrong request"."""
+    if isinstance(exc, REDIS_ERRORS):
+        return True
+    if not isinstance(exc, redis.ResponseError):
+        return False
+    # A pipeline annotates the reply: "Command # 1 (HGET …) of pipeline caused error: ('BUSY …',)"
+    match = _REPLY_CODE.search(str(exc))
+    return match is not None and match[1] in UNAVAILABLE_REPLIES
+
+
+@contextlib.contextmanager
+def _unavailable_as_one_error() -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as exc:
+        if not is_unavailable(exc):
+            raise
+        raise RealtimeUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 # Called with a change that could not be published after the commit (Redis down), to retry it
@@ -119,10 +162,8 @@ def _sync_script() -> Script:
 def publish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
     """Apply ``change`` to the topic's state and publish the new state if it was accepted."""
     keys, args = _apply_args(tenant_id, topic, change)
-    try:
+    with _unavailable_as_one_error():
         result = _publish_result(_sync_script()(keys=keys, args=args))
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
     _log(tenant_id, topic, change, result)
     return result
 
@@ -141,15 +182,19 @@ def publish_on_commit(
     def _publish() -> None:
         try:
             publish(tenant_id, topic, change)
-        except RealtimeUnavailable:
+        except RealtimeUnavailable as exc:
             logger.warning(
-                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s",
+                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s: %s",
                 tenant_id,
                 topic,
                 change.status,
+                exc,
             )
             if on_failure is not None:
                 on_failure(tenant_id, topic, change)
+        except Exception:
+            # Never raise after the commit: later hooks (the SQS send) must still run.
+            logger.exception("publish after commit failed tenant=%s topic=%s", tenant_id, topic)
 
     transaction.on_commit(_publish)
 
@@ -173,10 +218,8 @@ def repair_terminal(tenant_id: int, topic: Topic, change: Callable[[], Change]) 
 
 def snapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
     keys, args = _read_args(tenant_id, topic)
-    try:
+    with _unavailable_as_one_error():
         return _snapshot(topic, _sync_script()(keys=keys, args=args))
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
 
 
 # --- async ----------------------------------------------------------------------------------
@@ -193,20 +236,16 @@ def _async_script() -> AsyncScript:
 
 async def apublish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
     keys, args = _apply_args(tenant_id, topic, change)
-    try:
+    with _unavailable_as_one_error():
         result = _publish_result(await _async_script()(keys=keys, args=args))
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
     _log(tenant_id, topic, change, result)
     return result
 
 
 async def asnapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
     keys, args = _read_args(tenant_id, topic)
-    try:
+    with _unavailable_as_one_error():
         return _snapshot(topic, await _async_script()(keys=keys, args=args))
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
 
 
 async def aseqs_many(pairs: Sequence[tuple[int, Topic]]) -> list[int | None]:
@@ -217,13 +256,11 @@ async def aseqs_many(pairs: Sequence[tuple[int, Topic]]) -> list[int | None]:
         return []
     space = keyspace()
     client: aredis.Redis = async_redis()
-    try:
+    with _unavailable_as_one_error():
         async with client.pipeline(transaction=False) as pipe:
             for tenant_id, topic in pairs:
                 pipe.hget(space.status_key(tenant_id, topic), "seq")
             replies = await pipe.execute()
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
     return [int(reply) if reply is not None else None for reply in replies]
 
 

@@ -307,11 +307,29 @@ class Worker:
             self._handle(slot)
         except Exception:
             logger.exception("worker slot failed unexpectedly")
+            self._give_back(slot)
         finally:
             db.connections.close_all()
             with self._cond:
                 self._slots.discard(slot)
                 self._cond.notify_all()
+
+    def _give_back(self, slot: Slot) -> None:
+        """After an unexpected error: end this attempt's lease and make the message visible
+        after the retry delay, rather than leave it invisible for its whole visibility
+        timeout behind a live lease."""
+        with self._cond:
+            if slot.state is SlotState.ABANDONED:
+                return  # lost or timed out: someone else owns the job and the message now
+            slot.state = SlotState.ABANDONED
+        if slot.job is not None:
+            try:
+                services.job_lease_release(
+                    slot.job.tenant_id, job_id=slot.job.job_id, attempt=slot.job.attempt
+                )
+            except DatabaseError:
+                logger.exception("lease release failed; the next attempt waits for it to end")
+        self.queue.release(slot.message, self.retry_delay)
 
     def _handle(self, slot: Slot) -> None:
         received = slot.message

@@ -106,7 +106,8 @@ def job_create(
     """Create a PENDING job, announce it in Redis and queue its message after the commit.
 
     A repeated request with the same ``idempotency_key`` (same user, same tenant) returns the
-    first job and queues nothing; the same key with a different request is a conflict.
+    first job and queues nothing; the same key with a different request is a conflict. The key
+    is looked up first, so a replayed upload is compared, never parsed again.
 
     Types that accept a file take ``upload`` with ``payload`` as the form's other fields: the
     type checks both, the file goes to S3 under the new job's id, and the stored payload holds
@@ -121,6 +122,12 @@ def job_create(
         )
     if caller.role not in spec.roles:
         raise PermissionDenied(_("Your role may not start this kind of job."))
+    if idempotency_key:
+        existing = repository.job_by_idempotency_key(
+            tenant_id, created_by_id=caller.user_id, idempotency_key=idempotency_key
+        )
+        if existing is not None:
+            return _idempotent_replay(existing, spec=spec, payload=payload, upload=upload)
     job_id = uuid.uuid4()
     file_data: bytes | None = None
     if spec.accepts_file:
@@ -129,13 +136,6 @@ def job_create(
         raise ValidationFailed(fields={"file": [_("This job type does not accept a file.")]})
     else:
         data = _payload_validated(spec, payload)
-
-    if idempotency_key:
-        existing = repository.job_by_idempotency_key(
-            tenant_id, created_by_id=caller.user_id, idempotency_key=idempotency_key
-        )
-        if existing is not None:
-            return _idempotent_replay(existing, spec=spec, payload=data)
     object_key = data.get("object_key", "") if file_data is not None else ""
     if file_data is not None:
         try:
@@ -178,7 +178,7 @@ def job_create(
         )
         if existing is None:
             raise
-        return _idempotent_replay(existing, spec=spec, payload=data)
+        return _idempotent_replay(existing, spec=spec, payload=payload, upload=upload)
     except Exception:
         # Not inserted, or inserted but not queued (then FAILED): the file has no use.
         if object_key:
@@ -238,13 +238,27 @@ def _plain(errors: Any) -> Any:
     return str(errors)
 
 
-def _idempotent_replay(job: Job, *, spec: JobType, payload: dict[str, Any]) -> Job:
-    def compared(data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        return {k: v for k, v in data.items() if k not in spec.replay_ignore}
+def _idempotent_replay(
+    job: Job, *, spec: JobType, payload: Any, upload: UploadedFile | None
+) -> Job:
+    """The first job of a key if this request is the same one; Conflict if it is not.
 
-    if job.job_type != spec.name or compared(job.payload) != compared(payload):
+    JSON types compare validated payloads. File types ask ``replay_matches``: the file's
+    checksum, its form fields and the initial password against the stored hash (audit F21).
+    """
+    if job.job_type != spec.name:
+        same = False
+    elif spec.accepts_file:
+        same = (
+            upload is not None
+            and spec.replay_matches is not None
+            and isinstance(payload, dict)
+            and isinstance(job.payload, dict)
+            and spec.replay_matches(job.payload, upload, payload)
+        )
+    else:
+        same = job.payload == _payload_validated(spec, payload)
+    if not same:
         raise Conflict(_("This Idempotency-Key was already used for a different request."))
     logger.info("idempotent replay tenant=%s job=%s", job.tenant_id, job.job_id)
     return job

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
@@ -62,6 +64,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             headers["WWW-Authenticate"] = auth_header
     elif isinstance(exc, Http404):
         status, body = 404, error_body(NotFound.code, NotFound.default_detail)
+    elif isinstance(exc, RequestDataTooBig):
+        # Django refuses from the Content-Length, before the body is read or parsed (F18).
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        status = 413
+        body = error_body(
+            "too_large", _("The request body is larger than %(limit)d bytes.") % {"limit": limit}
+        )
     elif isinstance(exc, DjangoPermissionDenied):
         status, body = 403, error_body("permission_denied", _("Permission denied."))
     else:

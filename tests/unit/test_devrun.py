@@ -68,7 +68,7 @@ def test_uvicorn_is_the_default_and_daphne_is_chosen_by_the_environment() -> Non
     assert daphne_name == "daphne"
     assert devrun.asgi_server_command("127.0.0.1", 8123, server=daphne_name)[1:] == [
         "-m",
-        "daphne",
+        "project.daphne_server",  # daphne with its access log through the redacting filters
         "-b",
         "127.0.0.1",
         "-p",
