@@ -132,6 +132,7 @@ def upstream(proxy: Proxy) -> Iterator[None]:
 
 
 def test_F10_the_shipped_proxy_config_passes_nginx_t(proxy: Proxy) -> None:
+    # given the shipped nginx configuration (fixture)
     # when
     result = subprocess.run(proxy.nginx("-t"), capture_output=True, text=True, check=False)
 

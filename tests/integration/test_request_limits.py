@@ -96,6 +96,7 @@ def test_F18_a_body_at_the_limit_is_parsed(
     ids=["arrays-100000", "objects-5000", "payload-100"],
 )
 def test_F18_deep_nesting_gets_a_400_not_a_500(alpha_staff: Member, body: bytes) -> None:
+    # given a body nested too deeply in the parametrized way
     # when
     response = post_raw(staff_client(alpha_staff), JOBS_URL, body)
 
@@ -110,6 +111,7 @@ def test_F18_deep_nesting_gets_a_400_not_a_500(alpha_staff: Member, body: bytes)
 
 @pytest.mark.django_db
 def test_nesting_error_is_translated(alpha_staff: Member) -> None:
+    # given a Korean-speaking caller and a body nested too deeply
     # when
     response = staff_client(alpha_staff).generic(
         "POST", JOBS_URL, b"[" * 100_000, content_type="application/json", HTTP_ACCEPT_LANGUAGE="ko"

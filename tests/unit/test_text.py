@@ -34,6 +34,7 @@ def test_F13_digits_of_every_script_fold_to_ascii(zero: int) -> None:
     ["\u200b", "\u200c", "\u200d", "\ufeff", "\u200e", "\u200f", "\u202a", "\u2066", "\u00ad"],
 )
 def test_F13_format_characters_are_stripped(invisible: str) -> None:
+    # given a name with an invisible format character around and inside it (the parameters)
     # when
     cleaned = clean_text(f"{invisible}홍{invisible}길동{invisible}")
 
@@ -43,6 +44,7 @@ def test_F13_format_characters_are_stripped(invisible: str) -> None:
 
 @pytest.mark.parametrize("space", ["\u00a0", "\u2007", "\u202f", "\u3000", "\u2028", "\u2029"])
 def test_space_like_separators_become_ascii_spaces(space: str) -> None:
+    # given a name split by a space-like separator (the parameters)
     # when
     cleaned = strip_invisible(f"Kim{space}Minsu")
 
@@ -51,6 +53,7 @@ def test_space_like_separators_become_ascii_spaces(space: str) -> None:
 
 
 def test_tabs_and_newlines_are_kept_for_multi_line_text() -> None:
+    # given multi-line text with a tab and a zero-width space
     # when
     cleaned = strip_invisible("line one\u200b\nline\ttwo")
 
@@ -70,6 +73,7 @@ def test_decomposed_hangul_is_composed() -> None:
 
 
 def test_other_letters_and_ascii_are_left_alone() -> None:
+    # given text in other scripts, ASCII, and Arabic-Indic digits
     # when / then
     assert fold_digits("abc-\u0661\u0662") == "abc-12"
     assert clean_text("  Ünïcödé 名前  ") == "Ünïcödé 名前"

@@ -363,6 +363,7 @@ ARABIC_INDIC_PHONE = "010\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"
     ],
 )
 def test_F13_unicode_digits_and_invisible_characters_give_the_ascii_phone(phone: str) -> None:
+    # given a phone with Unicode digits or invisible characters (the parameters)
     # when
     normalized = normalize_phone(phone)
 
@@ -400,6 +401,7 @@ def test_F13_lookalike_rows_are_duplicates_in_the_file(
 
 
 def test_F13_invisible_characters_never_reach_a_stored_name() -> None:
+    # given a name and a school with zero-width characters in them
     # when
     outcome = normalize_row(raw(name="\u200b홍길동\u200c", school="서울\u200b중"))
 
@@ -410,6 +412,7 @@ def test_F13_invisible_characters_never_reach_a_stored_name() -> None:
 
 
 def test_F13_a_header_with_invisible_characters_is_still_recognised() -> None:
+    # given a header with a BOM and a zero-width space
     # when
     mapped = map_header(["\ufeff이름", "학부모\u200b 전화번호"])
 
