@@ -53,42 +53,51 @@ describe('adaptive polling schedule', () => {
   });
 
   it('measures the schedule from the start of each watch, not of the client', async () => {
+    // given a client that started long before the watch
     const { client, http } = harness();
     http.route(JOB_PROGRESS, { status: 200, body: jobState(1) });
     await advance(100_000);
 
+    // when a topic is watched with the socket down
     client.watch(JOB, spies());
     await advance(12_000);
 
+    // then the poll schedule counts from the watch
     const sinceWatch = pollTimes(http.callsTo(JOB_PROGRESS), 100_000);
     expect(sinceWatch).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12].map((s) => s * 1_000));
   });
 
   it('polls while the server is down and the socket keeps failing', async () => {
+    // given a watched job whose progress endpoint answers
     const { client, http, sockets } = harness();
     http.route(JOB_PROGRESS, { status: 200, body: jobState(1) });
     client.watch(JOB, spies());
     await settle();
 
+    // when the socket keeps failing for five seconds
     for (let second = 0; second < 5; second += 1) {
       sockets.last.serverClose(1006);
       await advance(1_000);
     }
 
+    // then polling went on every second and the socket kept retrying
     expect(pollTimes(http.callsTo(JOB_PROGRESS))).toEqual([1_000, 2_000, 3_000, 4_000, 5_000]);
     expect(sockets.sockets.length).toBeGreaterThan(3);
   });
 
   it('uses the video progress endpoint with the bearer token', async () => {
+    // given a video progress endpoint that answers
     const { client, http } = harness();
     http.route(VIDEO_PROGRESS, {
       status: 200,
       body: { ...jobState(1), topic: VIDEO, status: 'PROCESSING', job_type: undefined },
     });
 
+    // when a video is watched with the socket down
     client.watch(VIDEO, spies());
     await advance(1_000);
 
+    // then its progress endpoint is polled with the bearer token
     expect(http.calls).toEqual([
       expect.objectContaining({
         url: `http://api.test${VIDEO_PROGRESS}`,
@@ -100,14 +109,17 @@ describe('adaptive polling schedule', () => {
 
 describe('socket and polling hand-over', () => {
   it('makes no HTTP call when the socket serves the topic in time', async () => {
+    // given a watched job served over an open socket
     const { client, http, sockets } = harness();
     client.watch(JOB, spies());
     await settle();
     sockets.last.open();
     sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 0 });
 
+    // when two minutes pass
     await advance(120_000);
 
+    // then no HTTP call was made
     expect(http.calls).toHaveLength(0);
   });
 
@@ -177,6 +189,7 @@ describe('seq de-duplication across sources', () => {
   });
 
   it('delivers each seq once when a reconnect replays it', async () => {
+    // given a watched job whose socket delivered seq 1, then closed
     const { client, sockets } = harness();
     const watcher = spies();
     client.watch(JOB, watcher);
@@ -185,11 +198,14 @@ describe('seq de-duplication across sources', () => {
     sockets.last.receive(stateFrame(jobState(1)));
     sockets.last.serverClose(1001);
     await advance(500);
+
+    // when the reconnected socket replays seq 1 and sends seq 2
     sockets.last.open();
 
     sockets.last.receive(stateFrame(jobState(1)));
     sockets.last.receive(stateFrame(jobState(2)));
 
+    // then each seq reaches the watcher once
     expect(watcher.onState.mock.calls.map(([state]) => state.seq)).toEqual([1, 2]);
   });
 });
@@ -243,6 +259,7 @@ describe('HTTP answers', () => {
   });
 
   it('on 503 with Retry-After waits as told', async () => {
+    // given a progress endpoint that first answers 503 with Retry-After: 7
     const { client, http } = harness();
     let answered = 0;
     http.route(JOB_PROGRESS, () =>
@@ -251,9 +268,11 @@ describe('HTTP answers', () => {
         : { status: 200, body: jobState(answered) },
     );
 
+    // when a job is watched with the socket down
     client.watch(JOB, spies());
     await advance(10_000);
 
+    // then the second poll waits the seven seconds, then the schedule goes on
     expect(pollTimes(http.callsTo(JOB_PROGRESS))).toEqual([1_000, 8_000, 9_000, 10_000]);
   });
 

@@ -51,28 +51,34 @@ describe('opening the socket', () => {
   });
 
   it('delivers state frames to onState', async () => {
+    // given a watched job on an open socket
     const { client, sockets } = harness();
     const watcher = spies();
     client.watch(JOB, watcher);
     await settle();
     sockets.last.open();
 
+    // when two state frames arrive
     sockets.last.receive(stateFrame(jobState(1)));
     sockets.last.receive(stateFrame(jobState(2)));
 
+    // then onState gets both documents, without the frame's type
     expect(watcher.onState.mock.calls.map(([state]) => state.seq)).toEqual([1, 2]);
     expect(watcher.onState.mock.calls[0]?.[0]).not.toHaveProperty('type');
   });
 
   it('subscribes a topic watched after the socket is open right away', async () => {
+    // given a watched job on an open socket
     const { client, sockets } = harness();
     client.watch(JOB, spies());
     await settle();
     sockets.last.open();
     sockets.last.takeFrames();
 
+    // when another topic is watched
     client.watch(JOB2, spies());
 
+    // then it is subscribed right away
     expect(sockets.last.takeFrames()).toEqual([{ type: 'subscribe', topic: JOB2 }]);
   });
 });
@@ -106,16 +112,19 @@ describe('sharing subscriptions', () => {
   });
 
   it('hands a late watcher the current state at once', async () => {
+    // given a watched job whose state arrived at seq 4
     const { client, sockets } = harness();
     client.watch(JOB, spies());
     await settle();
     sockets.last.open();
     sockets.last.receive(stateFrame(jobState(4)));
 
+    // when a second watcher watches the same job
     const late = spies();
     client.watch(JOB, late);
     await settle();
 
+    // then it gets that state at once, without a new subscribe
     expect(late.onState).toHaveBeenCalledWith(expect.objectContaining({ seq: 4 }));
     expect(sockets.last.frames()).toHaveLength(1);
   });
@@ -147,13 +156,16 @@ describe('sharing subscriptions', () => {
   });
 
   it('abandons an opening in progress when the only watch stops', async () => {
+    // given a socket still opening for the only watch
     const { client, sockets } = harness();
     const handle = client.watch(JOB, spies());
     await settle();
     const socket = sockets.last;
 
+    // when that watch stops
     handle.stop();
 
+    // then the opening is abandoned and no socket follows
     expect(socket.closedByClient).toBe(1000);
     await advance(60_000);
     expect(sockets.sockets).toHaveLength(1);
@@ -198,14 +210,17 @@ describe('tokens', () => {
   });
 
   it('reuses the current token after an ordinary drop', async () => {
+    // given a watched job on an open socket
     const { client, sockets, tokenRequests } = harness();
     client.watch(JOB, spies());
     await settle();
     sockets.last.open();
 
+    // when the socket drops
     sockets.last.serverClose(1006);
     await advance(500);
 
+    // then the reconnect uses the same token
     expect(sockets.sockets).toHaveLength(2);
     expect(tokenRequests.every((request) => !request.refresh)).toBe(true);
     expect(sockets.last.protocols).toEqual(['realtime.v1', 'bearer.token-0']);
@@ -242,6 +257,7 @@ describe('reconnecting', () => {
     await settle();
     sockets.last.serverClose(1006);
 
+    // when each attempt is refused in turn
     // then
     const ceilings = [500, 1_000, 2_000, 4_000, 8_000, 16_000, 20_000, 20_000];
     for (const ceiling of ceilings) {
@@ -255,14 +271,18 @@ describe('reconnecting', () => {
   });
 
   it('draws the delay from the whole window (full jitter)', async () => {
+    // given jitter drawn at the bottom of each window
     const { client, sockets } = harness({ random: () => 0 });
     client.watch(JOB, spies());
     await settle();
+
+    // when five attempts in a row are refused
     for (let attempt = 0; attempt < 5; attempt += 1) {
       sockets.last.serverClose(1006);
       await settle();
     }
 
+    // then each reconnect came at once
     expect(sockets.sockets).toHaveLength(6);
   });
 
@@ -288,6 +308,7 @@ describe('reconnecting', () => {
   });
 
   it('keeps widening the window when a connection drops before it is stable', async () => {
+    // given a connection that opened after a failed attempt
     const { client, sockets } = harness();
     client.watch(JOB, spies());
     await settle();
@@ -296,8 +317,10 @@ describe('reconnecting', () => {
     sockets.last.open();
     await advance(5_000);
 
+    // when it drops again before it is stable
     sockets.last.serverClose(1006);
 
+    // then the next window is the wider 1 s one
     // Timers truncate fractional delays, so the top of the 1 s window lands on 999 ms.
     await advance(998);
     expect(sockets.sockets).toHaveLength(2);
@@ -306,19 +329,27 @@ describe('reconnecting', () => {
   });
 
   it('retries when the WebSocket cannot even be constructed', async () => {
+    // given a WebSocket that cannot be constructed
     const { client, sockets } = harness();
+
+    // when a job is watched
     sockets.failConstruction = true;
     client.watch(JOB, spies());
     await settle();
+
+    // then the client reconnects
     expect(client.status).toBe('reconnecting');
 
+    // when construction works again
     sockets.failConstruction = false;
     await advance(500);
 
+    // then the next attempt opens a socket
     expect(sockets.sockets).toHaveLength(1);
   });
 
   it('treats a socket that does not answer a ping as dead', async () => {
+    // given an open socket that does not answer pings
     const { client, sockets } = harness();
     client.watch(JOB, spies());
     await settle();
@@ -327,23 +358,28 @@ describe('reconnecting', () => {
     socket.open();
     socket.takeFrames();
 
+    // when a ping goes unanswered
     await advance(25_000);
     expect(socket.takeFrames()).toEqual([{ type: 'ping' }]);
     await advance(10_000);
 
+    // then the socket is closed as dead and the client reconnects
     expect(socket.closedByClient).toBe(4000);
     expect(client.status).toBe('reconnecting');
   });
 
   it('keeps a socket that answers its pings', async () => {
+    // given an open socket that answers its pings
     const { client, sockets } = harness();
     client.watch(JOB, spies());
     await settle();
     const socket = sockets.last;
     socket.open();
 
+    // when two minutes pass
     await advance(120_000);
 
+    // then it was pinged four times and stays connected
     expect(socket.frames().filter((frame) => frame.type === 'ping')).toHaveLength(4);
     expect(socket.closedByClient).toBeUndefined();
     expect(client.status).toBe('connected');
@@ -374,14 +410,17 @@ describe('refusals', () => {
   });
 
   it('after 4003 does not open a socket for later watches either', async () => {
+    // given a socket closed with 4003
     const { client, sockets } = harness();
     client.watch(JOB, spies());
     await settle();
     sockets.last.serverClose(4003);
 
+    // when another topic is watched
     client.watch(JOB2, spies());
     await advance(60_000);
 
+    // then no socket is opened and the client polls
     expect(sockets.sockets).toHaveLength(1);
     expect(client.status).toBe('polling');
   });
@@ -411,6 +450,7 @@ describe('refusals', () => {
   });
 
   it('falls back to polling for a topic the server refuses to subscribe', async () => {
+    // given a watched job whose progress endpoint answers, subscribed over the socket
     const { client, sockets, http } = harness();
     http.route(JOB_PROGRESS, { status: 200, body: jobState(1) });
     const watcher = spies();
@@ -419,6 +459,7 @@ describe('refusals', () => {
     sockets.last.open();
     sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 0 });
 
+    // when the server refuses the subscription
     sockets.last.receive({
       type: 'error',
       topic: JOB,
@@ -427,6 +468,7 @@ describe('refusals', () => {
     });
     await advance(3_000);
 
+    // then the error is reported and the job is polled instead
     expect(watcher.onError).toHaveBeenCalledWith(
       expect.objectContaining({ code: 'too_many_subscriptions', topic: JOB }),
     );
@@ -485,15 +527,19 @@ describe('topics the socket does not know', () => {
 
 describe('status and close()', () => {
   it('tells status listeners until they unsubscribe', async () => {
+    // given a status listener
     const { client, sockets } = harness();
     const seen: string[] = [];
     const off = client.onStatus((status) => seen.push(status));
+
+    // when the socket opens, the listener unsubscribes and the socket drops
     client.watch(JOB, spies());
     await settle();
     sockets.last.open();
     off();
     sockets.last.serverClose(1006);
 
+    // then it heard only what came before it unsubscribed
     expect(seen).toEqual(['connecting', 'connected']);
     expect(client.status).toBe('reconnecting');
   });

@@ -91,12 +91,15 @@ describe('terminal state over the socket', () => {
   });
 
   it('makes exactly one detail call when the watcher asked for the record', async () => {
+    // given a watcher that asked for the record, on an open socket
     const { socket, http, watcher } = await connected({ fetchRecord: true });
     http.route(JOB_DETAIL, { status: 200, body: { status: 'DONE' } });
 
+    // when the terminal state arrives without its result
     socket.receive(stateFrame(done(2, false)));
     await advance(300_000);
 
+    // then the record is fetched once and handed to onDone
     expect(http.callsTo(JOB_DETAIL)).toHaveLength(1);
     expect(watcher.onDone).toHaveBeenCalledWith(expect.objectContaining({ seq: 2 }), {
       status: 'DONE',
@@ -104,6 +107,7 @@ describe('terminal state over the socket', () => {
   });
 
   it('treats FAILED as terminal for jobs and READY for videos', async () => {
+    // given a watched job and a watched video that asked for its record
     const { client, sockets, http } = harness();
     http.route(VIDEO_DETAIL, { status: 200, body: { status: 'READY', hls_path: 'v/x.m3u8' } });
     const job = spies();
@@ -113,6 +117,7 @@ describe('terminal state over the socket', () => {
     await settle();
     sockets.last.open();
 
+    // when the job FAILED and the video is READY
     sockets.last.receive(
       stateFrame(jobState(1, { status: 'FAILED', progress: null, error: 'bad file' })),
     );
@@ -127,6 +132,7 @@ describe('terminal state over the socket', () => {
     );
     await settle();
 
+    // then both are terminal, and only the video's record is fetched
     expect(job.onDone).toHaveBeenCalledWith(
       expect.objectContaining({ status: 'FAILED', error: 'bad file' }),
       undefined,
@@ -160,23 +166,29 @@ describe('terminal state over the socket', () => {
   });
 
   it('makes stop() after onDone a no-op', async () => {
+    // given a watcher whose job is DONE
     const { socket, handle, watcher } = await connected();
     socket.receive(stateFrame(done(2, false)));
     const framesAfterDone = socket.frames().length;
 
+    // when it stops
     handle.stop();
 
+    // then nothing more is sent and onDone ran once
     expect(socket.frames()).toHaveLength(framesAfterDone);
     expect(watcher.onDone).toHaveBeenCalledTimes(1);
   });
 
   it('reports a failed detail call and still finishes, without a record', async () => {
+    // given a detail endpoint that fails
     const { socket, http, watcher } = await connected();
     http.route(JOB_DETAIL, { status: 500, body: { code: 'server_error' } });
 
+    // when the terminal state arrives with its result left in the database
     socket.receive(stateFrame(done(2, true)));
     await advance(60_000);
 
+    // then the error is reported and the watcher still finishes without a record
     expect(http.calls).toHaveLength(1);
     expect(watcher.onError).toHaveBeenCalledWith(
       expect.objectContaining({ code: 'detail_failed', topic: JOB, httpStatus: 500 }),
@@ -185,13 +197,17 @@ describe('terminal state over the socket', () => {
   });
 
   it('does not call onDone for a watcher that stopped during the detail call', async () => {
+    // given a detail call under way for a terminal state
     const { socket, http, watcher, handle } = await connected();
     http.route(JOB_DETAIL, { status: 200, body: { status: 'DONE' } });
 
     socket.receive(stateFrame(done(2, true)));
+
+    // when the watcher stops meanwhile
     handle.stop();
     await settle();
 
+    // then onDone is not called
     expect(watcher.onDone).not.toHaveBeenCalled();
   });
 });
@@ -220,13 +236,17 @@ describe('terminal state from polling', () => {
   });
 
   it('makes no detail call when nothing asks for one', async () => {
+    // given a job already DONE on the progress endpoint, and a watcher that wants no record
     const { client, http } = harness();
     http.route(JOB_PROGRESS, { status: 200, body: done(1, false) });
     const watcher = spies();
+
+    // when it is watched over polling
     client.watch(JOB, watcher);
 
     await advance(300_000);
 
+    // then no detail call is made and onDone runs once
     expect(http.calls.map((call) => call.path)).toEqual([JOB_PROGRESS]);
     expect(watcher.onDone).toHaveBeenCalledTimes(1);
   });
