@@ -25,7 +25,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy realtime domains
+	$(VENV)/bin/mypy realtime domains workers
 
 imports: install
 	$(VENV)/bin/lint-imports

@@ -452,23 +452,31 @@ def job_finish(
     return True
 
 
-def job_fail_dead_lettered(
+class DeadLetterResult(StrEnum):
+    FAILED = "failed"  # failed now: its worker died on the last receive
+    FINISHED = "finished"  # already DONE or FAILED
+    MISSING = "missing"  # no such job in the tenant
+    LEASED = "leased"  # an attempt still holds a live lease
+
+
+def job_dead_letter_settle(
     tenant_id: int, *, job_id: uuid.UUID, on_publish_failure: PublishRetry | None = None
-) -> bool:
-    """FAILED for a job whose message reached the dead-letter queue unfinished.
+) -> DeadLetterResult:
+    """FAILED for a job whose message reached the dead-letter queue unfinished (PENDING, or
+    PROCESSING with its lease over), and what the job's dead letter is now worth.
 
     Nothing happens to a finished job or to one whose lease is still live somewhere.
     """
     with transaction.atomic():
         locked = repository.job_lock(tenant_id, job_id=job_id)
         if locked is None:
-            return False
+            return DeadLetterResult.MISSING
         job = locked.job
+        if job.status in TERMINAL:
+            return DeadLetterResult.FINISHED
         lease = job.lease_expires_at
-        if job.status in TERMINAL or (
-            job.status == JobStatus.PROCESSING and lease is not None and lease > locked.now
-        ):
-            return False
+        if job.status == JobStatus.PROCESSING and lease is not None and lease > locked.now:
+            return DeadLetterResult.LEASED
         job.status = JobStatus.FAILED
         job.error = "The job was abandoned after repeated failed attempts."
         job.finished_at = locked.now
@@ -479,7 +487,17 @@ def job_fail_dead_lettered(
         store.publish_on_commit(
             tenant_id, Topic.job(job_id), _terminal_change(job, None), on_failure=on_publish_failure
         )
-    return True
+    return DeadLetterResult.FAILED
+
+
+def job_fail_dead_lettered(
+    tenant_id: int, *, job_id: uuid.UUID, on_publish_failure: PublishRetry | None = None
+) -> bool:
+    """:func:`job_dead_letter_settle`, True if it failed the job now."""
+    settled = job_dead_letter_settle(
+        tenant_id, job_id=job_id, on_publish_failure=on_publish_failure
+    )
+    return settled is DeadLetterResult.FAILED
 
 
 # --- publishing -----------------------------------------------------------------------------

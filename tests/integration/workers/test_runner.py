@@ -292,7 +292,7 @@ def test_a_job_whose_message_was_dead_lettered_unfinished_is_failed_by_the_sweep
     row = job_row(job.job_id)
     assert row.status == "FAILED"
     assert "abandoned" in row.error
-    wait_for(lambda: queue_counts(dlq=True) == (1, 0))  # left in the DLQ for operators
+    wait_for(lambda: queue_counts(dlq=True) == (0, 0))  # the job is FAILED: its dead letter goes
 
 
 # --- time limit -------------------------------------------------------------------------------
