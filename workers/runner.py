@@ -259,10 +259,8 @@ class Worker:
         """After an unexpected error: end this attempt's lease and make the message visible
         after the retry delay, rather than leave it invisible for its whole visibility
         timeout behind a live lease."""
-        with self._cond:
-            if slot.state is SlotState.ABANDONED:
-                return  # lost or timed out: someone else owns the job and the message now
-            slot.state = SlotState.ABANDONED
+        if not self.slots.give_up(slot):
+            return  # lost or timed out: someone else owns the job and the message now
         if slot.job is not None:
             try:
                 services.job_lease_release(

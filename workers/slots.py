@@ -214,6 +214,20 @@ class Slots:
         with self._cond:
             return slot._move(SlotState.FINISHING)
 
+    def give_up(self, slot: Slot) -> bool:
+        """Any state -> ABANDONED after an unexpected error in the job thread, outside the
+        table: the thread can no longer settle the outcome, so the lease and the message must
+        be given back. False if the slot was already abandoned (lost or timed out: someone
+        else owns the job and the message now)."""
+        with self._cond:
+            if slot.state is SlotState.ABANDONED:
+                return False
+            slot.state = SlotState.ABANDONED
+            slot.abandon_reason = "error"
+            slot.abandoned_at = self.clock()
+            slot.lost.set()
+            return True
+
     def abandon(self, slot: Slot, reason: str) -> bool:
         """RUNNING -> ABANDONED: the handler is told, and its outcome will be discarded. False
         if the slot already finished or was abandoned."""
