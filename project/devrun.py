@@ -1,7 +1,7 @@
 """``make demo``: resolve or start services, migrate, seed, serve. Ctrl-C stops it all.
 
 Run as ``python -m project.devrun``. Everything it starts (embedded PostgreSQL/Redis, moto's
-server, the ASGI server and workers) is stopped again on Ctrl-C or SIGTERM.
+server, the ASGI server, workers and the outbox relay) is stopped again on Ctrl-C or SIGTERM.
 
 The ASGI server is the one production runs: uvicorn with the sans-I/O websockets protocol,
 uvloop, httptools and per-message deflate off, with the flags of
@@ -125,6 +125,7 @@ def _banner(services: devservices.Services, server: str) -> str:
         f"  Embedded       {started}",
         f"  Workers        {', '.join(WORKER_KINDS)} (manage.py run_worker --queue <kind>); "
         f"emails go to {DEMO_WORKER_ENV['EMAIL_FILE_PATH']}",
+        "  Outbox relay   manage.py relay_outbox (sends what the queue missed)",
         "Try a job (in another terminal):",
         "  python manage.py demo_job --tenant alpha --user alpha-staff --watch",
         "  python manage.py watch_job <job_id> --tenant alpha --user alpha-staff",
@@ -176,6 +177,15 @@ def main() -> int:
                     env=worker_env,
                 )
             )
+        # The outbox relay: sends what a request could not queue, republishes lost terminal
+        # states (infra/relay/academy-relay.service in production).
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "relay_outbox"],
+                cwd=devservices.BASE_DIR,
+                env=worker_env,
+            )
+        )
         import django
 
         django.setup()
