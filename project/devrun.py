@@ -97,6 +97,15 @@ def asgi_server_command(host: str, port: int, *, server: str | None = None) -> l
     raise UnknownServer(f"unknown ASGI server {name!r}; one of {', '.join(ASGI_SERVERS)}")
 
 
+def background_commands() -> list[list[str]]:
+    """What runs beside the ASGI server: one worker per kind, and the outbox relay, which sends
+    what a request could not queue and republishes lost terminal states (ADR 0011; in
+    production infra/relay/academy-relay.service)."""
+    manage = [sys.executable, "manage.py"]
+    workers = [[*manage, "run_worker", "--queue", kind] for kind in WORKER_KINDS]
+    return [*workers, [*manage, "relay_outbox"]]
+
+
 def _manage(*args: str) -> None:
     subprocess.run([sys.executable, "manage.py", *args], check=True, cwd=devservices.BASE_DIR)
 
@@ -169,23 +178,8 @@ def main() -> int:
         worker_env = {**os.environ}
         for name, value in DEMO_WORKER_ENV.items():
             worker_env.setdefault(name, value)
-        for kind in WORKER_KINDS:
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "manage.py", "run_worker", "--queue", kind],
-                    cwd=devservices.BASE_DIR,
-                    env=worker_env,
-                )
-            )
-        # The outbox relay: sends what a request could not queue, republishes lost terminal
-        # states (infra/relay/academy-relay.service in production).
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "manage.py", "relay_outbox"],
-                cwd=devservices.BASE_DIR,
-                env=worker_env,
-            )
-        )
+        for argv in background_commands():
+            children.append(subprocess.Popen(argv, cwd=devservices.BASE_DIR, env=worker_env))
         import django
 
         django.setup()
