@@ -160,10 +160,12 @@ REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
 REDIS_HEALTH_CHECK_INTERVAL = env.int("REDIS_HEALTH_CHECK_INTERVAL", default=30)
 REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="")
-# PROTOCOL.md §2: live keys expire 6 h after their last write; terminal ones keep no TTL unless
-# REALTIME_TERMINAL_TTL is set (86400 is the cost-defence mode).
+# PROTOCOL.md §2: live keys expire 6 h after their last write, terminal status hashes 24 h
+# after they end (docs/adr/0012-terminal-states-expire-after-a-day.md: under volatile-lru a key
+# without TTL can never be evicted). 0 keeps terminal hashes forever: only for a Redis sized
+# for every job ever run.
 REALTIME_RUNNING_TTL = env.int("REALTIME_RUNNING_TTL", default=21_600)
-REALTIME_TERMINAL_TTL = env.int("REALTIME_TERMINAL_TTL", default=0)
+REALTIME_TERMINAL_TTL = env.int("REALTIME_TERMINAL_TTL", default=86_400)
 # At most one progress publish per topic per interval; status changes are never delayed.
 REALTIME_PROGRESS_INTERVAL = env.float("REALTIME_PROGRESS_INTERVAL", default=0.2)
 # WebSocket limits (PROTOCOL.md §4).
@@ -278,6 +280,12 @@ WORKER_DLQ_SWEEP_INTERVAL = env.float("WORKER_DLQ_SWEEP_INTERVAL", default=60.0)
 WORKER_REPUBLISH_INTERVAL = env.float("WORKER_REPUBLISH_INTERVAL", default=2.0)
 # The supervisor's clock: heartbeats and time limits are checked this often.
 WORKER_TICK = env.float("WORKER_TICK", default=0.5)
+# The outbox relay (manage.py relay_outbox, docs/adr/0011-the-job-row-is-the-outbox.md): how
+# often it looks for unsent messages and unpublished terminal states, how many rows a pass
+# takes, and how long a row is left to the process that committed it before the relay steps in.
+OUTBOX_RELAY_INTERVAL = env.float("OUTBOX_RELAY_INTERVAL", default=1.0)
+OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=100)
+OUTBOX_RELAY_GRACE = env.float("OUTBOX_RELAY_GRACE", default=10.0)
 
 # --- Jobs API -------------------------------------------------------------------------------
 JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)

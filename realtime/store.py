@@ -169,19 +169,25 @@ def publish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
 
 
 def publish_on_commit(
-    tenant_id: int, topic: Topic, change: Change, *, on_failure: PublishRetry | None = None
+    tenant_id: int,
+    topic: Topic,
+    change: Change,
+    *,
+    on_failure: PublishRetry | None = None,
+    on_success: Callable[[PublishResult], None] | None = None,
 ) -> None:
     """Publish once the current transaction commits; a Redis outage is logged, not raised.
 
     The database is the record: a Redis outage never undoes its write. A lost publish is
     repaired by the next accepted change, by ``on_failure`` (the worker's republisher retries
-    terminal changes from the record), by read repair and by consumers' resynchronisation.
-    Outside a transaction (autocommit) it publishes at once.
+    terminal changes from the record), by the outbox relay (``on_success`` records on the job
+    row that Redis answered; docs/adr/0011-the-job-row-is-the-outbox.md), by read repair and
+    by consumers' resynchronisation. Outside a transaction (autocommit) it publishes at once.
     """
 
     def _publish() -> None:
         try:
-            publish(tenant_id, topic, change)
+            result = publish(tenant_id, topic, change)
         except RealtimeUnavailable as exc:
             logger.warning(
                 "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s: %s",
@@ -192,9 +198,13 @@ def publish_on_commit(
             )
             if on_failure is not None:
                 on_failure(tenant_id, topic, change)
+            return
         except Exception:
             # Never raise after the commit: later hooks (the SQS send) must still run.
             logger.exception("publish after commit failed tenant=%s topic=%s", tenant_id, topic)
+            return
+        if on_success is not None:
+            on_success(result)
 
     transaction.on_commit(_publish)
 

@@ -44,6 +44,8 @@ LIFECYCLE_FIELDS = (
     "created_by_id",
     "started_at",
     "finished_at",
+    "message_sent_at",
+    "terminal_published_at",
 )
 
 
@@ -149,3 +151,82 @@ def job_idempotency_key_clear(tenant_id: int, *, job_id: uuid.UUID) -> None:
 
 def job_exists(tenant_id: int, *, job_id: uuid.UUID) -> bool:
     return Job.objects.filter(tenant_id=tenant_id, job_id=job_id).exists()
+
+
+def job_status_attempt(tenant_id: int, *, job_id: uuid.UUID) -> tuple[str, int] | None:
+    """The recorded status and attempt of a job (operator checks), or None if it does not exist."""
+    return (
+        Job.objects.filter(tenant_id=tenant_id, job_id=job_id)
+        .values_list("status", "attempt")
+        .first()
+    )
+
+
+# --- the outbox (docs/adr/0011-the-job-row-is-the-outbox.md) ----------------------------------
+# The relay's two reads are the only ones across tenants: it works for the whole deployment,
+# and every row it returns carries its tenant, which every write after it names again.
+def job_message_sent_mark(tenant_id: int, *, job_id: uuid.UUID) -> None:
+    """Record that the job's queue message went out (the first time counts)."""
+    Job.objects.filter(tenant_id=tenant_id, job_id=job_id, message_sent_at__isnull=True).update(
+        message_sent_at=Now()
+    )
+
+
+def job_terminal_published_mark(tenant_id: int, *, job_id: uuid.UUID) -> None:
+    """Record that the job's terminal state reached Redis."""
+    Job.objects.filter(
+        tenant_id=tenant_id,
+        job_id=job_id,
+        status__in=[JobStatus.DONE, JobStatus.FAILED],
+        terminal_published_at__isnull=True,
+    ).update(terminal_published_at=Now())
+
+
+def jobs_unsent_lock(*, limit: int, older_than: float) -> list[Job]:
+    """PENDING jobs whose message is not recorded as sent, committed at least ``older_than``
+    seconds ago, oldest first, locked FOR UPDATE SKIP LOCKED (call inside ``atomic``).
+
+    Rows another relay (or a claiming worker) holds are skipped, so relays never wait on each
+    other and never take the same row at once.
+    """
+    return list(
+        Job.objects.select_for_update(skip_locked=True)
+        .filter(
+            status=JobStatus.PENDING,
+            message_sent_at__isnull=True,
+            created_at__lte=Now() - timedelta(seconds=older_than),
+        )
+        .only("id", "job_id", "tenant_id", "job_type", "status")
+        .order_by("created_at")[:limit]
+    )
+
+
+def jobs_unpublished(*, limit: int, older_than: float) -> list[tuple[int, uuid.UUID]]:
+    """(tenant, job id) of finished jobs whose terminal state is not recorded as published,
+    finished at least ``older_than`` seconds ago, oldest first (candidates: each is then locked
+    on its own with :func:`job_unpublished_lock`)."""
+    return list(
+        Job.objects.filter(
+            status__in=[JobStatus.DONE, JobStatus.FAILED],
+            terminal_published_at__isnull=True,
+            finished_at__lte=Now() - timedelta(seconds=older_than),
+        )
+        .order_by("finished_at")
+        .values_list("tenant_id", "job_id")[:limit]
+    )
+
+
+def job_unpublished_lock(tenant_id: int, *, job_id: uuid.UUID) -> Job | None:
+    """The finished job, locked FOR UPDATE SKIP LOCKED, if its terminal state is still not
+    recorded as published and no other transaction holds it (call inside ``atomic``)."""
+    return (
+        Job.objects.select_for_update(skip_locked=True)
+        .filter(
+            status__in=[JobStatus.DONE, JobStatus.FAILED],
+            terminal_published_at__isnull=True,
+            tenant_id=tenant_id,
+            job_id=job_id,
+        )
+        .only(*LIFECYCLE_FIELDS)
+        .first()
+    )

@@ -31,13 +31,14 @@ from domains.common.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from domains.jobs import dispatch, repository, uploads
+from domains.jobs import outbox, repository, uploads
 from domains.jobs.models import Job, JobStatus
 from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
 from domains.students.xlsx import failures_workbook
 from realtime import store
 from realtime.identity import Caller, sees_topic
 from realtime.keys import Topic
+from realtime.records import Record
 from realtime.state import Change
 from realtime.store import PublishRetry
 
@@ -54,6 +55,12 @@ def job_get_for_caller(tenant_id: int, *, job_id: uuid.UUID, caller: Caller) -> 
     if job is None or not sees_topic(caller, owner_id=job.created_by_id):
         raise NotFound()
     return job
+
+
+def job_record(tenant_id: int, topic: Topic) -> Record | None:
+    """The job's recorded status and attempt (for ``publish_state``), or None if absent."""
+    row = repository.job_status_attempt(tenant_id, job_id=topic.id)
+    return Record(status=row[0], attempt=row[1]) if row is not None else None
 
 
 def job_has_failures(job: Job) -> bool:
@@ -84,10 +91,11 @@ def job_state_repair(tenant_id: int, *, job: Job) -> bool:
 
     def change() -> Change:
         result = getattr(job, "result", None)
-        return _terminal_change(job, result.data if result is not None else None)
+        return outbox.terminal_change(job, result.data if result is not None else None)
 
     if not store.repair_terminal(tenant_id, Topic.job(job.job_id), change):
         return False
+    repository.job_terminal_published_mark(tenant_id, job_id=job.job_id)
     logger.info("terminal state republished on read tenant=%s job=%s", tenant_id, job.job_id)
     return True
 
@@ -104,6 +112,9 @@ def job_create(
     upload: UploadedFile | None = None,
 ) -> Job:
     """Create a PENDING job, announce it in Redis and queue its message after the commit.
+
+    The job is accepted once its row commits: a queue that does not answer leaves the message
+    to the relay (the outbox, PROTOCOL.md §5), so only a database failure fails the request.
 
     A repeated request with the same ``idempotency_key`` (same user, same tenant) returns the
     first job and queues nothing; the same key with a different request is a conflict. The key
@@ -153,18 +164,6 @@ def job_create(
                 idempotency_key=idempotency_key,
                 job_id=job_id,
             )
-            # After the commit, in this order: PENDING into Redis, then the queue message.
-            store.publish_on_commit(
-                tenant_id,
-                Topic.job(job.job_id),
-                Change(
-                    status=JobStatus.PENDING,
-                    attempt=0,
-                    owner_id=job.created_by_id,
-                    job_type=job.job_type,
-                ),
-            )
-            transaction.on_commit(lambda: _job_enqueue(tenant_id, job, spec, request_id))
     except IntegrityError:
         # A concurrent request with the same key won the insert.
         if object_key:
@@ -180,10 +179,31 @@ def job_create(
             raise
         return _idempotent_replay(existing, spec=spec, payload=payload, upload=upload)
     except Exception:
-        # Not inserted, or inserted but not queued (then FAILED): the file has no use.
+        # Not inserted: no row references the file, so it has no use.
         if object_key:
             uploads.upload_delete(object_key)
         raise
+    # The row is committed with its message not yet sent (the outbox): from here on nothing
+    # fails the request or deletes the upload. After the commit (at once in autocommit; at the
+    # outer commit if a caller wraps this in a transaction): PENDING into Redis, then the
+    # message; a lost PENDING publish is harmless (the worker's PROCESSING creates the topic),
+    # and a message that did not go out is sent by the relay.
+    store.publish_on_commit(
+        tenant_id,
+        Topic.job(job.job_id),
+        Change(
+            status=JobStatus.PENDING,
+            attempt=0,
+            owner_id=job.created_by_id,
+            job_type=job.job_type,
+        ),
+    )
+    transaction.on_commit(
+        lambda: outbox.job_message_dispatch(
+            tenant_id, job_id=job.job_id, job_type=job.job_type, request_id=request_id
+        ),
+        robust=True,
+    )
     logger.info(
         "job created tenant=%s job=%s type=%s kind=%s",
         tenant_id,
@@ -264,38 +284,6 @@ def _idempotent_replay(
     return job
 
 
-def _job_enqueue(tenant_id: int, job: Job, spec: JobType, request_id: str) -> None:
-    """After the commit (and the PENDING publish): the message into the kind's queue.
-
-    A lost PENDING publish is harmless: the worker's PROCESSING creates the topic, and until
-    then the client reads the record. An unreachable queue fails the job and raises the 503
-    from this on_commit callback, which reaches the view only because no outer atomic block
-    wraps the request (no ATOMIC_REQUESTS): keep it that way or move the send.
-    """
-    message = dispatch.JobMessage(job_id=job.job_id, tenant_id=tenant_id, request_id=request_id)
-    try:
-        dispatch.job_message_send(spec.kind, message)
-    except (BotoCoreError, ClientError) as exc:
-        logger.exception("job could not be queued tenant=%s job=%s", tenant_id, job.job_id)
-        _job_fail_unqueued(tenant_id, job_id=job.job_id)
-        raise ServiceUnavailable(_("The job could not be queued. Try again shortly.")) from exc
-
-
-def _job_fail_unqueued(tenant_id: int, *, job_id: uuid.UUID) -> None:
-    with transaction.atomic():
-        locked = repository.job_lock(tenant_id, job_id=job_id)
-        if locked is None or locked.job.status != JobStatus.PENDING:
-            return
-        job = locked.job
-        job.status = JobStatus.FAILED
-        job.error = "The job could not be queued."
-        job.finished_at = locked.now
-        repository.job_save(tenant_id, job=job, fields=["status", "error", "finished_at"])
-        store.publish_on_commit(tenant_id, Topic.job(job.job_id), _terminal_change(job, None))
-    # A retry with the same key must create a new job, not replay this one.
-    repository.job_idempotency_key_clear(tenant_id, job_id=job_id)
-
-
 # --- the worker's lifecycle transitions ---------------------------------------------------
 class ClaimResult(StrEnum):
     CLAIMED = "claimed"  # this attempt runs the job
@@ -345,12 +333,7 @@ def job_claim(
                 if job.status == JobStatus.DONE
                 else None
             )
-            store.publish_on_commit(
-                tenant_id,
-                Topic.job(job_id),
-                _terminal_change(job, result),
-                on_failure=on_publish_failure,
-            )
+            outbox.terminal_publish_on_commit(tenant_id, job, result, on_failure=on_publish_failure)
             return Claim(ClaimResult.FINISHED)
         lease = job.lease_expires_at
         if job.status == JobStatus.PROCESSING and lease is not None and lease > now:
@@ -360,11 +343,12 @@ def job_claim(
         job.lease_owner = lease_owner[:128]
         job.lease_expires_at = now + timedelta(seconds=lease_seconds)
         job.started_at = now
-        repository.job_save(
-            tenant_id,
-            job=job,
-            fields=["status", "attempt", "lease_owner", "lease_expires_at", "started_at"],
-        )
+        fields = ["status", "attempt", "lease_owner", "lease_expires_at", "started_at"]
+        if job.message_sent_at is None:
+            # A message reached a worker: whatever the sender recorded, it was sent.
+            job.message_sent_at = now
+            fields.append("message_sent_at")
+        repository.job_save(tenant_id, job=job, fields=fields)
         store.publish_on_commit(
             tenant_id,
             Topic.job(job_id),
@@ -443,12 +427,7 @@ def job_finish(
         )
         if status == JobStatus.DONE:
             repository.job_result_insert(tenant_id, job=job, data=result)
-        store.publish_on_commit(
-            tenant_id,
-            Topic.job(job_id),
-            _terminal_change(job, result),
-            on_failure=on_publish_failure,
-        )
+        outbox.terminal_publish_on_commit(tenant_id, job, result, on_failure=on_publish_failure)
     return True
 
 
@@ -484,9 +463,7 @@ def job_dead_letter_settle(
         repository.job_save(
             tenant_id, job=job, fields=["status", "error", "finished_at", "lease_expires_at"]
         )
-        store.publish_on_commit(
-            tenant_id, Topic.job(job_id), _terminal_change(job, None), on_failure=on_publish_failure
-        )
+        outbox.terminal_publish_on_commit(tenant_id, job, None, on_failure=on_publish_failure)
     return DeadLetterResult.FAILED
 
 
@@ -498,15 +475,3 @@ def job_fail_dead_lettered(
         tenant_id, job_id=job_id, on_publish_failure=on_publish_failure
     )
     return settled is DeadLetterResult.FAILED
-
-
-# --- publishing -----------------------------------------------------------------------------
-def _terminal_change(job: Job, result: Any) -> Change:
-    return Change(
-        status=job.status,
-        attempt=job.attempt,
-        owner_id=job.created_by_id,
-        job_type=job.job_type,
-        error=job.error or None,
-        result=result if job.status == JobStatus.DONE else None,
-    )
