@@ -73,23 +73,28 @@ def job_failures_workbook(job: Job) -> bytes:
 
 
 def job_state_repair(tenant_id: int, *, job: Job) -> bool:
-    """Publish a finished job's terminal state if Redis still shows it running.
+    """Make Redis agree with the record a caller just read; True when something was published.
 
-    Read repair for a terminal publish lost while Redis was away: the client that asks for the
-    record, and everyone watching the topic, converge on the record. A topic Redis no longer
-    holds is not recreated (terminal keys keep no TTL; old records must not refill Redis).
+    Read repair: a topic Redis no longer holds (evicted, flushed, expired) is rebuilt from the
+    record at a new epoch, terminal states and their result included, so a client whose
+    progress poll answered 404 converges with this one call; a finished job Redis still shows
+    running gets its terminal state (a terminal publish lost while Redis was away).
     """
-    if job.status not in TERMINAL:
-        return False
+    repaired = store.repair_from_record(
+        tenant_id, Topic.job(job.job_id), lambda: _record_change(job)
+    )
+    if repaired:
+        logger.info("live state repaired on read tenant=%s job=%s", tenant_id, job.job_id)
+    return repaired
 
-    def change() -> Change:
-        result = getattr(job, "result", None)
-        return _terminal_change(job, result.data if result is not None else None)
 
-    if not store.repair_terminal(tenant_id, Topic.job(job.job_id), change):
-        return False
-    logger.info("terminal state republished on read tenant=%s job=%s", tenant_id, job.job_id)
-    return True
+def job_state_from_record(tenant_id: int, topic: Topic) -> Change | None:
+    """A job topic's whole live state as its record says (the jobs' ``realtime.rebuild`` hook).
+
+    None when the tenant has no such job: a job id of another tenant never matches.
+    """
+    job = repository.job_for_detail(tenant_id, job_id=topic.id)
+    return None if job is None else _record_change(job)
 
 
 # --- creating -------------------------------------------------------------------------------
@@ -469,6 +474,19 @@ def job_fail_dead_lettered(
 
 
 # --- publishing -----------------------------------------------------------------------------
+def _record_change(job: Job) -> Change:
+    """The whole state of a job as its record holds it (a row read with its result)."""
+    if job.status in TERMINAL:
+        result = getattr(job, "result", None)
+        return _terminal_change(job, result.data if result is not None else None)
+    return Change(
+        status=job.status,
+        attempt=job.attempt,
+        owner_id=job.created_by_id,
+        job_type=job.job_type,
+    )
+
+
 def _terminal_change(job: Job, result: Any) -> Change:
     return Change(
         status=job.status,

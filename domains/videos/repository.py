@@ -10,6 +10,7 @@ DETAIL_FIELDS = (
     "video_id",
     "session_id",
     "status",
+    "attempt",
     "hls_path",
     "duration",
     "error",
