@@ -7,6 +7,7 @@ publishes and the resync sweep each bring a topic Redis lost back to what its re
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +20,7 @@ from django.test import override_settings
 
 from domains.jobs import services
 from domains.jobs.models import Job, JobResult, JobStatus
+from domains.videos.models import Video, VideoStatus
 from realtime import rebuild, store
 from realtime.clients import sync_redis
 from realtime.keys import Topic
@@ -93,6 +95,37 @@ def test_the_detail_endpoint_rebuilds_a_lost_done_job_with_its_result(
         str(alpha_staff.user.id).encode(),
         b"1",
     )
+
+
+def test_the_video_detail_endpoint_rebuilds_a_lost_ready_video(
+    alpha_staff: Member, beta_staff: Member
+) -> None:
+    # given a READY video that Redis holds nothing for
+    video = Video.objects.create(
+        tenant=alpha_staff.tenant,
+        session_id=1,
+        file_key="k",
+        status=VideoStatus.READY,
+        hls_path="tenants/1/videos/x/hls/master.m3u8",
+        duration=12.5,
+        attempt=1,
+        created_by=alpha_staff.user,
+    )
+    topic = Topic.video(video.video_id)
+
+    # when another tenant and then the owner's tenant read the record
+    foreign = client_for(beta_staff).get(f"/media/videos/{video.video_id}/")
+    assert store.snapshot(alpha_staff.tenant.id, topic) is None
+    own = client_for(alpha_staff).get(f"/media/videos/{video.video_id}/")
+
+    # then only the owner's read rebuilt it, READY with its playlist and duration
+    assert (foreign.status_code, own.status_code) == (404, 200)
+    snap = store.snapshot(alpha_staff.tenant.id, topic)
+    assert snap is not None
+    document = json.loads(snap.document)
+    assert (document["status"], document["seq"]) == ("READY", 1)
+    assert (document["hls_path"], document["duration"]) == (video.hls_path, 12.5)
+    assert store.snapshot(beta_staff.tenant.id, topic) is None
 
 
 def test_the_detail_endpoint_leaves_a_state_redis_holds_alone(alpha_staff: Member) -> None:
