@@ -59,9 +59,11 @@ MAX_CONTROL_BACKLOG = 64
 # Status changes waiting for a client that does not read (a few per topic at most): past
 # this, close. Progress-only frames never queue up: the newest replaces the older one.
 MAX_STATE_BACKLOG = 512
-# A client's epoch is one the server sent it (Redis TIME in ms); beyond this no JSON number
-# survives a round trip through JavaScript exactly.
-MAX_EPOCH = 2**53 - 1
+# A client's epoch is one the server sent it: Redis TIME in ms when a hash was created. A claim
+# far ahead of the clock is refused, since a rebuild sets the new epoch above what watchers hold
+# and a forged one would push every watcher of the topic past the integers JavaScript keeps
+# exact (2^53). A day leaves room for any clock skew between Redis and this process.
+EPOCH_AHEAD_LIMIT_MS = 86_400_000
 
 
 @dataclass(slots=True)
@@ -244,8 +246,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if since is not None and not _count(since):
             await self._error(str(topic), "bad_request", "since must be a non-negative integer.")
             return
-        if epoch is not None and not (_count(epoch) and epoch <= MAX_EPOCH):
+        if epoch is not None and not _count(epoch):
             await self._error(str(topic), "bad_request", "epoch must be a non-negative integer.")
+            return
+        if epoch is not None and epoch > time.time() * 1000 + EPOCH_AHEAD_LIMIT_MS:
+            await self._error(str(topic), "bad_request", "epoch is not one the server issued.")
             return
         if epoch is not None and since is None:
             await self._error(str(topic), "bad_request", "epoch needs since.")
