@@ -42,7 +42,7 @@ from domains.jobs import services
 from domains.jobs.dispatch import JobMessage, QueueKind, queue_url
 from domains.jobs.models import JobStatus
 from domains.jobs.services import ClaimResult
-from realtime import store
+from realtime import rebuild, store
 from realtime.throttle import ProgressThrottle
 from workers import config as worker_config
 from workers.base import Handler, JobRun
@@ -141,8 +141,9 @@ class Worker:
             self.dlq = QueueClient(url, clock=clock) if url else None
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{self.kind}:{uuid.uuid4().hex[:6]}"
         self.stats = WorkerStats()
+        # A progress publish that finds the topic gone rebuilds it from the record first.
         self.throttle = ProgressThrottle(
-            store.publish, interval=settings.REALTIME_PROGRESS_INTERVAL
+            rebuild.publish_rebuilding, interval=settings.REALTIME_PROGRESS_INTERVAL
         )
         self.republisher = Republisher(store.publish)
 

@@ -9,8 +9,9 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from domains.jobs.services import job_record
+        # The push core rebuilds a job topic Redis lost from this app's record.
+        from domains.jobs import services
+        from realtime import rebuild
         from realtime.keys import TopicKind
-        from realtime.records import record_lookup_register
 
-        record_lookup_register(TopicKind.JOB, job_record)
+        rebuild.register(TopicKind.JOB, services.job_state_from_record)

@@ -28,6 +28,7 @@ DETAIL_FIELDS = (
     "created_at",
     "started_at",
     "finished_at",
+    "terminal_published_at",
     "result__data",
 )
 # What a lifecycle transition reads besides the payload.
@@ -151,15 +152,6 @@ def job_idempotency_key_clear(tenant_id: int, *, job_id: uuid.UUID) -> None:
 
 def job_exists(tenant_id: int, *, job_id: uuid.UUID) -> bool:
     return Job.objects.filter(tenant_id=tenant_id, job_id=job_id).exists()
-
-
-def job_status_attempt(tenant_id: int, *, job_id: uuid.UUID) -> tuple[str, int] | None:
-    """The recorded status and attempt of a job (operator checks), or None if it does not exist."""
-    return (
-        Job.objects.filter(tenant_id=tenant_id, job_id=job_id)
-        .values_list("status", "attempt")
-        .first()
-    )
 
 
 # --- the outbox (docs/adr/0011-the-job-row-is-the-outbox.md) ----------------------------------

@@ -38,7 +38,6 @@ from domains.students.xlsx import failures_workbook
 from realtime import store
 from realtime.identity import Caller, sees_topic
 from realtime.keys import Topic
-from realtime.records import Record
 from realtime.state import Change
 from realtime.store import PublishRetry
 
@@ -55,12 +54,6 @@ def job_get_for_caller(tenant_id: int, *, job_id: uuid.UUID, caller: Caller) -> 
     if job is None or not sees_topic(caller, owner_id=job.created_by_id):
         raise NotFound()
     return job
-
-
-def job_record(tenant_id: int, topic: Topic) -> Record | None:
-    """The job's recorded status and attempt (for ``publish_state``), or None if absent."""
-    row = repository.job_status_attempt(tenant_id, job_id=topic.id)
-    return Record(status=row[0], attempt=row[1]) if row is not None else None
 
 
 def job_has_failures(job: Job) -> bool:
@@ -80,24 +73,30 @@ def job_failures_workbook(job: Job) -> bytes:
 
 
 def job_state_repair(tenant_id: int, *, job: Job) -> bool:
-    """Publish a finished job's terminal state if Redis still shows it running.
+    """Make Redis agree with the record a caller just read; True when something was published.
 
-    Read repair for a terminal publish lost while Redis was away: the client that asks for the
-    record, and everyone watching the topic, converge on the record. A topic Redis no longer
-    holds is not recreated (terminal keys keep no TTL; old records must not refill Redis).
+    Read repair: a topic Redis no longer holds (evicted, flushed, expired) is rebuilt from the
+    record at a new epoch, terminal states and their result included, so a client whose
+    progress poll answered 404 converges with this one call; a finished job Redis still shows
+    running gets its terminal state (a terminal publish lost while Redis was away).
     """
-    if job.status not in TERMINAL:
-        return False
+    repaired = store.repair_from_record(
+        tenant_id, Topic.job(job.job_id), lambda: _record_change(job)
+    )
+    if repaired:
+        if job.status in TERMINAL and job.terminal_published_at is None:
+            repository.job_terminal_published_mark(tenant_id, job_id=job.job_id)
+        logger.info("live state repaired on read tenant=%s job=%s", tenant_id, job.job_id)
+    return repaired
 
-    def change() -> Change:
-        result = getattr(job, "result", None)
-        return outbox.terminal_change(job, result.data if result is not None else None)
 
-    if not store.repair_terminal(tenant_id, Topic.job(job.job_id), change):
-        return False
-    repository.job_terminal_published_mark(tenant_id, job_id=job.job_id)
-    logger.info("terminal state republished on read tenant=%s job=%s", tenant_id, job.job_id)
-    return True
+def job_state_from_record(tenant_id: int, topic: Topic) -> Change | None:
+    """A job topic's whole live state as its record says (the jobs' ``realtime.rebuild`` hook).
+
+    None when the tenant has no such job: a job id of another tenant never matches.
+    """
+    job = repository.job_for_detail(tenant_id, job_id=topic.id)
+    return None if job is None else _record_change(job)
 
 
 # --- creating -------------------------------------------------------------------------------
@@ -475,3 +474,17 @@ def job_fail_dead_lettered(
         tenant_id, job_id=job_id, on_publish_failure=on_publish_failure
     )
     return settled is DeadLetterResult.FAILED
+
+
+# --- publishing -----------------------------------------------------------------------------
+def _record_change(job: Job) -> Change:
+    """The whole state of a job as its record holds it (a row read with its result)."""
+    if job.status in TERMINAL:
+        result = getattr(job, "result", None)
+        return outbox.terminal_change(job, result.data if result is not None else None)
+    return Change(
+        status=job.status,
+        attempt=job.attempt,
+        owner_id=job.created_by_id,
+        job_type=job.job_type,
+    )

@@ -47,4 +47,5 @@ class VideoDetailApi(APIView):
     def get(self, request: Request, video_id: uuid.UUID) -> Response:
         caller = caller_of(request)
         video = services.video_get_for_caller(caller.tenant_id, video_id=video_id, caller=caller)
+        services.video_state_repair(caller.tenant_id, video=video)
         return Response(self.OutputSerializer(video).data)

@@ -9,8 +9,9 @@ class VideosConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from domains.videos.services import video_record
+        # The push core rebuilds a video topic Redis lost from this app's record.
+        from domains.videos import services
+        from realtime import rebuild
         from realtime.keys import TopicKind
-        from realtime.records import record_lookup_register
 
-        record_lookup_register(TopicKind.VIDEO, video_record)
+        rebuild.register(TopicKind.VIDEO, services.video_state_from_record)

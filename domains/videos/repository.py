@@ -10,6 +10,7 @@ DETAIL_FIELDS = (
     "video_id",
     "session_id",
     "status",
+    "attempt",
     "hls_path",
     "duration",
     "error",
@@ -21,11 +22,3 @@ DETAIL_FIELDS = (
 
 def video_for_detail(tenant_id: int, *, video_id: uuid.UUID) -> Video | None:
     return Video.objects.filter(tenant_id=tenant_id, video_id=video_id).only(*DETAIL_FIELDS).first()
-
-
-def video_status_attempt(tenant_id: int, *, video_id: uuid.UUID) -> tuple[str, int] | None:
-    return (
-        Video.objects.filter(tenant_id=tenant_id, video_id=video_id)
-        .values_list("status", "attempt")
-        .first()
-    )
