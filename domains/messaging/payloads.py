@@ -12,6 +12,11 @@ from rest_framework import serializers
 ADDRESS_MAX_LENGTH = 254
 
 
+class SubjectField(serializers.CharField):
+    # What validate_subject refuses inside the trimmed text, for the OpenAPI pattern.
+    forbidden_characters = r"\r\n"
+
+
 class MessagingSendPayload(serializers.Serializer):
     """``{subject, body, recipients: [address, ...]}``.
 
@@ -26,9 +31,7 @@ class MessagingSendPayload(serializers.Serializer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Limits are settings, read when a payload is validated rather than at import.
-        self.fields["subject"] = serializers.CharField(
-            max_length=settings.MESSAGING_SUBJECT_MAX_LENGTH
-        )
+        self.fields["subject"] = SubjectField(max_length=settings.MESSAGING_SUBJECT_MAX_LENGTH)
         self.fields["recipients"] = serializers.ListField(
             child=serializers.CharField(max_length=ADDRESS_MAX_LENGTH),
             allow_empty=False,
