@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from project.api.errors import ServiceUnavailable
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 CHECK_TIMEOUT = 3.0
 
 
+@csrf_exempt  # probes read no cookies: other methods get 405, not a CSRF page
 @require_safe
 async def health(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers. Touches neither the database nor Redis."""
@@ -41,6 +43,7 @@ async def _check(name: str, probe: object) -> tuple[str, str | None]:
     return name, None
 
 
+@csrf_exempt
 @require_safe
 async def ready(request: HttpRequest) -> JsonResponse:
     """Readiness: database, Redis and the queue endpoint answer. 503 names what failed."""

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
@@ -244,6 +245,12 @@ class AutoSchema(SpectacularAutoSchema):
     ) -> Any:
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if (
+            isinstance(field, serializers.ListField)
+            and not field.allow_empty
+            and isinstance(schema, dict)
+        ):
+            schema.setdefault("minItems", 1)
+        if (
             direction == "request"
             and isinstance(schema, dict)
             and schema.get("type") == "string"
@@ -251,6 +258,7 @@ class AutoSchema(SpectacularAutoSchema):
             and "format" not in schema
             and "enum" not in schema
             and isinstance(field, serializers.CharField)
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
         ):
             # DRF refuses NUL in every CharField, and blank (after trimming) unless allowed. A
             # field's `forbidden_characters` (regex class text) are refused inside the text.
@@ -569,5 +577,21 @@ def add_plain_django_operations(
         "get": _progress_operation("video", "videos", "VideoState", VIDEO_STATE_EXAMPLE)
     }
     paths.update(_health_operations())
+    accepted = paths.get("/api/v1/jobs/", {}).get("post", {}).get("responses", {}).get("202")
+    if accepted is not None:
+        accepted["links"] = _JOB_LINKS
     result["paths"] = dict(sorted(paths.items()))
     return result
+
+
+_JOB_LINKS = {
+    name: {
+        "operationId": operation_id,
+        "parameters": {"job_id": "$response.body#/job_id"},
+        "description": description,
+    }
+    for name, operation_id, description in (
+        ("JobDetail", "api_v1_jobs_retrieve", "The job's record (`detail_url`)."),
+        ("JobProgress", "jobs_progress_retrieve", "The job's live state (`progress_url`)."),
+    )
+}
