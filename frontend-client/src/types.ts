@@ -8,7 +8,7 @@ export type VideoStatus = 'UPLOADED' | 'PROCESSING' | 'READY' | 'FAILED';
 export type Status = JobStatus | VideoStatus;
 
 export interface Progress {
-  percent: number;
+  percent: number | null;
   step?: string | null;
   step_index?: number | null;
   step_total?: number | null;

@@ -74,10 +74,10 @@ def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
 @csrf_exempt
 def docs_asset(request: HttpRequest, name: str) -> HttpResponse:
     """One of Swagger UI's files, from the installed sidecar package."""
-    if request.method not in ("GET", "HEAD"):
-        return _method_not_allowed("GET, HEAD")
     if name not in ASSETS:
         return not_found(request)
+    if request.method not in ("GET", "HEAD"):
+        return _method_not_allowed("GET, HEAD")
     content_type, _encoding = mimetypes.guess_type(name)
     response = FileResponse(
         (SWAGGER_UI_DIR / name).open("rb"), content_type=content_type or "application/octet-stream"
