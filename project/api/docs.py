@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import drf_spectacular_sidecar
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponseBase, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from project.api.errors import NotFound
 from project.api.exception_handlers import error_body
@@ -40,16 +43,14 @@ ASSETS = frozenset(
 ASSET_MAX_AGE = 86_400
 
 
-class JsonErrors:
+class JsonErrors(APIView):
     """For views that render HTML or YAML: their errors are the JSON error shape."""
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
-        response = super().handle_exception(exc)  # type: ignore[misc]
-        answer = JsonResponse(response.data, status=response.status_code)
-        for name, value in response.items():
-            if name.lower() != "content-type":
-                answer[name] = value
-        return answer
+    def handle_exception(self, exc: Exception) -> Response:
+        # finalize_response renders with the request's renderer: make it JSON for errors.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
 
 
 class SchemaView(JsonErrors, SpectacularAPIView):
@@ -72,7 +73,7 @@ def not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
 
 
 @csrf_exempt
-def docs_asset(request: HttpRequest, name: str) -> HttpResponse:
+def docs_asset(request: HttpRequest, name: str) -> HttpResponseBase:
     """One of Swagger UI's files, from the installed sidecar package."""
     if name not in ASSETS:
         return not_found(request)

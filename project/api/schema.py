@@ -74,7 +74,8 @@ class ErrorSerializer(serializers.Serializer):
 
     code = serializers.CharField(help_text="Stable, machine-readable: `not_found`, `invalid`, ...")
     detail = serializers.CharField(help_text="For people, in the caller's language.")
-    fields = serializers.DictField(
+    # DRF's metaclass takes declared fields out of the class, so `Serializer.fields` stays.
+    fields = serializers.DictField(  # type: ignore[assignment]
         help_text="Per-field messages for `invalid` (a field name to a list of messages, "
         "nested for nested fields); otherwise empty."
     )
@@ -492,7 +493,10 @@ def _health_operations() -> dict[str, Any]:
     )
     ready_failed = _error_content(not_ready)
     ready_failed["headers"] = _RETRY_AFTER_HEADER
-    ok = {"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}}
+    ok: dict[str, Any] = {
+        "type": "object",
+        "properties": {"status": {"type": "string", "enum": ["ok"]}},
+    }
     return {
         "/health/": {
             "get": {
