@@ -277,6 +277,10 @@ class AutoSchema(SpectacularAutoSchema):
         operation = super().get_operation(*args, **kwargs)
         if operation is None:
             return None
+        if "requestBody" in operation:
+            # Every body this API reads has required fields: no body is a 400, never optional
+            # (drf-spectacular cannot tell for a union of serializers).
+            operation["requestBody"]["required"] = True
         responses = operation.setdefault("responses", {})
         for case in self._derived_errors(bool(operation.get("requestBody"))):
             self._merge_error(responses, case)

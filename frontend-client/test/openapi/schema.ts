@@ -581,7 +581,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": components["schemas"]["JobCreateRequest"];
                 "multipart/form-data": components["schemas"]["ExcelImportUploadRequest"];
