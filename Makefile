@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages clean \
+.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
         bench bench-http bench-ws bench-workers bench-client bench-excel
 
 $(STAMP): pyproject.toml
@@ -81,6 +81,15 @@ client: $(NODE_STAMP)
 # ... and its checks: type-check, unit tests, build.
 frontend: $(NODE_STAMP)
 	cd frontend-client && npm run typecheck && npm test && npm run build
+
+# The OpenAPI document as the server generates it, and the TypeScript types generated from it.
+# Both are committed: tests/integration/test_openapi_document.py fails when the server's
+# document differs, frontend-client/test/openapi.test.ts when the types differ from it.
+OPENAPI_JSON := frontend-client/test/openapi/schema.json
+
+openapi: install $(NODE_STAMP)
+	DJANGO_ENV=test $(PY) manage.py spectacular --format openapi-json --file $(OPENAPI_JSON)
+	cd frontend-client && npx openapi-typescript test/openapi/schema.json -o test/openapi/schema.ts
 
 messages: install
 	$(PY) manage.py makemessages -l ko --no-obsolete --no-location \

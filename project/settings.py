@@ -358,25 +358,32 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    # JSON bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are refused before they are read (F18).
-    "DEFAULT_PARSER_CLASSES": [
-        "project.api.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON bodies only, unless a view says otherwise (the job upload reads multipart too);
+    # bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are refused before they are read (F18).
+    "DEFAULT_PARSER_CLASSES": ["domains.common.parsers.BoundedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "project.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handlers.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "academy-realtime API",
-    "DESCRIPTION": "Job and video progress for the academy platform. See PROTOCOL.md.",
+    # The full description is set by project.api.schema (it points to docs/PROTOCOL.md).
+    "DESCRIPTION": "Job and video progress for the academy platform.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar, served by this process (project/api/docs.py):
+    # no CDN, no outside request (the validator badge would call one).
+    "SWAGGER_UI_DIST": "/api/docs/assets",
+    "SWAGGER_UI_FAVICON_HREF": "/api/docs/assets/favicon-32x32.png",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "project.api.schema.add_plain_django_operations",
+    ],
 }
 
 # --- I18n -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -9,25 +10,32 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django_guid import get_guid
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import parsers, serializers
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from domains.common import openapi
 from domains.common.errors import ValidationFailed
-from domains.jobs import services
+from domains.common.parsers import BoundedJSONParser
+from domains.jobs import schemas, services
 from domains.jobs.models import Job
 from domains.jobs.uploads import XLSX_CONTENT_TYPE
 from domains.tenants.auth import caller_of
 from realtime.http import progress_response
 from realtime.keys import Topic
 
-IDEMPOTENCY_KEY_MAX_LENGTH = 128
+IDEMPOTENCY_KEY_MAX_LENGTH = schemas.IDEMPOTENCY_KEY_MAX_LENGTH
+IDEMPOTENCY_KEY = re.compile(schemas.IDEMPOTENCY_KEY_PATTERN)
 
 
 class JobCreateApi(APIView):
     """Start a job: the row (PENDING), its state in Redis, then its queue message (PROTOCOL §5)."""
+
+    parser_classes = (BoundedJSONParser, parsers.MultiPartParser)
 
     class InputSerializer(serializers.Serializer):
         job_type = serializers.CharField(max_length=64)
@@ -59,16 +67,10 @@ class JobCreateApi(APIView):
             return reverse("job-detail", kwargs={"job_id": job.job_id})
 
     @extend_schema(
-        request=InputSerializer,
-        responses={202: OutputSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Idempotency-Key",
-                str,
-                OpenApiParameter.HEADER,
-                description="Repeat a request safely: the same key returns the same job.",
-            )
-        ],
+        request=schemas.JOB_CREATE_REQUEST,
+        responses=schemas.job_create_responses(OutputSerializer),
+        parameters=[schemas.IDEMPOTENCY_KEY, schemas.LOCATION, openapi.RETRY_AFTER],
+        examples=schemas.JOB_CREATE_EXAMPLES,
     )
     def post(self, request: Request) -> Response:
         caller = caller_of(request)
@@ -86,7 +88,7 @@ class JobCreateApi(APIView):
             serializer.is_valid(raise_exception=True)
             payload = serializer.validated_data["payload"]
         key = request.headers.get("Idempotency-Key", "").strip()
-        if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
+        if not IDEMPOTENCY_KEY.fullmatch(key):
             raise ValidationFailed(
                 fields={
                     "Idempotency-Key": [
@@ -139,6 +141,7 @@ class JobDetailApi(APIView):
                 return None
             return reverse("job-failures", kwargs={"job_id": job.job_id})
 
+        @extend_schema_field(OpenApiTypes.ANY)
         def get_result(self, job: Job) -> Any:
             result = getattr(job, "result", None)
             return result.data if result is not None else None
@@ -146,7 +149,10 @@ class JobDetailApi(APIView):
         def get_progress_url(self, job: Job) -> str:
             return reverse("job-progress", kwargs={"job_id": job.job_id})
 
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(
+        responses={200: OutputSerializer, **openapi.error_responses(openapi.NOT_FOUND)},
+        examples=[schemas.DETAIL_EXAMPLE],
+    )
     def get(self, request: Request, job_id: uuid.UUID) -> Response:
         caller = caller_of(request)
         job = services.job_get_for_caller(caller.tenant_id, job_id=job_id, caller=caller)
@@ -154,10 +160,27 @@ class JobDetailApi(APIView):
         return Response(self.OutputSerializer(job).data)
 
 
+class JsonErrorsNegotiation(BaseContentNegotiation):
+    """Errors of a download view are JSON whatever the client accepts (the body is no file)."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: Any = None) -> Any:
+        return (renderers[0], renderers[0].media_type)
+
+
 class JobFailuresApi(APIView):
     """GET …/failures.xlsx: the failed rows of an Excel import, to fix and upload again."""
 
-    @extend_schema(responses={(200, XLSX_CONTENT_TYPE): bytes})
+    content_negotiation_class = JsonErrorsNegotiation
+
+    @extend_schema(
+        responses={
+            (200, XLSX_CONTENT_TYPE): OpenApiTypes.BINARY,
+            **openapi.error_responses(openapi.NOT_FOUND),
+        }
+    )
     def get(self, request: Request, job_id: uuid.UUID) -> HttpResponse:
         caller = caller_of(request)
         job = services.job_get_for_caller(caller.tenant_id, job_id=job_id, caller=caller)

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from domains.tenants import services
+from domains.tenants import schemas, services
 from domains.tenants.auth import caller_of
 
 
@@ -32,7 +32,12 @@ class TokenObtainApi(APIView):
             "password_change_required."
         )
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **schemas.TOKEN_ERRORS},
+        examples=[schemas.TOKENS_EXAMPLE],
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -55,7 +60,12 @@ class TokenRefreshApi(APIView):
         access = serializers.CharField()
         access_expires_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **schemas.TOKEN_ERRORS},
+        examples=[schemas.REFRESHED_EXAMPLE],
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -72,7 +82,11 @@ class PasswordChangeApi(APIView):
         current_password = serializers.CharField(max_length=512, trim_whitespace=False)
         new_password = serializers.CharField(max_length=512, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={200: TokenObtainApi.OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: TokenObtainApi.OutputSerializer, **schemas.PASSWORD_CHANGE_ERRORS},
+        examples=[schemas.TOKENS_EXAMPLE],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -96,6 +110,6 @@ class MeApi(APIView):
         expires_at = serializers.IntegerField(help_text="Token expiry, epoch seconds.")
         must_change_password = serializers.BooleanField()
 
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(responses={200: OutputSerializer}, examples=[schemas.ME_EXAMPLE])
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(caller_of(request)).data)

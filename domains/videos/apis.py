@@ -11,11 +11,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from domains.common import openapi
 from domains.tenants.auth import caller_of
 from domains.videos import services
 from domains.videos.models import Video
 from realtime.http import progress_response
 from realtime.keys import Topic
+
+_VIDEO_ID = "3f2b8a1c-0d4e-4c6b-9a51-2e7f10b4c8d9"
 
 
 @csrf_exempt
@@ -43,7 +46,26 @@ class VideoDetailApi(APIView):
         def get_progress_url(self, video: Video) -> str:
             return reverse("video-progress", kwargs={"video_id": video.video_id})
 
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(
+        responses={200: OutputSerializer, **openapi.error_responses(openapi.NOT_FOUND)},
+        examples=[
+            openapi.success_example(
+                "Ready",
+                {
+                    "video_id": _VIDEO_ID,
+                    "topic": f"video:{_VIDEO_ID}",
+                    "session_id": 7,
+                    "status": "READY",
+                    "hls_path": f"videos/1/{_VIDEO_ID}/1/master.m3u8",
+                    "duration": 312.4,
+                    "error": "",
+                    "created_at": "2026-12-01T09:00:00Z",
+                    "updated_at": "2026-12-01T09:20:00Z",
+                    "progress_url": f"/media/videos/{_VIDEO_ID}/progress/",
+                },
+            )
+        ],
+    )
     def get(self, request: Request, video_id: uuid.UUID) -> Response:
         caller = caller_of(request)
         video = services.video_get_for_caller(caller.tenant_id, video_id=video_id, caller=caller)
