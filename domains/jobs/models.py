@@ -40,6 +40,8 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["tenant", "status"], name="job_tenant_status_idx"),
             models.Index(fields=["tenant", "job_id"], name="job_tenant_jobid_idx"),
+            # The newest-first list (migration 0003).
+            models.Index(fields=["tenant", "created_at", "id"], name="job_tenant_created_idx"),
         ]
         constraints = [
             models.UniqueConstraint(
