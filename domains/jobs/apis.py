@@ -250,7 +250,7 @@ JOB_LIST_INVALID_EXAMPLE = OpenApiExample(
     value={
         "code": "invalid",
         "detail": "The request contains invalid data.",
-        "fields": {"status": {"0": ['"RUNNING" is not a valid choice.']}},
+        "fields": {"status": ['"RUNNING" is not a valid choice.']},
     },
 )
 
@@ -259,11 +259,7 @@ class JobListApi(APIView):
     """GET /api/v1/jobs/: the tenant's jobs, newest first, a cursor page at a time."""
 
     class QuerySerializer(ListQuerySerializer):
-        status = serializers.ListField(
-            child=serializers.ChoiceField(choices=JobStatus.choices),
-            required=False,
-            max_length=len(JobStatus.choices),
-        )
+        status = serializers.MultipleChoiceField(choices=JobStatus.choices, required=False)
         job_type = serializers.ChoiceField(choices=sorted(JOB_TYPES), required=False)
 
     @extend_schema(
@@ -327,7 +323,7 @@ class JobListApi(APIView):
         page = services.jobs_list_for_caller(
             caller.tenant_id,
             caller=caller,
-            statuses=tuple(query.validated_data.get("status", ())),
+            statuses=tuple(sorted(query.validated_data.get("status", ()))),
             job_type=query.validated_data.get("job_type"),
             after=query.validated_data.get("cursor"),
             size=page_size_of(query.validated_data),

@@ -144,11 +144,7 @@ class VideoListApi(APIView):
 
     class QuerySerializer(ListQuerySerializer):
         session_id = serializers.IntegerField(required=False, min_value=1, max_value=SESSION_ID_MAX)
-        status = serializers.ListField(
-            child=serializers.ChoiceField(choices=VideoStatus.choices),
-            required=False,
-            max_length=len(VideoStatus.choices),
-        )
+        status = serializers.MultipleChoiceField(choices=VideoStatus.choices, required=False)
 
     @extend_schema(
         operation_id="videos_list",
@@ -202,7 +198,7 @@ class VideoListApi(APIView):
             caller.tenant_id,
             caller=caller,
             session_id=query.validated_data.get("session_id"),
-            statuses=tuple(query.validated_data.get("status", ())),
+            statuses=tuple(sorted(query.validated_data.get("status", ()))),
             after=query.validated_data.get("cursor"),
             size=page_size_of(query.validated_data),
         )

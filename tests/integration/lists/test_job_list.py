@@ -296,3 +296,28 @@ def test_the_query_reads_only_the_columns_a_row_shows(
         assert f'"{column}"' not in selected
     assert "JOIN" not in sql
     assert selected.count('"jobs_job".') == 7
+
+
+def test_the_refusals_of_the_list_are_translated(alpha_staff: Member) -> None:
+    # given a Korean-speaking client
+    client = alpha_staff.client()
+
+    # when it sends a bad cursor and a session filter
+    cursor = client.get(f"{URL}?cursor=zz", HTTP_ACCEPT_LANGUAGE="ko").json()
+    session = client.get(f"{URL}?session_id=1", HTTP_ACCEPT_LANGUAGE="ko").json()
+
+    # then both messages are in Korean
+    assert cursor["fields"]["cursor"] == [
+        "이 목록의 커서가 아닙니다. 페이지의 next_cursor 값을 사용하세요."
+    ]
+    assert session["fields"]["session_id"] == [
+        "작업은 세션에 속하지 않습니다. session_id로는 동영상을 필터링하세요."
+    ]
+
+
+def test_a_bad_status_is_named_in_a_flat_list(alpha_staff: Member) -> None:
+    # when one of two statuses does not exist
+    body = alpha_staff.client().get(f"{URL}?status=DONE&status=RUNNING").json()
+
+    # then the answer names the bad value under `status`, as a list of messages
+    assert body["fields"] == {"status": ['"RUNNING" is not a valid choice.']}
