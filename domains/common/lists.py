@@ -10,11 +10,13 @@ parameter is absent, so a client may fill a URL template; any other value that i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema_serializer
 from rest_framework import serializers
@@ -75,6 +77,17 @@ def next_link(request: Request, cursor: Cursor | None) -> str | None:
         if value != ""
     ]
     return f"{request.path}?{urlencode([*kept, ('cursor', cursor.encode())])}"
+
+
+_MARKER = uuid.UUID(int=0)
+
+
+def path_of(name: str, kwarg: str) -> Callable[[uuid.UUID], str]:
+    """The path of URL ``name`` for any id, from one ``reverse``: a page of 20 rows would
+    otherwise pay 40 of them (a fifth of the view's time under cProfile)."""
+    template = reverse(name, kwargs={kwarg: _MARKER})
+    marker = str(_MARKER)
+    return lambda value: template.replace(marker, str(value))
 
 
 # --- OpenAPI --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -29,6 +30,7 @@ from domains.common.lists import (
     ListQuerySerializer,
     next_link,
     page_size_of,
+    path_of,
     query_data,
 )
 from domains.jobs import services
@@ -202,11 +204,20 @@ class JobListItemSerializer(serializers.Serializer):
     def get_topic(self, row: JobListRow) -> str:
         return str(Topic.job(row.job_id))
 
+    # One reverse() a page, not two a row: ``many=True`` shares this instance over the rows.
+    @cached_property
+    def _progress_path(self) -> Callable[[uuid.UUID], str]:
+        return path_of("job-progress", "job_id")
+
+    @cached_property
+    def _detail_path(self) -> Callable[[uuid.UUID], str]:
+        return path_of("job-detail", "job_id")
+
     def get_progress_url(self, row: JobListRow) -> str:
-        return reverse("job-progress", kwargs={"job_id": row.job_id})
+        return self._progress_path(row.job_id)
 
     def get_detail_url(self, row: JobListRow) -> str:
-        return reverse("job-detail", kwargs={"job_id": row.job_id})
+        return self._detail_path(row.job_id)
 
 
 @extend_schema_serializer(component_name="JobListPage")

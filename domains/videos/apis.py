@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from functools import cached_property
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -24,6 +26,7 @@ from domains.common.lists import (
     ListQuerySerializer,
     next_link,
     page_size_of,
+    path_of,
     query_data,
 )
 from domains.tenants.auth import caller_of
@@ -87,11 +90,20 @@ class VideoListItemSerializer(serializers.Serializer):
     def get_topic(self, row: VideoListRow) -> str:
         return str(Topic.video(row.video_id))
 
+    # One reverse() a page, not two a row: ``many=True`` shares this instance over the rows.
+    @cached_property
+    def _progress_path(self) -> Callable[[uuid.UUID], str]:
+        return path_of("video-progress", "video_id")
+
+    @cached_property
+    def _detail_path(self) -> Callable[[uuid.UUID], str]:
+        return path_of("video-detail", "video_id")
+
     def get_progress_url(self, row: VideoListRow) -> str:
-        return reverse("video-progress", kwargs={"video_id": row.video_id})
+        return self._progress_path(row.video_id)
 
     def get_detail_url(self, row: VideoListRow) -> str:
-        return reverse("video-detail", kwargs={"video_id": row.video_id})
+        return self._detail_path(row.video_id)
 
 
 @extend_schema_serializer(component_name="VideoListPage")
