@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
-        bench bench-http bench-ws bench-workers bench-client bench-excel
+        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -100,7 +100,7 @@ messages: install
 # same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
 BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
 
-bench: bench-http bench-ws bench-workers bench-client bench-excel
+bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists
 
 bench-http: install
 	$(BENCH_PY) -m bench.http.run
@@ -117,6 +117,9 @@ bench-client: install
 bench-excel: install
 	$(BENCH_PY) bench/excel/lookup_methods.py
 	$(BENCH_PY) bench/excel/import_bench.py
+
+bench-lists: install
+	$(BENCH_PY) -m bench.lists.run
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -317,6 +317,14 @@ MESSAGING_BATCH_SIZE = env.int("MESSAGING_BATCH_SIZE", default=50)
 # Pause between batches: a send rate limit toward the mail provider (and a visible demo).
 MESSAGING_SEND_INTERVAL = env.float("MESSAGING_SEND_INTERVAL", default=0.0)
 
+# --- Lists ----------------------------------------------------------------------------------
+# GET /api/v1/jobs/ and GET /media/videos/ (PROTOCOL.md §5): rows per page unless the client
+# asks for ``page_size``, and the most it may ask for (every row is one index entry read).
+LIST_PAGE_SIZE = env.int("LIST_PAGE_SIZE", default=20)
+LIST_PAGE_SIZE_MAX = env.int("LIST_PAGE_SIZE_MAX", default=100)
+if not 1 <= LIST_PAGE_SIZE <= LIST_PAGE_SIZE_MAX:
+    raise ImproperlyConfigured("LIST_PAGE_SIZE must be between 1 and LIST_PAGE_SIZE_MAX")
+
 # --- Email ----------------------------------------------------------------------------------
 _EMAIL_BACKENDS = {
     "dev": "django.core.mail.backends.console.EmailBackend",

@@ -77,3 +77,9 @@ def sees_topic(caller: Caller, *, owner_id: int | None) -> bool:
     alike. The tenant is not checked here: every lookup is already scoped to the caller's.
     """
     return caller.sees_whole_tenant or (owner_id is not None and owner_id == caller.user_id)
+
+
+def visible_owner(caller: Caller) -> int | None:
+    """`sees_topic` as a query filter, for lists: the owner whose rows the caller may see, or
+    ``None`` when the caller sees every row of the tenant."""
+    return None if caller.sees_whole_tenant else caller.user_id

@@ -58,6 +58,8 @@ class Job(models.Model):
                     status__in=["DONE", "FAILED"], terminal_published_at__isnull=True
                 ),
             ),
+            # The newest-first list (migration 0003).
+            models.Index(fields=["tenant", "created_at", "id"], name="job_tenant_created_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -24,6 +24,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from domains.common.cursors import Cursor, Page, page_cut
 from domains.common.errors import (
     Conflict,
     NotFound,
@@ -36,7 +37,7 @@ from domains.jobs.models import Job, JobStatus
 from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
 from domains.students.xlsx import failures_workbook
 from realtime import store
-from realtime.identity import Caller, sees_topic
+from realtime.identity import Caller, sees_topic, visible_owner
 from realtime.keys import Topic
 from realtime.state import Change
 from realtime.store import PublishRetry
@@ -97,6 +98,30 @@ def job_state_from_record(tenant_id: int, topic: Topic) -> Change | None:
     """
     job = repository.job_for_detail(tenant_id, job_id=topic.id)
     return None if job is None else _record_change(job)
+
+
+def jobs_list_for_caller(
+    tenant_id: int,
+    *,
+    caller: Caller,
+    statuses: tuple[str, ...] = (),
+    job_type: str | None = None,
+    after: Cursor | None = None,
+    size: int,
+) -> Page[repository.JobListRow]:
+    """One page of the tenant's jobs, newest first: all of them for staff and admin, the
+    caller's own for everyone else (the visibility rule of PROTOCOL.md §4, as a filter)."""
+    if caller.tenant_id != tenant_id:
+        raise PermissionDenied()
+    rows = repository.jobs_page(
+        tenant_id,
+        owner_id=visible_owner(caller),
+        statuses=statuses,
+        job_type=job_type,
+        after=after,
+        limit=size + 1,
+    )
+    return page_cut(rows, size=size, key_of=lambda row: row.key)
 
 
 # --- creating -------------------------------------------------------------------------------

@@ -3,11 +3,12 @@ from __future__ import annotations
 import logging
 import uuid
 
-from domains.common.errors import NotFound
+from domains.common.cursors import Cursor, Page, page_cut
+from domains.common.errors import NotFound, PermissionDenied
 from domains.videos import repository
 from domains.videos.models import Video
 from realtime import store
-from realtime.identity import Caller, sees_topic
+from realtime.identity import Caller, sees_topic, visible_owner
 from realtime.keys import Topic, TopicKind
 from realtime.state import STATUSES, Change
 
@@ -52,3 +53,27 @@ def _record_change(video: Video) -> Change | None:
         hls_path=video.hls_path or None,
         duration=video.duration,
     )
+
+
+def videos_list_for_caller(
+    tenant_id: int,
+    *,
+    caller: Caller,
+    session_id: int | None = None,
+    statuses: tuple[str, ...] = (),
+    after: Cursor | None = None,
+    size: int,
+) -> Page[repository.VideoListRow]:
+    """One page of the tenant's videos, newest first: all of them for staff and admin, the
+    caller's own for everyone else (the visibility rule of PROTOCOL.md §4, as a filter)."""
+    if caller.tenant_id != tenant_id:
+        raise PermissionDenied()
+    rows = repository.videos_page(
+        tenant_id,
+        owner_id=visible_owner(caller),
+        session_id=session_id,
+        statuses=statuses,
+        after=after,
+        limit=size + 1,
+    )
+    return page_cut(rows, size=size, key_of=lambda row: row.key)

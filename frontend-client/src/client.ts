@@ -4,6 +4,13 @@
 // what the sources' news means for a topic and tells the watchers.
 import { SocketConnection, type TopicFrame } from './connection.js';
 import { HttpApi, HttpStatusError } from './http.js';
+import type {
+  JobListItem,
+  JobListParams,
+  ListPage,
+  VideoListItem,
+  VideoListParams,
+} from './lists.js';
 import { Poller } from './polling.js';
 import { documentOf } from './protocol.js';
 import { TopicSubscription, type Watcher } from './subscription.js';
@@ -117,6 +124,19 @@ export class RealtimeClient {
     return () => {
       this.statusListeners.delete(listener);
     };
+  }
+
+  /**
+   * One page of the caller's jobs, newest first; pass `nextCursor` back as `cursor` for the
+   * next. Each row's `topic` can be watched. A refusal rejects with an `ApiError`.
+   */
+  listJobs(params: JobListParams = {}): Promise<ListPage<JobListItem>> {
+    return this.http.listJobs(params);
+  }
+
+  /** As `listJobs`, for videos (filter by `sessionId` and `status`). */
+  listVideos(params: VideoListParams = {}): Promise<ListPage<VideoListItem>> {
+    return this.http.listVideos(params);
   }
 
   watch(topic: Topic, options: WatchOptions = {}): WatchHandle {

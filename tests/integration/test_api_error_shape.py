@@ -23,7 +23,7 @@ UNKNOWN_PATHS = [
     "/api/v1/jobs",  # no trailing slash: no redirect, the path does not exist
     f"/api/v1/jobs/{uuid.uuid4()}/nothing/",
     "/media/",
-    "/media/videos/",
+    "/media/lectures/",
     "/media/videos/not-a-uuid/progress/",
     "/api/docs/assets/../settings.py",
     "/api/docs/assets/not-an-asset.js",
