@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from domains.tenants import services
+from domains.tenants import services, throttles
 from domains.tenants.auth import caller_of
 
+THROTTLED = OpenApiResponse(
+    inline_serializer(
+        "ThrottledError",
+        {
+            "code": serializers.CharField(),
+            "detail": serializers.CharField(),
+            "fields": serializers.DictField(),
+        },
+    ),
+    description="throttled: too many attempts from this address or for this account; "
+    "Retry-After says when to try again.",
+)
 
-class TokenObtainApi(APIView):
+
+class TokenObtainApi(throttles.ThrottledApiMixin, APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (throttles.LoginAddressThrottle, throttles.LoginUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
@@ -32,7 +46,9 @@ class TokenObtainApi(APIView):
             "password_change_required."
         )
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer, 429: THROTTLED}, auth=[]
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -44,18 +60,26 @@ class TokenObtainApi(APIView):
         return Response(self.OutputSerializer(tokens).data)
 
 
-class TokenRefreshApi(APIView):
+class TokenRefreshApi(throttles.ThrottledApiMixin, APIView):
+    """A new token pair for a current refresh token (rotation: use the new refresh token)."""
+
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (throttles.RefreshAddressThrottle, throttles.RefreshUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField(max_length=4096)
 
     class OutputSerializer(serializers.Serializer):
         access = serializers.CharField()
+        refresh = serializers.CharField(
+            help_text="A new refresh token; keep it instead of the one sent (rotation)."
+        )
         access_expires_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer, 429: THROTTLED}, auth=[]
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -63,16 +87,23 @@ class TokenRefreshApi(APIView):
         return Response(self.OutputSerializer(tokens).data)
 
 
-class PasswordChangeApi(APIView):
-    """Change one's password; the only write open to a user who still has an initial one."""
+class PasswordChangeApi(throttles.ThrottledApiMixin, APIView):
+    """Change one's password; the only write open to a user who still has an initial one.
+
+    Every refresh token issued before, in every tenant of the user, stops working (ADR 0014).
+    """
 
     allowed_before_password_change = True
+    throttle_classes = (throttles.PasswordAddressThrottle, throttles.PasswordUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         current_password = serializers.CharField(max_length=512, trim_whitespace=False)
         new_password = serializers.CharField(max_length=512, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={200: TokenObtainApi.OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: TokenObtainApi.OutputSerializer, 429: THROTTLED},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
