@@ -1,7 +1,7 @@
-"""Fixtures of the security tests: throttle counters reset, members of two tenants, tokens.
+"""Fixtures of the security tests: counters reset, members of two tenants, tokens.
 
-Throttle counters live in Redis and outlive a test's database rollback, so every test here
-starts from none.
+Throttle, quota and connection counters live in Redis and outlive a test's database
+rollback, so every test here starts from none.
 """
 
 from __future__ import annotations
@@ -27,19 +27,26 @@ PASSWORD_URL = "/api/v1/auth/password/"
 JOBS_URL = "/api/v1/jobs/"
 
 
-def clear_throttles() -> None:
+def clear_counters() -> None:
+    """Throttle windows, daily messaging budgets and connection sets (tenant ids repeat across
+    runs, since every run gets a new test database)."""
     client = sync_redis()
-    pattern = f"{settings.REALTIME_KEY_PREFIX}cache:*:throttle:*"
-    keys = list(client.scan_iter(match=pattern, count=500))
-    if keys:
-        client.delete(*keys)
+    prefix = settings.REALTIME_KEY_PREFIX
+    for pattern in (
+        f"{prefix}cache:*:throttle:*",
+        f"{prefix}tenant:*:messaging:recipients:*",
+        f"{prefix}tenant:*:user:*:connections",
+    ):
+        keys = list(client.scan_iter(match=pattern, count=500))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture(autouse=True)
-def fresh_throttles() -> Iterator[None]:
-    clear_throttles()
+def fresh_counters() -> Iterator[None]:
+    clear_counters()
     yield
-    clear_throttles()
+    clear_counters()
 
 
 def member(tenant: Tenant, username: str, role: Role) -> Member:
