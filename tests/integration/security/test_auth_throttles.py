@@ -25,7 +25,7 @@ def rates(**low: str) -> dict[str, str]:
 
 
 @override_settings(AUTH_THROTTLE_RATES=rates(login_user="3/min"))
-def test_f12_login_is_throttled_per_tenant_and_username(
+def test_F12_login_is_throttled_per_tenant_and_username(
     api: APIClient, shared: tuple[Member, Member]
 ) -> None:
     # given: three wrong guesses at alpha's shared-user
@@ -45,7 +45,7 @@ def test_f12_login_is_throttled_per_tenant_and_username(
 
 
 @override_settings(AUTH_THROTTLE_RATES=rates(login_user="3/min"))
-def test_f12_a_throttle_on_alphas_user_does_not_throttle_betas_same_username(
+def test_F12_a_throttle_on_alphas_user_does_not_throttle_betas_same_username(
     api: APIClient, shared: tuple[Member, Member]
 ) -> None:
     # given: alpha's shared-user is throttled
@@ -61,7 +61,7 @@ def test_f12_a_throttle_on_alphas_user_does_not_throttle_betas_same_username(
 
 
 @override_settings(AUTH_THROTTLE_RATES=rates(login_user="3/min"))
-def test_f12_throttled_message_is_korean(api: APIClient, alpha_staff: Member) -> None:
+def test_F12_throttled_message_is_korean(api: APIClient, alpha_staff: Member) -> None:
     # given: alpha-staff's login budget is spent
     for _ in range(3):
         login(api, "alpha", "alpha-staff", "wrong")
@@ -77,7 +77,7 @@ def test_f12_throttled_message_is_korean(api: APIClient, alpha_staff: Member) ->
 
 
 @override_settings(AUTH_THROTTLE_RATES=rates(login_ip="4/min"))
-def test_f12_login_is_throttled_per_address_across_usernames(
+def test_F12_login_is_throttled_per_address_across_usernames(
     api: APIClient, alpha_staff: Member, beta_staff: Member
 ) -> None:
     # given: one address spends its budget on four different accounts (two tenants)
@@ -94,7 +94,7 @@ def test_f12_login_is_throttled_per_address_across_usernames(
 
 
 @override_settings(AUTH_THROTTLE_RATES=rates(login_ip="2/min"))
-def test_f12_a_forged_forwarded_for_header_does_not_reset_the_address_budget(
+def test_F12_a_forged_forwarded_for_header_does_not_reset_the_address_budget(
     api: APIClient, alpha_staff: Member
 ) -> None:
     # given: no proxy is trusted (the development default) and the address is spent
@@ -109,7 +109,7 @@ def test_f12_a_forged_forwarded_for_header_does_not_reset_the_address_budget(
 
 
 @override_settings(AUTH_THROTTLE_RATES=rates(refresh_user="2/min"))
-def test_f12_refresh_is_throttled_per_tenant_and_user(
+def test_F12_refresh_is_throttled_per_tenant_and_user(
     api: APIClient, shared: tuple[Member, Member]
 ) -> None:
     # given: the shared user's alpha refresh budget is spent
@@ -129,7 +129,7 @@ def test_f12_refresh_is_throttled_per_tenant_and_user(
 
 
 @override_settings(AUTH_THROTTLE_RATES=rates(refresh_user="2/min"))
-def test_f12_forged_refresh_tokens_do_not_spend_the_victims_budget(
+def test_F12_forged_refresh_tokens_do_not_spend_the_victims_budget(
     api: APIClient, alpha_staff: Member
 ) -> None:
     # given: an attacker posts refresh "tokens" that do not verify
@@ -145,7 +145,7 @@ def test_f12_forged_refresh_tokens_do_not_spend_the_victims_budget(
 
 
 @override_settings(AUTH_THROTTLE_RATES=rates(password_user="2/min"))
-def test_f12_password_change_is_throttled_per_user_not_per_tenant(
+def test_F12_password_change_is_throttled_per_user_not_per_tenant(
     api: APIClient, alpha_staff: Member, beta_staff: Member
 ) -> None:
     # given: alpha-staff guessed the current password twice

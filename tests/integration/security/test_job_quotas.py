@@ -108,7 +108,7 @@ def test_an_idempotent_replay_is_not_refused_by_the_quota(alpha_staff: Member) -
     assert other.status_code == 429
 
 
-def test_f23_students_may_not_mail_at_all(alpha_student: Member) -> None:
+def test_F23_students_may_not_mail_at_all(alpha_student: Member) -> None:
     # when: a student posts a messaging job
     response = _message(alpha_student, 1)
 
@@ -119,7 +119,7 @@ def test_f23_students_may_not_mail_at_all(alpha_student: Member) -> None:
 
 
 @override_settings(MESSAGING_TEACHER_MAX_RECIPIENTS=5)
-def test_f23_a_teacher_reaches_a_class_per_job_not_the_whole_academy(
+def test_F23_a_teacher_reaches_a_class_per_job_not_the_whole_academy(
     alpha_teacher: Member, alpha_staff: Member
 ) -> None:
     # when: a teacher mails six addresses, and staff mails the same six
@@ -140,7 +140,7 @@ def test_f23_a_teacher_reaches_a_class_per_job_not_the_whole_academy(
     MESSAGING_DAILY_RECIPIENTS={"teacher": 10, "staff": 100, "admin": 100},
     MESSAGING_TEACHER_MAX_RECIPIENTS=50,
 )
-def test_f23_a_teachers_daily_recipient_budget_is_counted_and_refused_with_429(
+def test_F23_a_teachers_daily_recipient_budget_is_counted_and_refused_with_429(
     alpha_teacher: Member, beta_teacher: Member
 ) -> None:
     # given: alpha's teacher mailed eight recipients today
@@ -165,7 +165,7 @@ def test_f23_a_teachers_daily_recipient_budget_is_counted_and_refused_with_429(
     MESSAGING_DAILY_RECIPIENTS={"teacher": 100, "staff": 100, "admin": 100},
     MESSAGING_TENANT_DAILY_RECIPIENTS=12,
 )
-def test_f23_the_tenant_daily_budget_caps_all_senders_together(
+def test_F23_the_tenant_daily_budget_caps_all_senders_together(
     alpha_teacher: Member, alpha_staff: Member, beta_staff: Member
 ) -> None:
     # given: alpha's teacher mailed ten recipients today

@@ -64,7 +64,7 @@ def own_job() -> Topic:
 
 
 @pytest.mark.django_db
-def test_f25_django_progress_view_refuses_a_pwd_change_token_without_sql(own_job: Topic) -> None:
+def test_F25_django_progress_view_refuses_a_pwd_change_token_without_sql(own_job: Topic) -> None:
     # given: the owner's token that still carries pwd_change, and one without it
     fenced = signed_access(tenant_id=ALPHA, user_id=OWNER, pwd_change=True)
     cleared = signed_access(tenant_id=ALPHA, user_id=OWNER)
@@ -82,7 +82,7 @@ def test_f25_django_progress_view_refuses_a_pwd_change_token_without_sql(own_job
     assert len(queries) == 0
 
 
-async def test_f25_fast_path_refuses_a_pwd_change_token_in_korean(own_job: Topic) -> None:
+async def test_F25_fast_path_refuses_a_pwd_change_token_in_korean(own_job: Topic) -> None:
     # given: a pwd_change token of the owner
     fenced = signed_access(tenant_id=ALPHA, user_id=OWNER, pwd_change=True)
 
@@ -98,7 +98,7 @@ async def test_f25_fast_path_refuses_a_pwd_change_token_in_korean(own_job: Topic
     }
 
 
-async def test_f25_video_progress_is_fenced_too_and_beta_is_not_found() -> None:
+async def test_F25_video_progress_is_fenced_too_and_beta_is_not_found() -> None:
     # given: a pwd_change token of beta's user and a cleared one, for a topic of alpha
     topic = Topic.video(uuid.uuid4())
     await store.apublish(ALPHA, topic, Change(status="UPLOADED", owner_id=OWNER))

@@ -27,7 +27,7 @@ def _refresh(api: APIClient, token: str) -> Any:
     return api.post(REFRESH_URL, {"refresh": token}, format="json")
 
 
-def test_f5_refresh_token_issued_before_a_password_change_is_refused(
+def test_F5_refresh_token_issued_before_a_password_change_is_refused(
     api: APIClient, shared: tuple[Member, Member]
 ) -> None:
     # given: a classmate logged in as the user first (alpha) and keeps the refresh token;
@@ -51,7 +51,7 @@ def test_f5_refresh_token_issued_before_a_password_change_is_refused(
     assert _refresh(api, changed.json()["refresh"]).status_code == 200
 
 
-def test_f5_refresh_after_deactivation_is_refused_and_login_too(
+def test_F5_refresh_after_deactivation_is_refused_and_login_too(
     api: APIClient, shared: tuple[Member, Member]
 ) -> None:
     # given: the user holds refresh tokens in alpha and beta

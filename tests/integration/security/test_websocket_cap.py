@@ -58,7 +58,7 @@ async def _wait_until(predicate_count: int, tenant_id: int, *, within: float = 1
 
 
 @override_settings(REALTIME_MAX_CONNECTIONS_PER_USER=2)
-async def test_f19_a_connection_over_the_per_user_cap_closes_with_4008_and_a_reason() -> None:
+async def test_F19_a_connection_over_the_per_user_cap_closes_with_4008_and_a_reason() -> None:
     # given: alpha's user 7 has two open connections
     token = signed_access(tenant_id=ALPHA, user_id=USER, role="staff")
     first, second = await _open(token), await _open(token)
@@ -78,7 +78,7 @@ async def test_f19_a_connection_over_the_per_user_cap_closes_with_4008_and_a_rea
 
 
 @override_settings(REALTIME_MAX_CONNECTIONS_PER_USER=2)
-async def test_f19_beta_user_with_the_same_id_is_counted_apart() -> None:
+async def test_F19_beta_user_with_the_same_id_is_counted_apart() -> None:
     # given: alpha's user 7 is at the cap
     alpha = signed_access(tenant_id=ALPHA, user_id=USER, role="staff")
     held = [await _open(alpha), await _open(alpha)]
@@ -94,7 +94,7 @@ async def test_f19_beta_user_with_the_same_id_is_counted_apart() -> None:
 
 
 @override_settings(REALTIME_MAX_CONNECTIONS_PER_USER=1)
-async def test_f19_a_closed_connection_gives_its_slot_back() -> None:
+async def test_F19_a_closed_connection_gives_its_slot_back() -> None:
     # given: the user's one allowed connection, closed by the client
     token = signed_access(tenant_id=ALPHA, user_id=USER, role="staff")
     first = await _open(token)
@@ -112,7 +112,7 @@ async def test_f19_a_closed_connection_gives_its_slot_back() -> None:
 
 
 @override_settings(REALTIME_MAX_CONNECTIONS_PER_USER=2, REALTIME_CONNECTION_TTL=1)
-async def test_f19_slots_of_a_process_that_died_expire_and_do_not_leak() -> None:
+async def test_F19_slots_of_a_process_that_died_expire_and_do_not_leak() -> None:
     # given: two slots taken by a process that then died (never released, never refreshed)
     for _ in range(2):
         slot = await connections.acquire(ALPHA, USER)
@@ -132,7 +132,7 @@ async def test_f19_slots_of_a_process_that_died_expire_and_do_not_leak() -> None
 
 
 @override_settings(REALTIME_CONNECTION_TTL=1)
-async def test_f19_a_live_connection_is_refreshed_past_its_ttl() -> None:
+async def test_F19_a_live_connection_is_refreshed_past_its_ttl() -> None:
     # given: one open connection, with slots that expire a second after each refresh
     comm = await _open(signed_access(tenant_id=ALPHA, user_id=USER, role="staff"))
     assert await _pongs(comm)
@@ -146,7 +146,7 @@ async def test_f19_a_live_connection_is_refreshed_past_its_ttl() -> None:
     await comm.disconnect()
 
 
-async def test_f19_an_unauthenticated_handshake_takes_no_slot() -> None:
+async def test_F19_an_unauthenticated_handshake_takes_no_slot() -> None:
     # when: a handshake with a bad token
     comm = await _open("not-a-token")
 
