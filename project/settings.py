@@ -179,6 +179,11 @@ REALTIME_TOKEN_WARNING = env.int("REALTIME_TOKEN_WARNING", default=60)
 REALTIME_RESYNC_INTERVAL = env.float("REALTIME_RESYNC_INTERVAL", default=5.0)
 # A connection whose pending frames could not be sent for this long is closed.
 REALTIME_SEND_TIMEOUT = env.float("REALTIME_SEND_TIMEOUT", default=10.0)
+# Open WebSockets per (tenant, user) (audit F19): past it a new one closes with 4008. Each is
+# an entry in a Redis sorted set that expires REALTIME_CONNECTION_TTL seconds after its last
+# refresh (every third of it), so a process that dies leaks nothing for longer than that.
+REALTIME_MAX_CONNECTIONS_PER_USER = env.int("REALTIME_MAX_CONNECTIONS_PER_USER", default=10)
+REALTIME_CONNECTION_TTL = env.int("REALTIME_CONNECTION_TTL", default=90)
 # Browsers always send Origin; non-browser clients (scripts, mobile) may not.
 REALTIME_ALLOW_MISSING_ORIGIN = env.bool("REALTIME_ALLOW_MISSING_ORIGIN", default=True)
 
@@ -188,6 +193,21 @@ REALTIME_ALLOW_MISSING_ORIGIN = env.bool("REALTIME_ALLOW_MISSING_ORIGIN", defaul
 # the young generation less often, which makes full collections rare (project/asgi.py).
 ASGI_GC_TUNING = env.bool("ASGI_GC_TUNING", default=DJANGO_ENV != "test")
 ASGI_GC_THRESHOLDS = tuple(env.list("ASGI_GC_THRESHOLDS", cast=int, default=[50_000, 20, 100]))
+
+# Throttle counters (domains/tenants/throttles.py) live in Redis, shared by every process.
+# The default cache stays local: nothing else is meant to depend on Redis through it.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{REALTIME_KEY_PREFIX}cache",
+        "OPTIONS": {
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        },
+    },
+}
 
 CHANNEL_LAYERS = {
     "default": {
@@ -295,6 +315,11 @@ JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
     "DATA_UPLOAD_MAX_MEMORY_SIZE", default=4 * JOB_PAYLOAD_MAX_BYTES
 )
+# Quotas (docs/SECURITY.md): unfinished (PENDING or PROCESSING) jobs one user, and one tenant,
+# may have at once. Past either, a new job answers 429 quota_exceeded with this Retry-After.
+JOB_ACTIVE_MAX_PER_USER = env.int("JOB_ACTIVE_MAX_PER_USER", default=20)
+JOB_ACTIVE_MAX_PER_TENANT = env.int("JOB_ACTIVE_MAX_PER_TENANT", default=200)
+JOB_QUOTA_RETRY_AFTER = env.int("JOB_QUOTA_RETRY_AFTER", default=30)
 
 # --- Excel import (students) ---------------------------------------------------------------
 # Checked in the API before anything is stored or queued; the file itself goes to S3.
@@ -316,6 +341,17 @@ MESSAGING_SUBJECT_MAX_LENGTH = env.int("MESSAGING_SUBJECT_MAX_LENGTH", default=2
 MESSAGING_BATCH_SIZE = env.int("MESSAGING_BATCH_SIZE", default=50)
 # Pause between batches: a send rate limit toward the mail provider (and a visible demo).
 MESSAGING_SEND_INTERVAL = env.float("MESSAGING_SEND_INTERVAL", default=0.0)
+# Who may mail external addresses, and how many (audit F23, docs/SECURITY.md). Students and
+# parents may not create messaging jobs at all (domains/jobs/types.py). Per job: a teacher
+# reaches a class, staff and admins the whole academy (MESSAGING_MAX_RECIPIENTS). Per UTC day,
+# counted in Redis: recipients per user by role, and per tenant.
+MESSAGING_TEACHER_MAX_RECIPIENTS = env.int("MESSAGING_TEACHER_MAX_RECIPIENTS", default=50)
+MESSAGING_DAILY_RECIPIENTS = {
+    "teacher": env.int("MESSAGING_TEACHER_DAILY_RECIPIENTS", default=200),
+    "staff": env.int("MESSAGING_STAFF_DAILY_RECIPIENTS", default=5000),
+    "admin": env.int("MESSAGING_ADMIN_DAILY_RECIPIENTS", default=5000),
+}
+MESSAGING_TENANT_DAILY_RECIPIENTS = env.int("MESSAGING_TENANT_DAILY_RECIPIENTS", default=20_000)
 
 # --- Lists ----------------------------------------------------------------------------------
 # GET /api/v1/jobs/ and GET /media/videos/ (PROTOCOL.md §5): rows per page unless the client
@@ -342,6 +378,8 @@ EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / ".run" / "em
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="academy@localhost")
 
 # --- Auth tokens ----------------------------------------------------------------------------
+# Refresh rotates and carries the membership's token version (ADR 0014); an access token
+# cannot be revoked, so its lifetime is the longest a removed member or a stolen token lasts.
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME_SECONDS", default=900))
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME_SECONDS", default=86400))
 # Signs every access token; production refuses the development default and short keys.
@@ -356,6 +394,28 @@ SIMPLE_JWT = {
     "TOKEN_USER_CLASS": "domains.tenants.auth.TenantTokenUser",
     "UPDATE_LAST_LOGIN": False,
 }
+
+# Login, refresh and password change, per client address and per (tenant, user) (audit F12;
+# domains/tenants/throttles.py). A whole class may log in from one school address at once,
+# so the address rates are generous; the per-account ones brake guessing. Tests that check
+# throttling set their own rates (override_settings); the others must not trip them.
+_THROTTLE_DEFAULTS = {
+    "login_ip": "60/min",
+    "login_user": "10/min",
+    "refresh_ip": "120/min",
+    "refresh_user": "20/min",
+    "password_ip": "20/min",
+    "password_user": "5/min",
+}
+AUTH_THROTTLE_RATES = {
+    scope: env.str(
+        f"THROTTLE_{scope.upper()}", default="10000/min" if DJANGO_ENV == "test" else rate
+    )
+    for scope, rate in _THROTTLE_DEFAULTS.items()
+}
+# Proxies in front of the app that append to X-Forwarded-For (nginx: 1). 0 trusts only the
+# peer address; never leave it unset, since DRF would then trust a client-written header.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if IS_PROD else 0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -372,6 +432,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "project.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handlers.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 
 SPECTACULAR_SETTINGS = {

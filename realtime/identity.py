@@ -34,6 +34,8 @@ TENANT_CLAIM = "tenant_id"
 ROLE_CLAIM = "role"
 # Set while the user still has the initial password an import gave it (ADR 0102).
 PASSWORD_CHANGE_CLAIM = "pwd_change"  # noqa: S105 - a claim name, not a secret
+# The membership's token version, checked at refresh only (ADR 0014).
+TOKEN_VERSION_CLAIM = "token_version"  # noqa: S105 - a claim name, not a secret
 
 
 def sees_whole_tenant(role: str) -> bool:

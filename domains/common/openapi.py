@@ -146,13 +146,25 @@ UNAVAILABLE = ErrorCase(
     "The service is temporarily unavailable. Try again shortly.",
     summary="A backing service is down; retry after Retry-After seconds",
 )
+THROTTLED = ErrorCase(
+    429,
+    "throttled",
+    "Too many attempts. Try again in 42 seconds.",
+    summary="Too many attempts from this address or for this account; see Retry-After",
+)
+QUOTA_EXCEEDED = ErrorCase(
+    429,
+    "quota_exceeded",
+    "You already have 20 unfinished jobs. Wait until one finishes.",
+    summary="Too many unfinished jobs (per user or per tenant) or the day's message budget",
+)
 
 RETRY_AFTER = OpenApiParameter(
     "Retry-After",
     {"type": "integer", "minimum": 0},
     OpenApiParameter.HEADER,
     description="Seconds to wait before retrying.",
-    response=[503],
+    response=[429, 503],
     required=True,
 )
 

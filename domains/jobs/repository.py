@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Now
 
 from domains.common.cursors import Cursor
@@ -297,3 +297,17 @@ def jobs_page(
         limit=limit,
     )
     return [JobListRow(*values) for values in query]
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveJobs:
+    tenant: int
+    mine: int
+
+
+def jobs_active_count(tenant_id: int, *, created_by_id: int) -> ActiveJobs:
+    """Unfinished jobs of the tenant and of one user: one query on (tenant, status)."""
+    counts = Job.objects.filter(
+        tenant_id=tenant_id, status__in=(JobStatus.PENDING, JobStatus.PROCESSING)
+    ).aggregate(tenant=Count("id"), mine=Count("id", filter=Q(created_by_id=created_by_id)))
+    return ActiveJobs(tenant=int(counts["tenant"]), mine=int(counts["mine"]))

@@ -142,6 +142,7 @@ JOB_CREATE_EXAMPLES = [
 ]
 
 JOB_CREATE_ERRORS = openapi.error_responses(
+    openapi.QUOTA_EXCEEDED,
     openapi.ErrorCase(
         400,
         "invalid",

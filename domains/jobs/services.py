@@ -32,7 +32,7 @@ from domains.common.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from domains.jobs import outbox, repository, uploads
+from domains.jobs import outbox, quotas, repository, uploads
 from domains.jobs.models import Job, JobStatus
 from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
 from domains.students.xlsx import failures_workbook
@@ -163,6 +163,7 @@ def job_create(
         )
         if existing is not None:
             return _idempotent_replay(existing, spec=spec, payload=payload, upload=upload)
+    quotas.job_quota_check(tenant_id, caller=caller)  # a replay above is never refused
     job_id = uuid.uuid4()
     file_data: bytes | None = None
     if spec.accepts_file:
@@ -171,6 +172,7 @@ def job_create(
         raise ValidationFailed(fields={"file": [_("This job type does not accept a file.")]})
     else:
         data = _payload_validated(spec, payload)
+        quotas.job_payload_admit(tenant_id, caller=caller, job_type=job_type, data=data)
     object_key = data.get("object_key", "") if file_data is not None else ""
     if file_data is not None:
         try:

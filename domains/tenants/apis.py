@@ -9,13 +9,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from domains.tenants import schemas, services
+from domains.tenants import schemas, services, throttles
 from domains.tenants.auth import caller_of
 
 
-class TokenObtainApi(APIView):
+class TokenObtainApi(throttles.ThrottledApiMixin, APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (throttles.LoginAddressThrottle, throttles.LoginUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
@@ -49,15 +50,21 @@ class TokenObtainApi(APIView):
         return Response(self.OutputSerializer(tokens).data)
 
 
-class TokenRefreshApi(APIView):
+class TokenRefreshApi(throttles.ThrottledApiMixin, APIView):
+    """A new token pair for a current refresh token (rotation: use the new refresh token)."""
+
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (throttles.RefreshAddressThrottle, throttles.RefreshUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField(max_length=4096)
 
     class OutputSerializer(serializers.Serializer):
         access = serializers.CharField()
+        refresh = serializers.CharField(
+            help_text="A new refresh token; keep it instead of the one sent (rotation)."
+        )
         access_expires_at = serializers.DateTimeField()
 
     @extend_schema(
@@ -73,10 +80,14 @@ class TokenRefreshApi(APIView):
         return Response(self.OutputSerializer(tokens).data)
 
 
-class PasswordChangeApi(APIView):
-    """Change one's password; the only write open to a user who still has an initial one."""
+class PasswordChangeApi(throttles.ThrottledApiMixin, APIView):
+    """Change one's password; the only write open to a user who still has an initial one.
+
+    Every refresh token issued before, in every tenant of the user, stops working (ADR 0014).
+    """
 
     allowed_before_password_change = True
+    throttle_classes = (throttles.PasswordAddressThrottle, throttles.PasswordUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         current_password = serializers.CharField(max_length=512, trim_whitespace=False)
@@ -84,7 +95,10 @@ class PasswordChangeApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: TokenObtainApi.OutputSerializer, **schemas.PASSWORD_CHANGE_ERRORS},
+        responses={
+            200: TokenObtainApi.OutputSerializer,
+            **schemas.PASSWORD_CHANGE_ERRORS,
+        },
         examples=[schemas.TOKENS_EXAMPLE],
     )
     def post(self, request: Request) -> Response:

@@ -31,7 +31,9 @@ ME_EXAMPLE = openapi.success_example(
 )
 
 # One answer for every failed login (no such tenant, user or membership, wrong password).
-TOKEN_ERRORS = openapi.error_responses(openapi.INVALID, openapi.AUTHENTICATION_FAILED)
+TOKEN_ERRORS = openapi.error_responses(
+    openapi.INVALID, openapi.AUTHENTICATION_FAILED, openapi.THROTTLED
+)
 
 PASSWORD_CHANGE_ERRORS = openapi.error_responses(
     openapi.ErrorCase(
@@ -47,4 +49,5 @@ PASSWORD_CHANGE_ERRORS = openapi.error_responses(
         "Unable to log in with the provided credentials.",
         summary="The token's membership no longer exists",
     ),
+    openapi.THROTTLED,
 )

@@ -30,7 +30,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Change one's password; the only write open to a user who still has an initial one. */
+        /**
+         * @description Change one's password; the only write open to a user who still has an initial one.
+         *
+         *     Every refresh token issued before, in every tenant of the user, stops working (ADR 0014).
+         */
         post: operations["api_v1_auth_password_create"];
         delete?: never;
         options?: never;
@@ -47,6 +51,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Views with these throttles answer their refusal in the project's words. */
         post: operations["api_v1_auth_token_create"];
         delete?: never;
         options?: never;
@@ -63,6 +68,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description A new token pair for a current refresh token (rotation: use the new refresh token). */
         post: operations["api_v1_auth_token_refresh_create"];
         delete?: never;
         options?: never;
@@ -77,9 +83,13 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** @description The caller's tenant's jobs, newest first (`created_at`, then id), one cursor page at a time. Staff and admin see every job of the tenant, other roles their own. Each row carries the job's `topic`, so a client can subscribe to it, and its `progress_url` and `detail_url`. A page's `next_cursor` continues exactly where it ended, whatever was created since. Jobs have no session: `session_id` is refused with `400` (filter videos by session instead). */
+        get: operations["jobs_list"];
         put?: never;
-        /** @description Start a job: the row (PENDING), its state in Redis, then its queue message (PROTOCOL §5). */
+        /**
+         * @description /api/v1/jobs/: GET lists (JobListApi), POST creates (JobCreateApi). One URL, two
+         *     operations, each its own class with its own serializers; this one only joins them.
+         */
         post: operations["api_v1_jobs_create"];
         delete?: never;
         options?: never;
@@ -167,6 +177,23 @@ export interface paths {
         };
         /** Readiness: the database, Redis and the queue endpoint answer */
         get: operations["health_ready_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/videos/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The caller's tenant's videos, newest first (`created_at`, then id), one cursor page at a time. Staff and admin see every video of the tenant, other roles their own. Each row carries the video's `topic`, so a client can subscribe to it, and its `progress_url` and `detail_url`. A page's `next_cursor` continues exactly where it ended, whatever was uploaded since. */
+        get: operations["videos_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -272,6 +299,37 @@ export interface components {
             /** @description For an Excel import with failed rows: where its .xlsx of them is. */
             readonly failures_url: string | null;
         };
+        /** @description One row of the list: enough to show it and to watch it (``topic``, ``progress_url``). */
+        JobListItem: {
+            /** Format: uuid */
+            job_id: string;
+            readonly topic: string;
+            job_type: string;
+            status: components["schemas"]["JobListItemStatusEnum"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            started_at: string | null;
+            /** Format: date-time */
+            finished_at: string | null;
+            readonly progress_url: string;
+            readonly detail_url: string;
+        };
+        /**
+         * @description * `PENDING` - Pending
+         *     * `PROCESSING` - Processing
+         *     * `DONE` - Done
+         *     * `FAILED` - Failed
+         * @enum {string}
+         */
+        JobListItemStatusEnum: "PENDING" | "PROCESSING" | "DONE" | "FAILED";
+        JobListPage: {
+            results: components["schemas"]["JobListItem"][];
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            next_cursor: string | null;
+            /** @description The next page's path with the same filters; null on the last. */
+            next: string | null;
+        };
         MeResponse: {
             user_id: number;
             tenant_id: number;
@@ -324,6 +382,8 @@ export interface components {
         };
         TokenRefreshResponse: {
             access: string;
+            /** @description A new refresh token; keep it instead of the one sent (rotation). */
+            refresh: string;
             /** Format: date-time */
             access_expires_at: string;
         };
@@ -342,6 +402,35 @@ export interface components {
             /** Format: date-time */
             updated_at: string;
             readonly progress_url: string;
+        };
+        /** @description One row of the list: enough to show it and to watch it (``topic``, ``progress_url``). */
+        VideoListItem: {
+            /** Format: uuid */
+            video_id: string;
+            readonly topic: string;
+            session_id: number;
+            status: components["schemas"]["VideoListItemStatusEnum"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            readonly progress_url: string;
+            readonly detail_url: string;
+        };
+        /**
+         * @description * `UPLOADED` - Uploaded
+         *     * `PROCESSING` - Processing
+         *     * `READY` - Ready
+         *     * `FAILED` - Failed
+         * @enum {string}
+         */
+        VideoListItemStatusEnum: "UPLOADED" | "PROCESSING" | "READY" | "FAILED";
+        VideoListPage: {
+            results: components["schemas"]["VideoListItem"][];
+            /** @description Pass as `cursor` for the next page; null on the last page. */
+            next_cursor: string | null;
+            /** @description The next page's path with the same filters; null on the last. */
+            next: string | null;
         };
         /** @description The running step; null once terminal. */
         Progress: {
@@ -469,6 +558,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too many attempts from this address or for this account; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     api_v1_auth_token_create: {
@@ -519,6 +617,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Too many attempts from this address or for this account; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     api_v1_auth_token_refresh_create: {
@@ -562,6 +669,70 @@ export interface operations {
             };
             /** @description A Content-Type this operation does not read */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many attempts from this address or for this account; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    jobs_list: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page; absent for the first (newest) page. */
+                cursor?: string;
+                /** @description Only jobs of this type. */
+                job_type?: "excel_import" | "messaging.send";
+                /** @description Rows per page: 1 to `LIST_PAGE_SIZE_MAX` (100 by default); `LIST_PAGE_SIZE` (20 by default) when absent. */
+                page_size?: number;
+                /** @description Only jobs in this status; repeat for any of several. */
+                status?: ("DONE" | "FAILED" | "PENDING" | "PROCESSING")[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobListPage"];
+                };
+            };
+            /** @description `invalid`: a filter, cursor or page size that is not valid (`fields` names it), or `session_id`. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_authenticated` or `token_not_valid`.; No Authorization header; A bad or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `password_change_required`: the user still has an initial password.; The user still has an initial password (POST /api/v1/auth/password/) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -638,6 +809,17 @@ export interface operations {
             /** @description A Content-Type this operation does not read */
             415: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many unfinished jobs (per user or per tenant) or the day's message budget */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -856,6 +1038,61 @@ export interface operations {
                 headers: {
                     /** @description Seconds to wait before retrying. */
                     "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    videos_list: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page; absent for the first (newest) page. */
+                cursor?: string;
+                /** @description Rows per page: 1 to `LIST_PAGE_SIZE_MAX` (100 by default); `LIST_PAGE_SIZE` (20 by default) when absent. */
+                page_size?: number;
+                /** @description Only the videos of this lecture session (1 to 2^63 - 1). */
+                session_id?: number;
+                /** @description Only videos in this status; repeat for any of several. */
+                status?: ("FAILED" | "PROCESSING" | "READY" | "UPLOADED")[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VideoListPage"];
+                };
+            };
+            /** @description `invalid`: a filter, cursor or page size that is not valid (`fields` names it). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `not_authenticated` or `token_not_valid`.; No Authorization header; A bad or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description `password_change_required`: the user still has an initial password.; The user still has an initial password (POST /api/v1/auth/password/) */
+            403: {
+                headers: {
                     [name: string]: unknown;
                 };
                 content: {

@@ -119,8 +119,9 @@ async def test_an_idle_connection_keeps_no_timer_task_or_loop_of_its_own() -> No
 
     async def tasks_with(count: int) -> int:
         async with contextlib.AsyncExitStack() as stack:
-            for _ in range(count):
-                await subscribe(await stack.enter_async_context(ws(make_token())), topic)
+            for index in range(count):  # one user each: under the per-user connection cap
+                token = make_token(user_id=1000 + index)
+                await subscribe(await stack.enter_async_context(ws(token)), topic)
             await asyncio.sleep(0.1)
             return len(asyncio.all_tasks())
 
