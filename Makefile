@@ -4,8 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages clean \
-        bench bench-http bench-ws bench-workers bench-client bench-excel
+.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
+        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy realtime domains
+	$(VENV)/bin/mypy realtime domains workers
 
 imports: install
 	$(VENV)/bin/lint-imports
@@ -82,6 +82,15 @@ client: $(NODE_STAMP)
 frontend: $(NODE_STAMP)
 	cd frontend-client && npm run typecheck && npm test && npm run build
 
+# The OpenAPI document as the server generates it, and the TypeScript types generated from it.
+# Both are committed: tests/integration/test_openapi_document.py fails when the server's
+# document differs, frontend-client/test/openapi.test.ts when the types differ from it.
+OPENAPI_JSON := frontend-client/test/openapi/schema.json
+
+openapi: install $(NODE_STAMP)
+	DJANGO_ENV=test $(PY) manage.py spectacular --format openapi-json --file $(OPENAPI_JSON)
+	cd frontend-client && npx openapi-typescript test/openapi/schema.json -o test/openapi/schema.ts
+
 messages: install
 	$(PY) manage.py makemessages -l ko --no-obsolete --no-location \
 		--ignore='.venv/*' --ignore='.run/*' --ignore='frontend-client/*' --ignore='tests/*' --ignore='bench/*'
@@ -91,7 +100,7 @@ messages: install
 # same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
 BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
 
-bench: bench-http bench-ws bench-workers bench-client bench-excel
+bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists
 
 bench-http: install
 	$(BENCH_PY) -m bench.http.run
@@ -108,6 +117,9 @@ bench-client: install
 bench-excel: install
 	$(BENCH_PY) bench/excel/lookup_methods.py
 	$(BENCH_PY) bench/excel/import_bench.py
+
+bench-lists: install
+	$(BENCH_PY) -m bench.lists.run
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

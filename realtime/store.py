@@ -13,10 +13,12 @@ running too long), ``LOADING``, ``MASTERDOWN``, ``MISCONF`` and a ``NOSCRIPT`` t
 the reload. Anything else (a bad argument, an error inside the script) is a bug and raises.
 
 Services publish after their transaction commits, through :func:`publish_on_commit` and
-nothing else, never from ``save()``, signals or views (STYLE.md §3); read repair of a lost
-terminal state is :func:`repair_terminal`. Outside this package only the worker's progress
-throttle and republisher call :func:`publish` directly, as there is no transaction to wait
-for on that path (tests/unit/test_publish_discipline.py holds everyone to this).
+nothing else, never from ``save()``, signals or views (STYLE.md §3); read repair (a topic
+Redis lost, or a lost terminal state) is :func:`repair_from_record`, and :func:`rebuild`
+recreates a topic from its record (through ``realtime.rebuild``, which knows the records).
+Outside this package only the worker's republisher calls :func:`publish` directly, as there
+is no transaction to wait for on that path (tests/unit/test_publish_discipline.py holds
+everyone to this).
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from redis.commands.core import AsyncScript, Script
 
 from realtime.clients import async_redis, sync_redis
 from realtime.keys import KeySpace, Topic
-from realtime.state import RESULT_MAX_BYTES, Change, PublishResult, Snapshot, is_terminal
+from realtime.state import (
+    NO_POSITION,
+    RESULT_MAX_BYTES,
+    Change,
+    Position,
+    PublishResult,
+    Snapshot,
+    is_terminal,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -95,12 +105,14 @@ def keyspace() -> KeySpace:
     return KeySpace(prefix=settings.REALTIME_KEY_PREFIX, layer_prefix=layer_prefix)
 
 
-def _apply_args(tenant_id: int, topic: Topic, change: Change) -> tuple[list[str], list[Any]]:
+def _apply_args(
+    tenant_id: int, topic: Topic, change: Change, *, op: str = "apply"
+) -> tuple[list[str], list[Any]]:
     change.validate(topic.kind)
     space = keyspace()
     keys = [space.status_key(tenant_id, topic), space.progress_key(tenant_id, topic)]
     args = [
-        "apply",
+        op,
         topic.kind.value,
         str(topic),
         space.group_channel(tenant_id, topic),
@@ -118,20 +130,31 @@ def _read_args(tenant_id: int, topic: Topic) -> tuple[list[str], list[Any]]:
     return keys, ["read", topic.kind.value, str(topic)]
 
 
+def _rebuild_args(
+    tenant_id: int, topic: Topic, change: Change, known: Position
+) -> tuple[list[str], list[Any]]:
+    if change.status is None:
+        raise ValueError("a rebuild needs the whole state, status included")
+    keys, args = _apply_args(tenant_id, topic, change, op="rebuild")
+    epoch, seq = known
+    return keys, [*args, int(epoch), int(seq)]
+
+
 def _publish_result(reply: Sequence[Any]) -> PublishResult:
-    accepted, reason, frame, seq = reply
+    accepted, reason, frame, seq, epoch = reply
     return PublishResult(
         accepted=bool(accepted),
         reason=_text(reason),
         seq=int(seq),
         frame=_text(frame) if frame else None,
+        epoch=int(epoch),
     )
 
 
 def _snapshot(topic: Topic, reply: Sequence[Any] | None) -> Snapshot | None:
     if not reply:
         return None
-    document, frame, seq, status, owner = reply
+    document, frame, seq, status, owner, epoch = reply
     owner_text = _text(owner)
     return Snapshot(
         topic=topic,
@@ -140,6 +163,7 @@ def _snapshot(topic: Topic, reply: Sequence[Any] | None) -> Snapshot | None:
         owner_id=int(owner_text) if owner_text else None,
         document=_text(document),
         frame=_text(frame),
+        epoch=int(epoch),
     )
 
 
@@ -169,19 +193,25 @@ def publish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
 
 
 def publish_on_commit(
-    tenant_id: int, topic: Topic, change: Change, *, on_failure: PublishRetry | None = None
+    tenant_id: int,
+    topic: Topic,
+    change: Change,
+    *,
+    on_failure: PublishRetry | None = None,
+    on_success: Callable[[PublishResult], None] | None = None,
 ) -> None:
     """Publish once the current transaction commits; a Redis outage is logged, not raised.
 
     The database is the record: a Redis outage never undoes its write. A lost publish is
     repaired by the next accepted change, by ``on_failure`` (the worker's republisher retries
-    terminal changes from the record), by read repair and by consumers' resynchronisation.
-    Outside a transaction (autocommit) it publishes at once.
+    terminal changes from the record), by the outbox relay (``on_success`` records on the job
+    row that Redis answered; docs/adr/0011-the-job-row-is-the-outbox.md), by read repair and
+    by consumers' resynchronisation. Outside a transaction (autocommit) it publishes at once.
     """
 
     def _publish() -> None:
         try:
-            publish(tenant_id, topic, change)
+            result = publish(tenant_id, topic, change)
         except RealtimeUnavailable as exc:
             logger.warning(
                 "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s: %s",
@@ -192,28 +222,54 @@ def publish_on_commit(
             )
             if on_failure is not None:
                 on_failure(tenant_id, topic, change)
+            return
         except Exception:
             # Never raise after the commit: later hooks (the SQS send) must still run.
             logger.exception("publish after commit failed tenant=%s topic=%s", tenant_id, topic)
+            return
+        if on_success is not None:
+            on_success(result)
 
     transaction.on_commit(_publish)
 
 
-def repair_terminal(tenant_id: int, topic: Topic, change: Callable[[], Change]) -> bool:
-    """Publish a terminal ``change()`` if Redis still shows the topic running; True if it did.
+def rebuild(
+    tenant_id: int, topic: Topic, change: Change, *, known: Position = NO_POSITION
+) -> PublishResult:
+    """(Re)create the topic's state from ``change``, the whole state built from its record.
 
-    Read repair for a terminal publish lost while Redis was away. A topic Redis no longer holds
-    is not recreated, nor is one already terminal; ``change`` is only built when needed. A
-    Redis outage answers False.
+    At seq 1 of a new epoch above ``known`` (the highest (epoch, seq) the caller has seen, and
+    above the stored one), when the hash is missing or its (epoch, seq) is below ``known``;
+    otherwise nothing changes (reason ``current``). See ``lua/state.lua``.
+    """
+    keys, args = _rebuild_args(tenant_id, topic, change, known)
+    with _unavailable_as_one_error():
+        result = _publish_result(_sync_script()(keys=keys, args=args))
+    _log(tenant_id, topic, change, result)
+    return result
+
+
+def repair_from_record(tenant_id: int, topic: Topic, change: Callable[[], Change]) -> bool:
+    """Make Redis agree with a record a caller just read; True when something was published.
+
+    Read repair: a topic Redis no longer holds is rebuilt from ``change()`` (a new epoch,
+    terminal states included), and a terminal ``change()`` is published if Redis still shows
+    the topic running (a terminal publish lost while Redis was away). A topic Redis holds and
+    that agrees is left alone; ``change`` is only built when needed. A Redis outage answers
+    False.
     """
     try:
         snap = snapshot(tenant_id, topic)
-        if snap is None or is_terminal(snap.status):
+        if snap is None:
+            return rebuild(tenant_id, topic, change()).accepted
+        if is_terminal(snap.status):
             return False
-        publish(tenant_id, topic, change())
+        wanted = change()
+        if not is_terminal(wanted.status):
+            return False
+        return publish(tenant_id, topic, wanted).accepted
     except RealtimeUnavailable:
         return False
-    return True
 
 
 def snapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
@@ -248,9 +304,20 @@ async def asnapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
         return _snapshot(topic, await _async_script()(keys=keys, args=args))
 
 
-async def aseqs_many(pairs: Sequence[tuple[int, Topic]]) -> list[int | None]:
-    """The stored seq of each (tenant, topic) (None where it does not exist), in one pipelined
-    trip. The process-wide resync sweep reads every watched topic of every connection this way.
+async def arebuild(
+    tenant_id: int, topic: Topic, change: Change, *, known: Position = NO_POSITION
+) -> PublishResult:
+    keys, args = _rebuild_args(tenant_id, topic, change, known)
+    with _unavailable_as_one_error():
+        result = _publish_result(await _async_script()(keys=keys, args=args))
+    _log(tenant_id, topic, change, result)
+    return result
+
+
+async def apositions_many(pairs: Sequence[tuple[int, Topic]]) -> list[Position | None]:
+    """The stored (epoch, seq) of each (tenant, topic) (None where the hash does not exist), in
+    one pipelined trip. The process-wide resync sweep reads every watched topic of every
+    connection this way. A hash from before epochs existed reads epoch 0.
     """
     if not pairs:
         return []
@@ -259,9 +326,9 @@ async def aseqs_many(pairs: Sequence[tuple[int, Topic]]) -> list[int | None]:
     with _unavailable_as_one_error():
         async with client.pipeline(transaction=False) as pipe:
             for tenant_id, topic in pairs:
-                pipe.hget(space.status_key(tenant_id, topic), "seq")
+                pipe.hmget(space.status_key(tenant_id, topic), "epoch", "seq")
             replies = await pipe.execute()
-    return [int(reply) if reply is not None else None for reply in replies]
+    return [(int(epoch or 0), int(seq)) if seq is not None else None for epoch, seq in replies]
 
 
 def _log(tenant_id: int, topic: Topic, change: Change, result: PublishResult) -> None:

@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import {
+  EPOCH,
   JOB,
   JOB2,
   JOB_DETAIL,
@@ -245,7 +246,7 @@ describe('reconnecting', () => {
     // then
     expect(sockets.sockets).toHaveLength(2);
     expect(sockets.last.frames()).toEqual([
-      { type: 'subscribe', topic: JOB, since: 7 },
+      { type: 'subscribe', topic: JOB, since: 7, epoch: EPOCH },
       { type: 'subscribe', topic: JOB2 },
     ]);
   });
@@ -457,7 +458,7 @@ describe('refusals', () => {
     client.watch(JOB, watcher);
     await settle();
     sockets.last.open();
-    sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 0 });
+    sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 0, epoch: EPOCH });
 
     // when the server refuses the subscription
     sockets.last.receive({
@@ -521,7 +522,9 @@ describe('topics the socket does not know', () => {
     // then
     expect(http.callsTo(JOB_DETAIL)).toHaveLength(1);
     expect(watcher.onState).toHaveBeenCalledWith(expect.objectContaining({ seq: 1 }));
-    expect(sockets.last.takeFrames()).toEqual([{ type: 'subscribe', topic: JOB, since: 1 }]);
+    expect(sockets.last.takeFrames()).toEqual([
+      { type: 'subscribe', topic: JOB, since: 1, epoch: EPOCH },
+    ]);
   });
 });
 

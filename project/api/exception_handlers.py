@@ -15,7 +15,13 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from domains.common.errors import ApplicationError, NotFound, ServiceUnavailable, ValidationFailed
+from domains.common.errors import (
+    ApplicationError,
+    NotFound,
+    QuotaExceeded,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from realtime.protocol import error_body
 
 logger = logging.getLogger(__name__)
@@ -40,7 +46,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         status, body = exc.status_code, error_body(exc.code, exc.detail, exc.fields)
-        if isinstance(exc, ServiceUnavailable):
+        if isinstance(exc, ServiceUnavailable | QuotaExceeded):
             headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, InvalidToken | TokenError):
         # simplejwt explains which token check failed; the client only needs to re-authenticate.

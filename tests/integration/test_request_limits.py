@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from project.api import parsers
+from domains.common import parsers
 from tests.support.members import Member
 from tests.support.tokens import make_token
 

@@ -66,3 +66,36 @@ async def recv(comm: WebsocketCommunicator, timeout: float = 3) -> dict[str, Any
 async def subscribe(comm: WebsocketCommunicator, topic: Topic, **extra: Any) -> dict[str, Any]:
     await comm.send_json_to({"type": "subscribe", "topic": str(topic), **extra})
     return await recv(comm)
+
+
+@asynccontextmanager
+async def open_ws(token: str) -> AsyncIterator[WebsocketCommunicator]:
+    """A connected ``/ws/v1/`` client with ``token`` as its bearer subprotocol."""
+    comm = WebsocketCommunicator(
+        application,
+        "/ws/v1/",
+        headers=[(b"origin", b"http://127.0.0.1:8000")],
+        subprotocols=["realtime.v1", f"bearer.{token}"],
+    )
+    connected, _subprotocol = await comm.connect(timeout=3)
+    assert connected
+    try:
+        yield comm
+    finally:
+        await comm.disconnect()
+
+
+async def ask(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
+    """Send a client frame and return the next server frame."""
+    await comm.send_json_to(frame)
+    return await comm.receive_json_from(timeout=3)  # type: ignore[no-any-return]
+
+
+async def next_frame(
+    comm: WebsocketCommunicator, *, within: float = 10, where: Any = None
+) -> dict[str, Any]:
+    """The next server frame (the next one for which ``where(frame)`` holds, if given)."""
+    while True:
+        frame: dict[str, Any] = await comm.receive_json_from(timeout=within)
+        if where is None or where(frame):
+            return frame

@@ -192,3 +192,12 @@ def sent_emails(directory: Path) -> list[str]:
             if line.startswith("To: ")
         ]
     return recipients
+
+
+@dataclass
+class Outage:
+    """A service made unreachable for this process from the test's start; ``end()`` brings it
+    back and ``start()`` takes it away again (the ``sqs_down`` and ``redis_down`` fixtures)."""
+
+    start: Callable[[], None]
+    end: Callable[[], None]

@@ -16,20 +16,22 @@ import pytest
 
 from realtime import store, watchdog
 from realtime.keys import Topic
-from realtime.state import Change, Progress
+from realtime.state import Change, Position, Progress
 from tests.support.realtime import subscribe, ws
 from tests.support.tokens import ALPHA, BETA, make_token
 
 
 class Connection:
-    def __init__(self, tenant_id: int, sent: dict[Topic, int], *, stalled: bool = False) -> None:
+    def __init__(
+        self, tenant_id: int, sent: dict[Topic, Position], *, stalled: bool = False
+    ) -> None:
         self.tenant_id = tenant_id
         self.sent = sent
         self.is_stalled = stalled
         self.repaired: list[Topic] = []
         self.closed = False
 
-    def watched(self) -> Iterator[tuple[Topic, int]]:
+    def watched(self) -> Iterator[tuple[Topic, Position]]:
         yield from self.sent.items()
 
     def stalled(self, now: float) -> bool:
@@ -43,22 +45,28 @@ class Connection:
         return True
 
 
-async def _topic_at(tenant_id: int, seq: int) -> Topic:
+async def _topic_at(tenant_id: int, seq: int) -> tuple[Topic, int]:
+    """A running topic at ``seq``, and its epoch."""
     topic = Topic.job(uuid.uuid4())
-    await store.apublish(tenant_id, topic, Change(status="PROCESSING", owner_id=7, attempt=1))
+    first = await store.apublish(
+        tenant_id, topic, Change(status="PROCESSING", owner_id=7, attempt=1)
+    )
     for percent in range(1, seq):  # seq 1 is the first status, each progress adds one
         await store.apublish(tenant_id, topic, Change(progress=Progress(percent=percent)))
-    return topic
+    return topic, first.epoch
 
 
+@pytest.mark.django_db(transaction=True)  # ALPHA's view of BETA's job: no record to rebuild
 async def test_one_sweep_repairs_only_the_topics_that_moved_in_every_tenant() -> None:
     # given topics in two tenants, some moved past what their connections saw
-    moved_alpha, current_alpha = await _topic_at(ALPHA, 3), await _topic_at(ALPHA, 2)
-    moved_beta = await _topic_at(BETA, 4)
+    (moved_alpha, ea), (current_alpha, ec) = await _topic_at(ALPHA, 3), await _topic_at(ALPHA, 2)
+    moved_beta, eb = await _topic_at(BETA, 4)
     # The same job id under another tenant is another topic: BETA's seq must not leak in.
     alpha_view_of_beta = Topic.parse(str(moved_beta))
-    alpha = Connection(ALPHA, {moved_alpha: 2, current_alpha: 2, alpha_view_of_beta: 0})
-    beta = Connection(BETA, {moved_beta: 1})
+    alpha = Connection(
+        ALPHA, {moved_alpha: (ea, 2), current_alpha: (ec, 2), alpha_view_of_beta: (eb, 0)}
+    )
+    beta = Connection(BETA, {moved_beta: (eb, 1)})
     sweeper = watchdog.Sweeper()
     sweeper.connections.update([alpha, beta])
 
@@ -73,9 +81,9 @@ async def test_one_sweep_repairs_only_the_topics_that_moved_in_every_tenant() ->
 
 async def test_a_sweep_closes_connections_whose_client_stopped_reading() -> None:
     # given a stalled and a healthy connection behind on one topic
-    topic = await _topic_at(ALPHA, 3)
-    stuck = Connection(ALPHA, {topic: 0}, stalled=True)
-    healthy = Connection(ALPHA, {topic: 0})
+    topic, epoch = await _topic_at(ALPHA, 3)
+    stuck = Connection(ALPHA, {topic: (epoch, 0)}, stalled=True)
+    healthy = Connection(ALPHA, {topic: (epoch, 0)})
     sweeper = watchdog.Sweeper()
     sweeper.connections.update([stuck, healthy])
 
@@ -92,18 +100,20 @@ async def test_a_sweep_reads_thousands_of_topics_in_batches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # given more connections than two batches, and a count of the store's reads
-    topic = await _topic_at(ALPHA, 2)
-    connections = [Connection(ALPHA, {topic: 1}) for _ in range(watchdog.SWEEP_BATCH * 2 + 1)]
+    topic, epoch = await _topic_at(ALPHA, 2)
+    connections = [
+        Connection(ALPHA, {topic: (epoch, 1)}) for _ in range(watchdog.SWEEP_BATCH * 2 + 1)
+    ]
     sweeper = watchdog.Sweeper()
     sweeper.connections.update(connections)
     calls: list[int] = []
-    real = store.aseqs_many
+    real = store.apositions_many
 
-    async def counting(pairs: list[tuple[int, Topic]]) -> list[int | None]:
+    async def counting(pairs: list[tuple[int, Topic]]) -> list[Position | None]:
         calls.append(len(pairs))
         return await real(pairs)
 
-    monkeypatch.setattr(store, "aseqs_many", counting)
+    monkeypatch.setattr(store, "apositions_many", counting)
 
     # when/then one sweep repairs them all, reading in batches
     assert await sweeper.sweep() == len(connections)
@@ -115,13 +125,14 @@ async def test_an_idle_connection_keeps_no_timer_task_or_loop_of_its_own() -> No
     layer receive task, no timer loop (the token timers are handles, the resync is the sweep)."""
 
     # given a topic
-    topic = await _topic_at(ALPHA, 2)
+    topic, _epoch = await _topic_at(ALPHA, 2)
 
     # when one and then eleven idle connections subscribe to it
     async def tasks_with(count: int) -> int:
         async with contextlib.AsyncExitStack() as stack:
-            for _ in range(count):
-                await subscribe(await stack.enter_async_context(ws(make_token())), topic)
+            for index in range(count):  # one user each: under the per-user connection cap
+                token = make_token(user_id=1000 + index)
+                await subscribe(await stack.enter_async_context(ws(token)), topic)
             await asyncio.sleep(0.1)
             return len(asyncio.all_tasks())
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from domains.common.aws import sqs_client
 from domains.jobs import types
 from domains.jobs.dispatch import queue_urls_forget
 from domains.jobs.types import OPERATOR_ROLES, JobType
@@ -22,6 +23,7 @@ from tests.support.workers import (
     BASE_DIR,
     KIND,
     TEST_TYPES,
+    Outage,
     TestPayload,
     ThreadWorker,
     WorkerProcess,
@@ -130,3 +132,48 @@ def worker_process(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
         if process.popen.poll() is None:
             process.popen.kill()
         process.popen.wait(timeout=10)
+
+
+# --- outages (the Outage helper is in tests/support/workers.py) ----------------------------
+@pytest.fixture
+def sqs_down(settings: Any) -> Iterator[Outage]:
+    """SQS unreachable: the endpoint points at a closed port until ``end()`` (or the test's end).
+
+    Only SQS: the S3 client is made first, at the real endpoint, and kept. Nothing of the
+    project's dispatch code is replaced; its client is rebuilt against the dead endpoint.
+    """
+    from domains.common.aws import s3_client
+    from project import devservices
+
+    s3_client()
+    real = settings.AWS_ENDPOINT_URL
+
+    def endpoint(url: str) -> None:
+        settings.AWS_ENDPOINT_URL = url
+        sqs_client.cache_clear()
+        queue_urls_forget()
+
+    dead = f"http://127.0.0.1:{devservices.free_port()}"
+    outage = Outage(start=lambda: endpoint(dead), end=lambda: endpoint(real))
+    outage.start()
+    yield outage
+    outage.end()
+
+
+@pytest.fixture
+def redis_down(settings: Any) -> Iterator[Outage]:
+    """Redis unreachable for this process (a closed port) until ``end()``."""
+    from project import devservices
+    from realtime import clients
+
+    real = settings.REDIS_URL
+
+    def url(value: str) -> None:
+        settings.REDIS_URL = value
+        clients.reset_clients()
+
+    dead = f"redis://127.0.0.1:{devservices.free_port()}/0"
+    outage = Outage(start=lambda: url(dead), end=lambda: url(real))
+    outage.start()
+    yield outage
+    outage.end()

@@ -200,19 +200,6 @@ def test_reading_a_finished_job_repairs_a_stale_live_state(alpha_staff: Member) 
     assert snap.status == "DONE"
 
 
-def test_reading_an_old_job_does_not_refill_redis(alpha_staff: Member) -> None:
-    # given an old DONE job that Redis no longer has
-    job = _job(alpha_staff, status="DONE", attempt=1)
-    JobResult.objects.create(job=job, data={"sent": 1})
-
-    # when its detail is read
-    response = client_for(alpha_staff).get(f"/api/v1/jobs/{job.job_id}/")
-
-    # then Redis is not filled again
-    assert response.status_code == 200
-    assert store.snapshot(alpha_staff.tenant.id, Topic.job(job.job_id)) is None
-
-
 def test_claiming_an_unknown_job_is_missing(alpha_staff: Member) -> None:
     # given a job id nobody created
     # when it is claimed
