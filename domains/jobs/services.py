@@ -92,6 +92,29 @@ def job_state_repair(tenant_id: int, *, job: Job) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    status: str
+    attempt: int
+    error: str
+
+
+def job_outcome(tenant_id: int, *, job_id: uuid.UUID, lock: bool = False) -> JobOutcome | None:
+    """A job's status, attempt and error, for a domain whose work a job runs (videos).
+
+    With ``lock`` the row is locked FOR UPDATE in the caller's transaction, so a finish that
+    checks ``attempt`` against it is fenced exactly like :func:`job_finish`.
+    """
+    if lock:
+        locked = repository.job_lock(tenant_id, job_id=job_id)
+        job = locked.job if locked is not None else None
+    else:
+        job = repository.job_for_detail(tenant_id, job_id=job_id)
+    if job is None:
+        return None
+    return JobOutcome(status=job.status, attempt=job.attempt, error=job.error)
+
+
 # --- creating -------------------------------------------------------------------------------
 def job_create(
     tenant_id: int,

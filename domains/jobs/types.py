@@ -18,6 +18,7 @@ from rest_framework import serializers
 from domains.jobs.dispatch import QueueKind
 from domains.messaging.payloads import MessagingSendPayload
 from domains.students.uploads import ExcelImportPayload, PreparedUpload, excel_upload_prepare
+from domains.videos.payloads import VIDEO_ENCODE, VideoEncodePayload
 from realtime.identity import Role
 
 # Roles that may start jobs acting on a whole tenant (mass email, imports).
@@ -63,6 +64,13 @@ JOB_TYPES: dict[str, JobType] = {
             accepts_file=True,
             prepare_file=excel_upload_prepare,
             replay_ignore=frozenset({"object_key", "initial_password_hash"}),
+        ),
+        # Queued by complete-upload (domains/videos/services.py), not through POST /jobs/.
+        JobType(
+            name=VIDEO_ENCODE,
+            kind=QueueKind.VIDEO,
+            payload=VideoEncodePayload,
+            roles=OPERATOR_ROLES,
         ),
     )
 }

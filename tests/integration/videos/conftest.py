@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.videos import media
+from domains.jobs.dispatch import queue_urls_forget
+from domains.tenants.models import Tenant
+from domains.videos import storage
+from realtime.identity import Role
+from tests.conftest import Member
+from tests.integration.videos import media, support
+from workers.sqs import queues_create
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +44,28 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name in ("empty", "random", "truncated", "text", "faststart_truncated"):
         made[name] = root / f"{name}.mp4"
     return made
+
+
+@pytest.fixture
+def video_aws() -> Iterator[None]:
+    """Empty queues and an empty video bucket in moto's server for every test using it."""
+    support.moto_reset()
+    queues_create(max_receive_count=3)
+    storage.bucket_ensure()
+    yield
+    queue_urls_forget()
+
+
+@pytest.fixture
+def alpha_teacher(alpha: Tenant) -> Member:
+    return support.member(alpha, "alpha-teacher", Role.TEACHER)
+
+
+@pytest.fixture
+def alpha_teacher2(alpha: Tenant) -> Member:
+    return support.member(alpha, "alpha-teacher2", Role.TEACHER)
+
+
+@pytest.fixture
+def beta_admin(beta: Tenant) -> Member:
+    return support.member(beta, "beta-admin", Role.ADMIN)
