@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,3 +70,29 @@ def alpha_teacher2(alpha: Tenant) -> Member:
 @pytest.fixture
 def beta_admin(beta: Tenant) -> Member:
     return support.member(beta, "beta-admin", Role.ADMIN)
+
+
+@pytest.fixture
+def video_worker(video_aws: None, settings: Any, tmp_path: Path) -> Iterator[support.ThreadWorker]:
+    """A video worker in a thread, its work directories under the test's tmp_path."""
+    settings.VIDEO_WORK_ROOT = str(tmp_path / "work")
+    worker = support.thread_worker()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def worker_process(tmp_path: Path) -> Iterator[Callable[..., support.WorkerProcess]]:
+    """``manage.py run_worker --queue video`` processes, killed at the end if still running."""
+    started: list[support.WorkerProcess] = []
+
+    def _start(**env: str) -> support.WorkerProcess:
+        process = support.start_worker_process(tmp_path / f"worker-{len(started) + 1}", **env)
+        started.append(process)
+        return process
+
+    yield _start
+    for process in started:
+        if process.popen.poll() is None:
+            process.popen.kill()
+        process.popen.wait(timeout=10)
