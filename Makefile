@@ -4,8 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck imports infra-check pytest browser ffmpeg client frontend messages clean \
-        bench bench-http bench-ws bench-workers bench-client bench-excel
+.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
+        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/bin/mypy realtime domains
+	$(VENV)/bin/mypy realtime domains workers
 
 imports: install
 	$(VENV)/bin/lint-imports
@@ -49,8 +49,24 @@ ffmpeg:
 		|| (apt-get update -q >/dev/null && apt-get install -y -q ffmpeg >/dev/null) \
 		|| { echo "ffmpeg is needed for the video tests: apt-get install ffmpeg"; exit 1; }
 
-pytest: install client browser ffmpeg
+# The proxy tests run `nginx -t` and a real nginx on infra/proxy/nginx.conf: Debian's nginx.
+proxy:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || apt-get install -y -q nginx-light >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null) \
+		|| { echo "nginx is needed for the proxy tests: apt-get install nginx-light"; exit 1; }
+
+pytest: install client browser ffmpeg proxy
 	$(VENV)/bin/pytest
+
+# The fault suite (tests/faults, docs/RELIABILITY.md): private Redis servers, a TCP fault proxy,
+# real worker and server processes killed and cut off on purpose. Not in `make test`'s
+# testpaths: it waits out timeouts by design. Each scenario prints a FAULT-RESULT line.
+FAULT_RESULTS ?= .run/fault-results.jsonl
+
+test-faults: install
+	mkdir -p $(dir $(FAULT_RESULTS)) && rm -f $(FAULT_RESULTS)
+	FAULT_RESULTS_FILE=$(abspath $(FAULT_RESULTS)) $(VENV)/bin/pytest tests/faults
+	@test ! -s $(FAULT_RESULTS) || cat $(FAULT_RESULTS)
 
 NODE_STAMP := frontend-client/node_modules/.installed
 
@@ -66,6 +82,15 @@ client: $(NODE_STAMP)
 frontend: $(NODE_STAMP)
 	cd frontend-client && npm run typecheck && npm test && npm run build
 
+# The OpenAPI document as the server generates it, and the TypeScript types generated from it.
+# Both are committed: tests/integration/test_openapi_document.py fails when the server's
+# document differs, frontend-client/test/openapi.test.ts when the types differ from it.
+OPENAPI_JSON := frontend-client/test/openapi/schema.json
+
+openapi: install $(NODE_STAMP)
+	DJANGO_ENV=test $(PY) manage.py spectacular --format openapi-json --file $(OPENAPI_JSON)
+	cd frontend-client && npx openapi-typescript test/openapi/schema.json -o test/openapi/schema.ts
+
 messages: install
 	$(PY) manage.py makemessages -l ko --no-obsolete --no-location \
 		--ignore='.venv/*' --ignore='.run/*' --ignore='frontend-client/*' --ignore='tests/*' --ignore='bench/*'
@@ -75,7 +100,7 @@ messages: install
 # same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
 BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
 
-bench: bench-http bench-ws bench-workers bench-client bench-excel
+bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists
 
 bench-http: install
 	$(BENCH_PY) -m bench.http.run
@@ -92,6 +117,9 @@ bench-client: install
 bench-excel: install
 	$(BENCH_PY) bench/excel/lookup_methods.py
 	$(BENCH_PY) bench/excel/import_bench.py
+
+bench-lists: install
+	$(BENCH_PY) -m bench.lists.run
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

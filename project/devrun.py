@@ -1,7 +1,7 @@
 """``make demo``: resolve or start services, migrate, seed, serve. Ctrl-C stops it all.
 
 Run as ``python -m project.devrun``. Everything it starts (embedded PostgreSQL/Redis, moto's
-server, the ASGI server and workers) is stopped again on Ctrl-C or SIGTERM.
+server, the ASGI server, workers and the outbox relay) is stopped again on Ctrl-C or SIGTERM.
 
 The ASGI server is the one production runs: uvicorn with the sans-I/O websockets protocol,
 uvloop, httptools and per-message deflate off, with the flags of
@@ -93,8 +93,26 @@ def asgi_server_command(host: str, port: int, *, server: str | None = None) -> l
             str(DEV_GRACEFUL_SHUTDOWN),
         ]
     if name == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), ASGI_APP]
+        return [
+            sys.executable,
+            "-m",
+            "project.daphne_server",
+            "-b",
+            host,
+            "-p",
+            str(port),
+            ASGI_APP,
+        ]
     raise UnknownServer(f"unknown ASGI server {name!r}; one of {', '.join(ASGI_SERVERS)}")
+
+
+def background_commands() -> list[list[str]]:
+    """What runs beside the ASGI server: one worker per kind, and the outbox relay, which sends
+    what a request could not queue and republishes lost terminal states (ADR 0011; in
+    production infra/relay/academy-relay.service)."""
+    manage = [sys.executable, "manage.py"]
+    workers = [[*manage, "run_worker", "--queue", kind] for kind in WORKER_KINDS]
+    return [*workers, [*manage, "relay_outbox"]]
 
 
 def _manage(*args: str) -> None:
@@ -125,6 +143,7 @@ def _banner(services: devservices.Services, server: str) -> str:
         f"  Embedded       {started}",
         f"  Workers        {', '.join(WORKER_KINDS)} (manage.py run_worker --queue <kind>); "
         f"emails go to {DEMO_WORKER_ENV['EMAIL_FILE_PATH']}",
+        "  Outbox relay   manage.py relay_outbox (sends what the queue missed)",
         "Try a job (in another terminal):",
         "  python manage.py demo_job --tenant alpha --user alpha-staff --watch",
         "  python manage.py watch_job <job_id> --tenant alpha --user alpha-staff",
@@ -168,14 +187,8 @@ def main() -> int:
         worker_env = {**os.environ}
         for name, value in DEMO_WORKER_ENV.items():
             worker_env.setdefault(name, value)
-        for kind in WORKER_KINDS:
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, "manage.py", "run_worker", "--queue", kind],
-                    cwd=devservices.BASE_DIR,
-                    env=worker_env,
-                )
-            )
+        for argv in background_commands():
+            children.append(subprocess.Popen(argv, cwd=devservices.BASE_DIR, env=worker_env))
         import django
 
         django.setup()

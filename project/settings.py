@@ -160,10 +160,12 @@ REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=2.0)
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
 REDIS_HEALTH_CHECK_INTERVAL = env.int("REDIS_HEALTH_CHECK_INTERVAL", default=30)
 REALTIME_KEY_PREFIX = env.str("REALTIME_KEY_PREFIX", default="")
-# PROTOCOL.md §2: live keys expire 6 h after their last write; terminal ones keep no TTL unless
-# REALTIME_TERMINAL_TTL is set (86400 is the cost-defence mode).
+# PROTOCOL.md §2: live keys expire 6 h after their last write, terminal status hashes 24 h
+# after they end (docs/adr/0012-terminal-states-expire-after-a-day.md: under volatile-lru a key
+# without TTL can never be evicted). 0 keeps terminal hashes forever: only for a Redis sized
+# for every job ever run.
 REALTIME_RUNNING_TTL = env.int("REALTIME_RUNNING_TTL", default=21_600)
-REALTIME_TERMINAL_TTL = env.int("REALTIME_TERMINAL_TTL", default=0)
+REALTIME_TERMINAL_TTL = env.int("REALTIME_TERMINAL_TTL", default=86_400)
 # At most one progress publish per topic per interval; status changes are never delayed.
 REALTIME_PROGRESS_INTERVAL = env.float("REALTIME_PROGRESS_INTERVAL", default=0.2)
 # WebSocket limits (PROTOCOL.md §4).
@@ -177,6 +179,11 @@ REALTIME_TOKEN_WARNING = env.int("REALTIME_TOKEN_WARNING", default=60)
 REALTIME_RESYNC_INTERVAL = env.float("REALTIME_RESYNC_INTERVAL", default=5.0)
 # A connection whose pending frames could not be sent for this long is closed.
 REALTIME_SEND_TIMEOUT = env.float("REALTIME_SEND_TIMEOUT", default=10.0)
+# Open WebSockets per (tenant, user) (audit F19): past it a new one closes with 4008. Each is
+# an entry in a Redis sorted set that expires REALTIME_CONNECTION_TTL seconds after its last
+# refresh (every third of it), so a process that dies leaks nothing for longer than that.
+REALTIME_MAX_CONNECTIONS_PER_USER = env.int("REALTIME_MAX_CONNECTIONS_PER_USER", default=10)
+REALTIME_CONNECTION_TTL = env.int("REALTIME_CONNECTION_TTL", default=90)
 # Browsers always send Origin; non-browser clients (scripts, mobile) may not.
 REALTIME_ALLOW_MISSING_ORIGIN = env.bool("REALTIME_ALLOW_MISSING_ORIGIN", default=True)
 
@@ -186,6 +193,21 @@ REALTIME_ALLOW_MISSING_ORIGIN = env.bool("REALTIME_ALLOW_MISSING_ORIGIN", defaul
 # the young generation less often, which makes full collections rare (project/asgi.py).
 ASGI_GC_TUNING = env.bool("ASGI_GC_TUNING", default=DJANGO_ENV != "test")
 ASGI_GC_THRESHOLDS = tuple(env.list("ASGI_GC_THRESHOLDS", cast=int, default=[50_000, 20, 100]))
+
+# Throttle counters (domains/tenants/throttles.py) live in Redis, shared by every process.
+# The default cache stays local: nothing else is meant to depend on Redis through it.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{REALTIME_KEY_PREFIX}cache",
+        "OPTIONS": {
+            "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": REDIS_CONNECT_TIMEOUT,
+        },
+    },
+}
 
 CHANNEL_LAYERS = {
     "default": {
@@ -287,14 +309,39 @@ WORKER_DLQ_SWEEP_INTERVAL = env.float("WORKER_DLQ_SWEEP_INTERVAL", default=60.0)
 WORKER_REPUBLISH_INTERVAL = env.float("WORKER_REPUBLISH_INTERVAL", default=2.0)
 # The supervisor's clock: heartbeats and time limits are checked this often.
 WORKER_TICK = env.float("WORKER_TICK", default=0.5)
+# The outbox relay (manage.py relay_outbox, docs/adr/0011-the-job-row-is-the-outbox.md): how
+# often it looks for unsent messages and unpublished terminal states, how many rows a pass
+# takes, and how long a row is left to the process that committed it before the relay steps in.
+OUTBOX_RELAY_INTERVAL = env.float("OUTBOX_RELAY_INTERVAL", default=1.0)
+OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=100)
+OUTBOX_RELAY_GRACE = env.float("OUTBOX_RELAY_GRACE", default=10.0)
 
 # --- Jobs API -------------------------------------------------------------------------------
 JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)
+# A request body other than uploaded files (JSON, form fields): refused past this many bytes,
+# before it is parsed. 4x the payload limit: escapes (\uXXXX) and whitespace make the
+# request's JSON longer than the compact payload that JOB_PAYLOAD_MAX_BYTES measures.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "DATA_UPLOAD_MAX_MEMORY_SIZE", default=4 * JOB_PAYLOAD_MAX_BYTES
+)
+# Quotas (docs/SECURITY.md): unfinished (PENDING or PROCESSING) jobs one user, and one tenant,
+# may have at once. Past either, a new job answers 429 quota_exceeded with this Retry-After.
+JOB_ACTIVE_MAX_PER_USER = env.int("JOB_ACTIVE_MAX_PER_USER", default=20)
+JOB_ACTIVE_MAX_PER_TENANT = env.int("JOB_ACTIVE_MAX_PER_TENANT", default=200)
+JOB_QUOTA_RETRY_AFTER = env.int("JOB_QUOTA_RETRY_AFTER", default=30)
 
 # --- Excel import (students) ---------------------------------------------------------------
 # Checked in the API before anything is stored or queued; the file itself goes to S3.
 EXCEL_IMPORT_MAX_BYTES = env.int("EXCEL_IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 EXCEL_IMPORT_MAX_ROWS = env.int("EXCEL_IMPORT_MAX_ROWS", default=20_000)
+# Workbook bombs (audit F7), checked from the zip's central directory before openpyxl parses.
+# A 20,000-row file with all 11 columns filled measured 11.6-18.6 MB uncompressed, its largest
+# part 18.6 MB, ~100,000 distinct shared strings (the figures: domains/students/xlsx.py).
+EXCEL_IMPORT_MAX_UNCOMPRESSED_BYTES = env.int(
+    "EXCEL_IMPORT_MAX_UNCOMPRESSED_BYTES", default=40 * 1024 * 1024
+)
+EXCEL_IMPORT_MAX_PART_BYTES = env.int("EXCEL_IMPORT_MAX_PART_BYTES", default=32 * 1024 * 1024)
+EXCEL_IMPORT_MAX_SHARED_STRINGS = env.int("EXCEL_IMPORT_MAX_SHARED_STRINGS", default=250_000)
 EXCEL_IMPORT_BUCKET = env.str("EXCEL_IMPORT_BUCKET", default="academy-imports")
 
 # --- Videos (ARCHITECTURE.md "Video encoding", docs/adr/0013-video-encodes-run-as-jobs.md) ----
@@ -329,6 +376,25 @@ MESSAGING_SUBJECT_MAX_LENGTH = env.int("MESSAGING_SUBJECT_MAX_LENGTH", default=2
 MESSAGING_BATCH_SIZE = env.int("MESSAGING_BATCH_SIZE", default=50)
 # Pause between batches: a send rate limit toward the mail provider (and a visible demo).
 MESSAGING_SEND_INTERVAL = env.float("MESSAGING_SEND_INTERVAL", default=0.0)
+# Who may mail external addresses, and how many (audit F23, docs/SECURITY.md). Students and
+# parents may not create messaging jobs at all (domains/jobs/types.py). Per job: a teacher
+# reaches a class, staff and admins the whole academy (MESSAGING_MAX_RECIPIENTS). Per UTC day,
+# counted in Redis: recipients per user by role, and per tenant.
+MESSAGING_TEACHER_MAX_RECIPIENTS = env.int("MESSAGING_TEACHER_MAX_RECIPIENTS", default=50)
+MESSAGING_DAILY_RECIPIENTS = {
+    "teacher": env.int("MESSAGING_TEACHER_DAILY_RECIPIENTS", default=200),
+    "staff": env.int("MESSAGING_STAFF_DAILY_RECIPIENTS", default=5000),
+    "admin": env.int("MESSAGING_ADMIN_DAILY_RECIPIENTS", default=5000),
+}
+MESSAGING_TENANT_DAILY_RECIPIENTS = env.int("MESSAGING_TENANT_DAILY_RECIPIENTS", default=20_000)
+
+# --- Lists ----------------------------------------------------------------------------------
+# GET /api/v1/jobs/ and GET /media/videos/ (PROTOCOL.md §5): rows per page unless the client
+# asks for ``page_size``, and the most it may ask for (every row is one index entry read).
+LIST_PAGE_SIZE = env.int("LIST_PAGE_SIZE", default=20)
+LIST_PAGE_SIZE_MAX = env.int("LIST_PAGE_SIZE_MAX", default=100)
+if not 1 <= LIST_PAGE_SIZE <= LIST_PAGE_SIZE_MAX:
+    raise ImproperlyConfigured("LIST_PAGE_SIZE must be between 1 and LIST_PAGE_SIZE_MAX")
 
 # --- Email ----------------------------------------------------------------------------------
 _EMAIL_BACKENDS = {
@@ -347,6 +413,8 @@ EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(BASE_DIR / ".run" / "em
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="academy@localhost")
 
 # --- Auth tokens ----------------------------------------------------------------------------
+# Refresh rotates and carries the membership's token version (ADR 0014); an access token
+# cannot be revoked, so its lifetime is the longest a removed member or a stolen token lasts.
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=env.int("ACCESS_TOKEN_LIFETIME_SECONDS", default=900))
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=env.int("REFRESH_TOKEN_LIFETIME_SECONDS", default=86400))
 # Signs every access token; production refuses the development default and short keys.
@@ -362,6 +430,28 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,
 }
 
+# Login, refresh and password change, per client address and per (tenant, user) (audit F12;
+# domains/tenants/throttles.py). A whole class may log in from one school address at once,
+# so the address rates are generous; the per-account ones brake guessing. Tests that check
+# throttling set their own rates (override_settings); the others must not trip them.
+_THROTTLE_DEFAULTS = {
+    "login_ip": "60/min",
+    "login_user": "10/min",
+    "refresh_ip": "120/min",
+    "refresh_user": "20/min",
+    "password_ip": "20/min",
+    "password_user": "5/min",
+}
+AUTH_THROTTLE_RATES = {
+    scope: env.str(
+        f"THROTTLE_{scope.upper()}", default="10000/min" if DJANGO_ENV == "test" else rate
+    )
+    for scope, rate in _THROTTLE_DEFAULTS.items()
+}
+# Proxies in front of the app that append to X-Forwarded-For (nginx: 1). 0 trusts only the
+# peer address; never leave it unset, since DRF would then trust a client-written header.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if IS_PROD else 0)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "domains.tenants.auth.StatelessTenantJWTAuthentication",
@@ -371,19 +461,35 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON bodies only, unless a view says otherwise (the job upload reads multipart too);
+    # bodies over DATA_UPLOAD_MAX_MEMORY_SIZE are refused before they are read (F18).
+    "DEFAULT_PARSER_CLASSES": ["domains.common.parsers.BoundedJSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "project.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "project.api.exception_handlers.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "academy-realtime API",
-    "DESCRIPTION": "Job and video progress for the academy platform. See PROTOCOL.md.",
+    # The full description is set by project.api.schema (it points to docs/PROTOCOL.md).
+    "DESCRIPTION": "Job and video progress for the academy platform.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from drf-spectacular-sidecar, served by this process (project/api/docs.py):
+    # no CDN, no outside request (the validator badge would call one).
+    "SWAGGER_UI_DIST": "/api/docs/assets",
+    "SWAGGER_UI_FAVICON_HREF": "/api/docs/assets/favicon-32x32.png",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # The video statuses appear in several components (the record, the list row): one name.
+    "ENUM_NAME_OVERRIDES": {"VideoStatusEnum": "domains.videos.models.VideoStatus.choices"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "project.api.schema.add_plain_django_operations",
+    ],
 }
 
 # --- I18n -----------------------------------------------------------------------------------
@@ -446,6 +552,11 @@ LOGGING = {
     "loggers": {
         "django_guid": {"level": "WARNING"},
         "django.db.backends": {"level": "INFO"},
+        # uvicorn configures its own loggers (propagate off, handlers without our filters)
+        # before it imports the application; these replace them once Django sets up, so its
+        # "WebSocket /ws/v1/?token=..." and access lines are redacted too (audit F10).
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

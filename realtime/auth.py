@@ -19,12 +19,21 @@ from django.conf import settings
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from realtime import connections
 from realtime.identity import Caller, InvalidClaims
-from realtime.protocol import BEARER_PREFIX, CLOSE_ORIGIN, CLOSE_UNAUTHENTICATED, SUBPROTOCOL
+from realtime.protocol import (
+    BEARER_PREFIX,
+    CLOSE_ORIGIN,
+    CLOSE_POLICY,
+    CLOSE_UNAUTHENTICATED,
+    SUBPROTOCOL,
+)
 
 logger = logging.getLogger(__name__)
 
 SCOPE_KEY = "realtime.auth"
+# The close reason of a handshake over the per-user connection cap (PROTOCOL.md §4).
+REASON_TOO_MANY_CONNECTIONS = "too_many_connections"
 
 
 def caller_from_access_token(raw: str) -> Caller:
@@ -87,12 +96,38 @@ def authenticate_handshake(scope: dict[str, Any]) -> HandshakeAuth:
 
 
 class TokenAuthMiddleware:
-    """ASGI middleware putting a :class:`HandshakeAuth` into every WebSocket scope."""
+    """ASGI middleware putting a :class:`HandshakeAuth` into every WebSocket scope.
+
+    It also holds the caller's connection slot (``realtime.connections``) for as long as the
+    connection's application runs, and gives it back however that ends (a close, a crash);
+    a user at ``REALTIME_MAX_CONNECTIONS_PER_USER`` is accepted and closed at once with 4008
+    and the reason ``too_many_connections``, before any consumer exists.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] == "websocket":
-            scope = {**scope, SCOPE_KEY: authenticate_handshake(scope)}
-        return await self.app(scope, receive, send)
+        if scope["type"] != "websocket":
+            return await self.app(scope, receive, send)
+        auth = authenticate_handshake(scope)
+        slot = None
+        if auth.caller is not None:
+            slot = await connections.acquire(auth.caller.tenant_id, auth.caller.user_id)
+            if slot is None:
+                await _refuse(receive, send, auth.subprotocol, REASON_TOO_MANY_CONNECTIONS)
+                return None
+        try:
+            return await self.app({**scope, SCOPE_KEY: auth}, receive, send)
+        finally:
+            if slot is not None:
+                await connections.release(slot)
+
+
+async def _refuse(receive: Any, send: Any, subprotocol: str | None, reason: str) -> None:
+    """Accept, then close with 4008 and a reason (a refused upgrade would only show 1006)."""
+    message = await receive()
+    if message.get("type") != "websocket.connect":
+        return
+    await send({"type": "websocket.accept", "subprotocol": subprotocol})
+    await send({"type": "websocket.close", "code": CLOSE_POLICY, "reason": reason})

@@ -1,9 +1,11 @@
 """The WebSocket consumer of ``/ws/v1/`` (PROTOCOL.md §4).
 
 One connection carries many topic subscriptions. For each: join the topic's group, read the
-snapshot, then forward changes (subscribe, snapshot, stream). Frames whose seq is not above what
-the connection already sent for that topic are dropped, so a client never sees a duplicate or a
-step back, whichever path (group message, snapshot, resync) a state arrives by.
+snapshot, then forward changes (subscribe, snapshot, stream). States are ordered by
+``(epoch, seq)`` (PROTOCOL.md §2): frames not above what the connection already sent for that
+topic are dropped, so a client never sees a duplicate or a step back, whichever path (group
+message, snapshot, resync) a state arrives by, and a state Redis rebuilt (seq 1 of a larger
+epoch) is always taken.
 
 Every frame leaves through the connection's sender task (started when a frame waits, gone
 when none does), fed by replies in a short queue, state changes in order, and at most one
@@ -18,7 +20,8 @@ and the check for clients that stopped reading are one sweep per process
 (``realtime.watchdog``).
 
 Nothing here touches the database: authentication is the token, authorisation reads the
-topic's ``owner_id`` from Redis.
+topic's ``owner_id`` from Redis. When Redis forgot a watched topic or went back below what a
+connection sent, the process's sweep rebuilds it from the record (``realtime.rebuild``).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from realtime.identity import Caller, InvalidClaims, sees_topic
 from realtime.keys import InvalidTopic, Topic
 from realtime.layer import RealtimeChannelLayer
 from realtime.protocol import CLOSE_POLICY, CLOSE_UNAUTHENTICATED, ControlFrame, ErrorCode
-from realtime.state import Snapshot, is_terminal
+from realtime.state import NO_POSITION, Position, Snapshot, is_terminal
 from realtime.store import RealtimeUnavailable
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,11 @@ MAX_CONTROL_BACKLOG = 64
 # Status changes waiting for a client that does not read (a few per topic at most): past
 # this, close. Progress-only frames never queue up: the newest replaces the older one.
 MAX_STATE_BACKLOG = 512
+# A client's epoch is one the server sent it: Redis TIME in ms when a hash was created. A claim
+# far ahead of the clock is refused, since a rebuild sets the new epoch above what watchers hold
+# and a forged one would push every watcher of the topic past the integers JavaScript keeps
+# exact (2^53). A day leaves room for any clock skew between Redis and this process.
+EPOCH_AHEAD_LIMIT_MS = 86_400_000
 
 
 @dataclass(slots=True)
@@ -64,7 +72,9 @@ class Subscription:
     key: str  # str(topic), kept: the frame path looks subscriptions up by it
     group: str
     owner_id: int | None
-    sent_seq: int = 0
+    # The (epoch, seq) of the newest state sent, or the client's own when it said it has a
+    # newer one than Redis: a position above the stored one is a regression the sweep repairs.
+    sent: Position = NO_POSITION
     terminal: bool = False
 
 
@@ -214,7 +224,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if sub is not None and not self._closed:
             self._offer(
                 sub,
-                int(message["seq"]),
+                (int(message.get("epoch", 0)), int(message["seq"])),
                 bool(message["terminal"]),
                 message["frame"],
                 coalesce=bool(message.get("progress_only")),
@@ -232,11 +242,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except InvalidTopic:
             await self._error(raw_topic, "bad_request", "Not a topic.")
             return
-        since = frame.get("since")
-        if since is not None and (
-            not isinstance(since, int) or isinstance(since, bool) or since < 0
-        ):
+        since, epoch = frame.get("since"), frame.get("epoch")
+        if since is not None and not _count(since):
             await self._error(str(topic), "bad_request", "since must be a non-negative integer.")
+            return
+        if epoch is not None and not _count(epoch):
+            await self._error(str(topic), "bad_request", "epoch must be a non-negative integer.")
+            return
+        if epoch is not None and epoch > time.time() * 1000 + EPOCH_AHEAD_LIMIT_MS:
+            await self._error(str(topic), "bad_request", "epoch is not one the server issued.")
+            return
+        if epoch is not None and since is None:
+            await self._error(str(topic), "bad_request", "epoch needs since.")
             return
         key = str(topic)
         sub = self.subs.get(key)
@@ -266,15 +283,26 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             sub = self.subs[key] = Subscription(
                 topic=topic, key=key, group=group, owner_id=snap.owner_id
             )
-        if since is None or snap.seq > since:
-            if snap.seq > sub.sent_seq:
-                self._offer(sub, snap.seq, is_terminal(snap.status), snap.frame)
+        # Without an epoch, `since` counts in the stored epoch (a client from before epochs).
+        stored = snap.position
+        claimed = None if since is None else (snap.epoch if epoch is None else epoch, since)
+        if claimed is None or stored > claimed:
+            if stored > sub.sent:
+                self._offer(sub, stored, is_terminal(snap.status), snap.frame)
             else:
-                await self._send_json(protocol.subscribed(key, sub.sent_seq))
-        else:
-            sub.sent_seq = max(sub.sent_seq, since)
+                await self._send_json(protocol.subscribed(key, sub.sent[1], sub.sent[0]))
+        elif stored == claimed:
+            sub.sent = max(sub.sent, claimed)
             sub.terminal = is_terminal(snap.status)
-            await self._send_json(protocol.subscribed(key, snap.seq))
+            await self._send_json(protocol.subscribed(key, snap.seq, snap.epoch))
+        else:
+            # The client saw more than Redis holds: Redis went back in time. Remember what the
+            # client has, so that nothing older reaches it, and leave the topic watched: the
+            # sweep rebuilds it from the record at a new epoch above the client's.
+            sub.sent = max(sub.sent, claimed)
+            sub.terminal = False
+            await self._send_json(protocol.subscribed(key, snap.seq, snap.epoch))
+            watchdog.request_repair(self)
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         raw_topic = frame.get("topic")
@@ -317,18 +345,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return snap.visible_to(self.caller)
 
     def _offer(
-        self, sub: Subscription, seq: int, terminal: bool, frame: str, *, coalesce: bool = False
+        self,
+        sub: Subscription,
+        position: Position,
+        terminal: bool,
+        frame: str,
+        *,
+        coalesce: bool = False,
     ) -> None:
-        """Queue a state frame unless the client already has this seq or a later one.
+        """Queue a state frame unless the client already has this (epoch, seq) or a later one.
 
         ``coalesce``: a progress-only change, which replaces the topic's pending progress frame
         if the client has not taken it yet. Anything else queues in order behind earlier states
         and supersedes (drops) the topic's older pending progress frame: every frame is a whole
         state document, so the client loses nothing but a stale percent.
         """
-        if seq <= sub.sent_seq:
+        if position <= sub.sent:
             return
-        sub.sent_seq, sub.terminal = seq, terminal
+        sub.sent, sub.terminal = position, terminal
         key = sub.key
         self._pending.pop(key, None)
         if coalesce:
@@ -368,12 +402,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._sender_task = None  # nothing waits: drop the finished task too
 
     # --- the process-wide sweep (realtime.watchdog.Sweeper) -------------------------------
-    def watched(self) -> Iterator[tuple[Topic, int]]:
+    def watched(self) -> Iterator[tuple[Topic, Position]]:
         if self._closed:
             return
         for sub in list(self.subs.values()):
             if not sub.terminal:
-                yield sub.topic, sub.sent_seq
+                yield sub.topic, sub.sent
 
     def stalled(self, now: float) -> bool:
         since = self._sending_since
@@ -396,14 +430,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self._close(CLOSE_POLICY)
 
     async def repair(self, topic: Topic) -> bool:
-        """Re-read a topic whose stored seq moved past what was sent, and send it."""
+        """Re-read a topic whose stored (epoch, seq) moved past what was sent, and send it."""
         sub = self.subs.get(str(topic))
         if sub is None or self._closed:
             return False
         snap = await store.asnapshot(self.tenant_id, topic)
-        if snap is None or not self._visible(snap) or snap.seq <= sub.sent_seq:
+        if snap is None or not self._visible(snap) or snap.position <= sub.sent:
             return False
-        self._offer(sub, snap.seq, is_terminal(snap.status), snap.frame)
+        self._offer(sub, snap.position, is_terminal(snap.status), snap.frame)
         return True
 
     # --- token expiry: two timers, no task ----------------------------------------------------
@@ -459,3 +493,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             # A stuck transport must not hold the dispatch loop: bounded wait to say goodbye.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.close(code), timeout=1)
+
+
+def _count(value: object) -> bool:
+    """A non-negative JSON integer (``true`` is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

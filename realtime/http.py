@@ -56,6 +56,10 @@ async def progress_reply(authorization: str, topic: Topic) -> Reply:
             _("A valid access token is required."),
             ("WWW-Authenticate", 'Bearer realm="api"'),
         )
+    if caller.must_change_password:
+        # As every other endpoint but "me" and the password change (ADR 0102, audit F25):
+        # from the token's claim, so still without SQL.
+        return _error(403, "password_change_required", _("Change your initial password first."))
     try:
         snap = await store.asnapshot(caller.tenant_id, topic)
     except RealtimeUnavailable:

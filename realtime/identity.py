@@ -34,6 +34,8 @@ TENANT_CLAIM = "tenant_id"
 ROLE_CLAIM = "role"
 # Set while the user still has the initial password an import gave it (ADR 0102).
 PASSWORD_CHANGE_CLAIM = "pwd_change"  # noqa: S105 - a claim name, not a secret
+# The membership's token version, checked at refresh only (ADR 0014).
+TOKEN_VERSION_CLAIM = "token_version"  # noqa: S105 - a claim name, not a secret
 
 
 def sees_whole_tenant(role: str) -> bool:
@@ -77,3 +79,9 @@ def sees_topic(caller: Caller, *, owner_id: int | None) -> bool:
     alike. The tenant is not checked here: every lookup is already scoped to the caller's.
     """
     return caller.sees_whole_tenant or (owner_id is not None and owner_id == caller.user_id)
+
+
+def visible_owner(caller: Caller) -> int | None:
+    """`sees_topic` as a query filter, for lists: the owner whose rows the caller may see, or
+    ``None`` when the caller sees every row of the tenant."""
+    return None if caller.sees_whole_tenant else caller.user_id

@@ -84,3 +84,27 @@ class KeySpace:
     def group_channel(self, tenant_id: int, topic: Topic) -> str:
         # channels_redis.pubsub: RedisPubSubLoopLayer._get_group_channel_name
         return f"{self.layer_prefix}__group__{self.group(tenant_id, topic)}"
+
+    def connections_key(self, tenant_id: int, user_id: int) -> str:
+        """A sorted set of one user's open WebSockets (member: connection id, score: expiry)."""
+        return f"{self.prefix}tenant:{int(tenant_id)}:user:{int(user_id)}:connections"
+
+    def messaging_daily_key(self, tenant_id: int, day: str, *, user_id: int | None = None) -> str:
+        """Recipients mailed on ``day`` (``YYYYMMDD``, UTC) by one user, or by the tenant."""
+        owner = f"user:{int(user_id)}:" if user_id is not None else ""
+        return f"{self.prefix}tenant:{int(tenant_id)}:{owner}messaging:recipients:{day}"
+
+
+def throttle_key(
+    scope: str, *, ip: str | None = None, tenant: str | None = None, user: str = ""
+) -> str:
+    """A throttle counter's cache key (the cache adds the deployment prefix).
+
+    Keys that name a user always name the tenant first: alpha's ``bob`` and beta's ``bob``
+    are counted apart. ``tenant`` and ``user`` are opaque (ids or digests), never raw input.
+    """
+    if tenant is not None:
+        return f"throttle:{scope}:tenant:{tenant}:user:{user}"
+    if ip is None:
+        raise ValueError("a throttle key names an address or a tenant and a user")
+    return f"throttle:{scope}:ip:{ip}"

@@ -52,6 +52,9 @@ class _Rule:
 # A topic name, ``job:<uuid>`` or ``video:<uuid>`` (§1), and a seq, which starts at 0.
 TopicName = Annotated[str, _Rule("topic")]
 Seq = Annotated[int, _Rule("non-negative")]
+# Set once when a status hash is created (Redis TIME in ms); a hash created again after Redis
+# lost it gets a larger one. (epoch, seq) orders a topic's states (§2).
+Epoch = Annotated[int, _Rule("non-negative")]
 
 # --- the connection (§4) ----------------------------------------------------------------------
 SUBPROTOCOL = "realtime.v1"
@@ -87,6 +90,7 @@ class ProgressDocument(TypedDict):
 class JobDocument(TypedDict):
     topic: TopicName
     seq: Seq
+    epoch: Epoch
     status: JobStatus
     progress: ProgressDocument | None  # null before any progress and once terminal
     error: str | None
@@ -99,6 +103,7 @@ class JobDocument(TypedDict):
 class VideoDocument(TypedDict):
     topic: TopicName
     seq: Seq
+    epoch: Epoch
     status: VideoStatus
     progress: ProgressDocument | None
     error: str | None
@@ -126,6 +131,7 @@ class SubscribedFrame(TypedDict):
     type: Literal["subscribed"]
     topic: TopicName
     seq: Seq
+    epoch: Epoch
 
 
 class UnsubscribedFrame(TypedDict):
@@ -165,6 +171,7 @@ class SubscribeFrame(TypedDict):
     type: Literal["subscribe"]
     topic: str
     since: NotRequired[int]
+    epoch: NotRequired[int]  # only with since: the epoch that seq belongs to
 
 
 class UnsubscribeFrame(TypedDict):
@@ -200,8 +207,8 @@ def error_body(code: str, detail: Any, fields: dict[str, Any] | None = None) -> 
 
 
 # --- constructors of the control frames the consumer sends ------------------------------------
-def subscribed(topic: str, seq: int) -> SubscribedFrame:
-    return {"type": "subscribed", "topic": topic, "seq": seq}
+def subscribed(topic: str, seq: int, epoch: int) -> SubscribedFrame:
+    return {"type": "subscribed", "topic": topic, "seq": seq, "epoch": epoch}
 
 
 def unsubscribed(topic: str) -> UnsubscribedFrame:

@@ -106,6 +106,12 @@ class Change:
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
+# (epoch, seq): the order of a topic's states (PROTOCOL.md §2). A hash Redis lost and that was
+# created again starts over at seq 1 of a larger epoch, so tuples compare the right way round.
+Position = tuple[int, int]
+NO_POSITION: Position = (0, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class PublishResult:
     """What the script answered: whether the change was applied and the state after it.
@@ -118,6 +124,11 @@ class PublishResult:
     reason: str
     seq: int
     frame: str | None = field(repr=False, default=None)
+    epoch: int = 0
+
+    @property
+    def position(self) -> Position:
+        return (self.epoch, self.seq)
 
     @property
     def document(self) -> dict[str, Any] | None:
@@ -139,6 +150,11 @@ class Snapshot:
     owner_id: int | None
     document: str  # JSON text of the state document, as served by the progress endpoints
     frame: str  # the same with "type": "state", as sent over the WebSocket
+    epoch: int = 0
+
+    @property
+    def position(self) -> Position:
+        return (self.epoch, self.seq)
 
     def visible_to(self, caller: Caller) -> bool:
         """PROTOCOL.md §4: staff and admin see every topic of their tenant, others their own."""

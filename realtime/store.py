@@ -2,20 +2,31 @@
 
 ``publish`` (sync: workers, views, commands) and ``apublish`` (async) run ``lua/state.lua`` by
 EVALSHA on the process's persistent Redis client; the script is sent to Redis once per client
-and again only if Redis lost it (``NOSCRIPT``, e.g. after a restart). ``snapshot``/``asnapshot``
-read a topic's document in one round trip as well.
+and again only if Redis lost it (``NOSCRIPT`` after a restart or ``SCRIPT FLUSH``: redis-py's
+``Script`` loads it and retries once). ``snapshot``/``asnapshot`` read a topic's document in one
+round trip as well.
+
+Every Redis error that means "Redis cannot serve this now" is :class:`RealtimeUnavailable` above
+this module, whatever its class in redis-py: connection errors and timeouts, but also ``OOM``
+(maxmemory reached), ``READONLY`` (a demoted primary after a failover), ``BUSY`` (a script
+running too long), ``LOADING``, ``MASTERDOWN``, ``MISCONF`` and a ``NOSCRIPT`` that survived
+the reload. Anything else (a bad argument, an error inside the script) is a bug and raises.
 
 Services publish after their transaction commits, through :func:`publish_on_commit` and
-nothing else, never from ``save()``, signals or views (STYLE.md §3); read repair of a lost
-terminal state is :func:`repair_terminal`. Outside this package only the worker's progress
-throttle and republisher call :func:`publish` directly, as there is no transaction to wait
-for on that path (tests/unit/test_publish_discipline.py holds everyone to this).
+nothing else, never from ``save()``, signals or views (STYLE.md §3); read repair (a topic
+Redis lost, or a lost terminal state) is :func:`repair_from_record`, and :func:`rebuild`
+recreates a topic from its record (through ``realtime.rebuild``, which knows the records).
+Outside this package only the worker's republisher calls :func:`publish` directly, as there
+is no transaction to wait for on that path (tests/unit/test_publish_discipline.py holds
+everyone to this).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -28,16 +39,58 @@ from redis.commands.core import AsyncScript, Script
 
 from realtime.clients import async_redis, sync_redis
 from realtime.keys import KeySpace, Topic
-from realtime.state import RESULT_MAX_BYTES, Change, PublishResult, Snapshot, is_terminal
+from realtime.state import (
+    NO_POSITION,
+    RESULT_MAX_BYTES,
+    Change,
+    Position,
+    PublishResult,
+    Snapshot,
+    is_terminal,
+)
 
 logger = logging.getLogger(__name__)
 
 SCRIPT_SOURCE = (Path(__file__).parent / "lua" / "state.lua").read_text()
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# ConnectionError covers redis-py's LOADING (BusyLoadingError) and authentication errors.
+REDIS_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.NoScriptError,
+    redis.exceptions.ClusterDownError,  # and MasterDownError
+    redis.exceptions.TryAgainError,
+)
+# Replies redis-py has no class for: the first word of the error text.
+UNAVAILABLE_REPLIES = frozenset({"BUSY", "MISCONF", "NOREPLICAS", "MASTERDOWN", "LOADING"})
+_REPLY_CODE = re.compile(r"(?:^|caused error: \(['\"])([A-Z]+)\b")
 
 
 class RealtimeUnavailable(Exception):
-    """Redis could not be reached; the change was not applied."""
+    """Redis could not serve the call (down, unreachable, full, read-only, busy); the change
+    was not applied."""
+
+
+def is_unavailable(exc: redis.RedisError) -> bool:
+    """Whether a Redis error means "not now" rather than "wrong request"."""
+    if isinstance(exc, REDIS_ERRORS):
+        return True
+    if not isinstance(exc, redis.ResponseError):
+        return False
+    # A pipeline annotates the reply: "Command # 1 (HGET …) of pipeline caused error: ('BUSY …',)"
+    match = _REPLY_CODE.search(str(exc))
+    return match is not None and match[1] in UNAVAILABLE_REPLIES
+
+
+@contextlib.contextmanager
+def _unavailable_as_one_error() -> Iterator[None]:
+    try:
+        yield
+    except redis.RedisError as exc:
+        if not is_unavailable(exc):
+            raise
+        raise RealtimeUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
 
 # Called with a change that could not be published after the commit (Redis down), to retry it
@@ -52,12 +105,14 @@ def keyspace() -> KeySpace:
     return KeySpace(prefix=settings.REALTIME_KEY_PREFIX, layer_prefix=layer_prefix)
 
 
-def _apply_args(tenant_id: int, topic: Topic, change: Change) -> tuple[list[str], list[Any]]:
+def _apply_args(
+    tenant_id: int, topic: Topic, change: Change, *, op: str = "apply"
+) -> tuple[list[str], list[Any]]:
     change.validate(topic.kind)
     space = keyspace()
     keys = [space.status_key(tenant_id, topic), space.progress_key(tenant_id, topic)]
     args = [
-        "apply",
+        op,
         topic.kind.value,
         str(topic),
         space.group_channel(tenant_id, topic),
@@ -75,20 +130,31 @@ def _read_args(tenant_id: int, topic: Topic) -> tuple[list[str], list[Any]]:
     return keys, ["read", topic.kind.value, str(topic)]
 
 
+def _rebuild_args(
+    tenant_id: int, topic: Topic, change: Change, known: Position
+) -> tuple[list[str], list[Any]]:
+    if change.status is None:
+        raise ValueError("a rebuild needs the whole state, status included")
+    keys, args = _apply_args(tenant_id, topic, change, op="rebuild")
+    epoch, seq = known
+    return keys, [*args, int(epoch), int(seq)]
+
+
 def _publish_result(reply: Sequence[Any]) -> PublishResult:
-    accepted, reason, frame, seq = reply
+    accepted, reason, frame, seq, epoch = reply
     return PublishResult(
         accepted=bool(accepted),
         reason=_text(reason),
         seq=int(seq),
         frame=_text(frame) if frame else None,
+        epoch=int(epoch),
     )
 
 
 def _snapshot(topic: Topic, reply: Sequence[Any] | None) -> Snapshot | None:
     if not reply:
         return None
-    document, frame, seq, status, owner = reply
+    document, frame, seq, status, owner, epoch = reply
     owner_text = _text(owner)
     return Snapshot(
         topic=topic,
@@ -97,6 +163,7 @@ def _snapshot(topic: Topic, reply: Sequence[Any] | None) -> Snapshot | None:
         owner_id=int(owner_text) if owner_text else None,
         document=_text(document),
         frame=_text(frame),
+        epoch=int(epoch),
     )
 
 
@@ -119,64 +186,96 @@ def _sync_script() -> Script:
 def publish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
     """Apply ``change`` to the topic's state and publish the new state if it was accepted."""
     keys, args = _apply_args(tenant_id, topic, change)
-    try:
+    with _unavailable_as_one_error():
         result = _publish_result(_sync_script()(keys=keys, args=args))
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
     _log(tenant_id, topic, change, result)
     return result
 
 
 def publish_on_commit(
-    tenant_id: int, topic: Topic, change: Change, *, on_failure: PublishRetry | None = None
+    tenant_id: int,
+    topic: Topic,
+    change: Change,
+    *,
+    on_failure: PublishRetry | None = None,
+    on_success: Callable[[PublishResult], None] | None = None,
 ) -> None:
     """Publish once the current transaction commits; a Redis outage is logged, not raised.
 
     The database is the record: a Redis outage never undoes its write. A lost publish is
     repaired by the next accepted change, by ``on_failure`` (the worker's republisher retries
-    terminal changes from the record), by read repair and by consumers' resynchronisation.
-    Outside a transaction (autocommit) it publishes at once.
+    terminal changes from the record), by the outbox relay (``on_success`` records on the job
+    row that Redis answered; docs/adr/0011-the-job-row-is-the-outbox.md), by read repair and
+    by consumers' resynchronisation. Outside a transaction (autocommit) it publishes at once.
     """
 
     def _publish() -> None:
         try:
-            publish(tenant_id, topic, change)
-        except RealtimeUnavailable:
+            result = publish(tenant_id, topic, change)
+        except RealtimeUnavailable as exc:
             logger.warning(
-                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s",
+                "publish after commit failed, Redis unavailable tenant=%s topic=%s status=%s: %s",
                 tenant_id,
                 topic,
                 change.status,
+                exc,
             )
             if on_failure is not None:
                 on_failure(tenant_id, topic, change)
+            return
+        except Exception:
+            # Never raise after the commit: later hooks (the SQS send) must still run.
+            logger.exception("publish after commit failed tenant=%s topic=%s", tenant_id, topic)
+            return
+        if on_success is not None:
+            on_success(result)
 
     transaction.on_commit(_publish)
 
 
-def repair_terminal(tenant_id: int, topic: Topic, change: Callable[[], Change]) -> bool:
-    """Publish a terminal ``change()`` if Redis still shows the topic running; True if it did.
+def rebuild(
+    tenant_id: int, topic: Topic, change: Change, *, known: Position = NO_POSITION
+) -> PublishResult:
+    """(Re)create the topic's state from ``change``, the whole state built from its record.
 
-    Read repair for a terminal publish lost while Redis was away. A topic Redis no longer holds
-    is not recreated, nor is one already terminal; ``change`` is only built when needed. A
-    Redis outage answers False.
+    At seq 1 of a new epoch above ``known`` (the highest (epoch, seq) the caller has seen, and
+    above the stored one), when the hash is missing or its (epoch, seq) is below ``known``;
+    otherwise nothing changes (reason ``current``). See ``lua/state.lua``.
+    """
+    keys, args = _rebuild_args(tenant_id, topic, change, known)
+    with _unavailable_as_one_error():
+        result = _publish_result(_sync_script()(keys=keys, args=args))
+    _log(tenant_id, topic, change, result)
+    return result
+
+
+def repair_from_record(tenant_id: int, topic: Topic, change: Callable[[], Change]) -> bool:
+    """Make Redis agree with a record a caller just read; True when something was published.
+
+    Read repair: a topic Redis no longer holds is rebuilt from ``change()`` (a new epoch,
+    terminal states included), and a terminal ``change()`` is published if Redis still shows
+    the topic running (a terminal publish lost while Redis was away). A topic Redis holds and
+    that agrees is left alone; ``change`` is only built when needed. A Redis outage answers
+    False.
     """
     try:
         snap = snapshot(tenant_id, topic)
-        if snap is None or is_terminal(snap.status):
+        if snap is None:
+            return rebuild(tenant_id, topic, change()).accepted
+        if is_terminal(snap.status):
             return False
-        publish(tenant_id, topic, change())
+        wanted = change()
+        if not is_terminal(wanted.status):
+            return False
+        return publish(tenant_id, topic, wanted).accepted
     except RealtimeUnavailable:
         return False
-    return True
 
 
 def snapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
     keys, args = _read_args(tenant_id, topic)
-    try:
+    with _unavailable_as_one_error():
         return _snapshot(topic, _sync_script()(keys=keys, args=args))
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
 
 
 # --- async ----------------------------------------------------------------------------------
@@ -193,38 +292,43 @@ def _async_script() -> AsyncScript:
 
 async def apublish(tenant_id: int, topic: Topic, change: Change) -> PublishResult:
     keys, args = _apply_args(tenant_id, topic, change)
-    try:
+    with _unavailable_as_one_error():
         result = _publish_result(await _async_script()(keys=keys, args=args))
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
     _log(tenant_id, topic, change, result)
     return result
 
 
 async def asnapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
     keys, args = _read_args(tenant_id, topic)
-    try:
+    with _unavailable_as_one_error():
         return _snapshot(topic, await _async_script()(keys=keys, args=args))
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
 
 
-async def aseqs_many(pairs: Sequence[tuple[int, Topic]]) -> list[int | None]:
-    """The stored seq of each (tenant, topic) (None where it does not exist), in one pipelined
-    trip. The process-wide resync sweep reads every watched topic of every connection this way.
+async def arebuild(
+    tenant_id: int, topic: Topic, change: Change, *, known: Position = NO_POSITION
+) -> PublishResult:
+    keys, args = _rebuild_args(tenant_id, topic, change, known)
+    with _unavailable_as_one_error():
+        result = _publish_result(await _async_script()(keys=keys, args=args))
+    _log(tenant_id, topic, change, result)
+    return result
+
+
+async def apositions_many(pairs: Sequence[tuple[int, Topic]]) -> list[Position | None]:
+    """The stored (epoch, seq) of each (tenant, topic) (None where the hash does not exist), in
+    one pipelined trip. The process-wide resync sweep reads every watched topic of every
+    connection this way. A hash from before epochs existed reads epoch 0.
     """
     if not pairs:
         return []
     space = keyspace()
     client: aredis.Redis = async_redis()
-    try:
+    with _unavailable_as_one_error():
         async with client.pipeline(transaction=False) as pipe:
             for tenant_id, topic in pairs:
-                pipe.hget(space.status_key(tenant_id, topic), "seq")
+                pipe.hmget(space.status_key(tenant_id, topic), "epoch", "seq")
             replies = await pipe.execute()
-    except REDIS_ERRORS as exc:
-        raise RealtimeUnavailable(str(exc)) from exc
-    return [int(reply) if reply is not None else None for reply in replies]
+    return [(int(epoch or 0), int(seq)) if seq is not None else None for epoch, seq in replies]
 
 
 def _log(tenant_id: int, topic: Topic, change: Change, result: PublishResult) -> None:

@@ -9,11 +9,15 @@ failover). A blip shorter than that (the subscriber reconnects within ~0.1 s) ma
 publish without losing a beat: the periodic sweep repairs those.
 
 The sweep is one task per process, not one per connection: every
-``REALTIME_RESYNC_INTERVAL`` seconds (and at once after a gap) it reads the stored seq of every
-topic every connection watches, in pipelined batches across tenants, sends the state of those
-that moved, and closes connections whose client stopped reading. Per-connection timers and
-loops cost memory and wake-ups on every idle socket; with thousands of connections per process
-that was most of the idle CPU.
+``REALTIME_RESYNC_INTERVAL`` seconds (and at once after a gap) it reads the stored
+``(epoch, seq)`` of every topic every connection watches, in pipelined batches across tenants,
+sends the state of those that moved ahead, and closes connections whose client stopped reading.
+A topic whose hash vanished (eviction, flush, expiry) or regressed below what a connection sent
+(a restart from a stale dump, a failover to a lagging replica) is rebuilt from its database
+record through ``realtime.rebuild``, once per topic and sweep, at a new epoch above the highest
+position any of its watchers sent; every watcher then gets the rebuilt state. Per-connection
+timers and loops cost memory and wake-ups on every idle socket; with thousands of connections
+per process that was most of the idle CPU.
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime import store
+from realtime import rebuild, store
 from realtime.keys import Topic
+from realtime.state import Position
 from realtime.store import RealtimeUnavailable
 
 logger = logging.getLogger(__name__)
 
 # Topics read per pipelined round trip during a sweep.
 SWEEP_BATCH = 500
+# Sweeps asked for early (a lost layer message, a regression seen on subscribe) start at most
+# this often, so that no client can make the process sweep back to back.
+MIN_SWEEP_GAP = 1.0
 
 _watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LayerWatchdog] = (
     weakref.WeakKeyDictionary()
@@ -53,8 +61,8 @@ class Watched(Protocol):
 
     tenant_id: int
 
-    def watched(self) -> Iterable[tuple[Topic, int]]:
-        """(topic, seq already sent) of each live, non-terminal subscription."""
+    def watched(self) -> Iterable[tuple[Topic, Position]]:
+        """(topic, (epoch, seq) already sent) of each live, non-terminal subscription."""
         ...
 
     def stalled(self, now: float) -> bool: ...
@@ -140,12 +148,17 @@ class Sweeper:
 
     async def _run(self) -> None:
         failed = False
+        last = 0.0
         while True:
             interval = settings.REALTIME_RESYNC_INTERVAL
             delay = 1.0 if failed else interval * random.uniform(0.8, 1.2)  # noqa: S311
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._now.wait(), timeout=delay)
+            early = self._now.is_set()
+            if early and (wait := last + MIN_SWEEP_GAP - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
             self._now.clear()
+            last = time.monotonic()
             try:
                 await self.sweep()
             except RealtimeUnavailable as exc:
@@ -159,27 +172,61 @@ class Sweeper:
     async def sweep(self) -> int:
         """One pass over every connection; returns how many topics were repaired."""
         now = time.monotonic()
-        watched: list[tuple[Watched, Topic, int]] = []
+        watched: list[tuple[Watched, Topic, Position]] = []
         for connection in list(self.connections):
             if connection.stalled(now):
                 connection.close_stalled()
                 continue
             watched.extend((connection, topic, sent) for topic, sent in connection.watched())
         repaired = 0
+        # (tenant, topic) whose hash vanished or went below what was sent -> the highest
+        # position sent, and the connections to repair once it is rebuilt.
+        lost: dict[tuple[int, Topic], tuple[Position, list[Watched]]] = {}
         for start in range(0, len(watched), SWEEP_BATCH):
             batch = watched[start : start + SWEEP_BATCH]
-            seqs = await store.aseqs_many([(conn.tenant_id, topic) for conn, topic, _ in batch])
-            for (connection, topic, sent), seq in zip(batch, seqs, strict=True):
-                if seq is not None and seq > sent and await connection.repair(topic):
+            stored = await store.apositions_many(
+                [(conn.tenant_id, topic) for conn, topic, _ in batch]
+            )
+            for (connection, topic, sent), position in zip(batch, stored, strict=True):
+                if position is None or position < sent:
+                    known, waiting = lost.get((connection.tenant_id, topic), (sent, []))
+                    waiting.append(connection)
+                    lost[(connection.tenant_id, topic)] = (max(known, sent), waiting)
+                elif position > sent and await connection.repair(topic):
+                    repaired += 1
+        for (tenant_id, topic), (known, waiting) in lost.items():
+            if not await self._rebuild(tenant_id, topic, known):
+                continue
+            for connection in waiting:
+                if await connection.repair(topic):
                     repaired += 1
         if repaired:
             logger.info("resync repaired %s topic(s) over %s watched", repaired, len(watched))
         return repaired
 
+    async def _rebuild(self, tenant_id: int, topic: Topic, known: Position) -> bool:
+        """Rebuild a lost or regressed topic from its record; True when Redis now holds it."""
+        try:
+            result = await rebuild.arebuild_topic(tenant_id, topic, known=known)
+        except Exception as exc:  # a broken record or database must not stop the sweep
+            if isinstance(exc, RealtimeUnavailable):
+                raise
+            logger.exception("rebuild failed tenant=%s topic=%s", tenant_id, topic)
+            return False
+        return result is not None
+
 
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("%s stopped", task.get_name(), exc_info=task.exception())
+
+
+def request_repair(connection: Watched) -> None:
+    """A connection saw Redis below what its client holds: sweep soon rather than at the
+    next interval (at most once per ``MIN_SWEEP_GAP``)."""
+    sweeper = _sweepers.get(asyncio.get_running_loop())
+    if sweeper is not None and connection in sweeper.connections:
+        sweeper.request_resync()
 
 
 def watch(connection: Watched, *, factory: Callable[[], LayerWatchdog] = LayerWatchdog) -> Sweeper:

@@ -25,6 +25,12 @@ HARD_CONCURRENCY = {QueueKind.AI: 5, QueueKind.VIDEO: 3, QueueKind.MESSAGING: 5}
 
 
 @dataclass(frozen=True, slots=True)
+class Extension:
+    visibility: int  # the message stays invisible this many seconds from now
+    lease: int  # the database lease ends this many seconds from now (a margin earlier)
+
+
+@dataclass(frozen=True, slots=True)
 class QueueConfig:
     kind: QueueKind
     name: str
@@ -41,6 +47,16 @@ class QueueConfig:
     def lease_margin(self) -> int:
         """How long before a message reappears its database lease has already ended."""
         return self.visibility_timeout - self.lease_seconds
+
+    def extension(self, elapsed: float) -> Extension | None:
+        """How far a heartbeat ``elapsed`` seconds after the receive extends visibility and
+        lease (seconds from now); None once the kind's visibility cap leaves no room."""
+        room = self.max_visibility - elapsed
+        visibility = int(min(self.visibility_timeout, room))
+        lease = visibility - self.lease_margin
+        if lease < 1:
+            return None
+        return Extension(visibility=visibility, lease=lease)
 
     def problems(self) -> list[str]:
         """Timing combinations that would let a message reappear while its job still runs."""

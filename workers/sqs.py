@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -62,10 +62,37 @@ def is_lost_handle(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and exc.response["Error"]["Code"] in LOST_HANDLE_CODES
 
 
+class MessageQueue(Protocol):
+    """What the runner needs of one queue (:class:`QueueClient`; a fake in unit tests)."""
+
+    url: str
+
+    def receive(
+        self, *, max_messages: int, wait_seconds: int, visibility_timeout: int
+    ) -> list[ReceivedMessage]: ...
+
+    def delete(self, message: ReceivedMessage) -> bool: ...
+
+    def delete_many(self, messages: Sequence[ReceivedMessage]) -> int: ...
+
+    def extend(self, message: ReceivedMessage, seconds: int) -> None: ...
+
+    def release(self, message: ReceivedMessage, delay: int = 0) -> bool: ...
+
+    def release_many(self, messages: Sequence[ReceivedMessage]) -> int: ...
+
+
 class QueueClient:
-    def __init__(self, url: str, client: SQSClient | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        client: SQSClient | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url
         self._client = client or sqs_client()
+        self._clock = clock  # stamps ``received_at``: the same clock as the runner's
 
     def receive(
         self, *, max_messages: int, wait_seconds: int, visibility_timeout: int
@@ -77,7 +104,7 @@ class QueueClient:
             VisibilityTimeout=visibility_timeout,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )
-        now = time.monotonic()
+        now = self._clock()
         return [
             ReceivedMessage(
                 message_id=m["MessageId"],
@@ -97,6 +124,27 @@ class QueueClient:
             logger.warning("delete failed message=%s: %s", message.message_id, exc)
             return False
         return True
+
+    def delete_many(self, messages: Sequence[ReceivedMessage]) -> int:
+        """Delete messages in batches; returns how many SQS confirmed."""
+        deleted = 0
+        for start in range(0, len(messages), SQS_MAX_BATCH):
+            chunk = messages[start : start + SQS_MAX_BATCH]
+            try:
+                response = self._client.delete_message_batch(
+                    QueueUrl=self.url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m.receipt_handle}
+                        for i, m in enumerate(chunk)
+                    ],
+                )
+            except SQS_ERRORS as exc:
+                logger.warning("delete of %s messages failed: %s", len(chunk), exc)
+                continue
+            for failure in response.get("Failed", []):
+                logger.warning("delete failed for one message: %s", failure.get("Code"))
+            deleted += len(response.get("Successful", []))
+        return deleted
 
     def extend(self, message: ReceivedMessage, seconds: int) -> None:
         """Make the message invisible for ``seconds`` from now. Raises SQS errors."""

@@ -301,6 +301,8 @@ def environment() -> None:
     os.environ["DB_POOL"] = "false"
     os.environ["LOG_LEVEL"] = "WARNING"
     os.environ["ACCESS_TOKEN_LIFETIME_SECONDS"] = "86400"  # noqa: S105 - no token_expiring mid-run
+    # Every simulated browser is the same user; the per-user cap (audit F19) must not apply.
+    os.environ["REALTIME_MAX_CONNECTIONS_PER_USER"] = "1000000"
     os.environ["DJANGO_SETTINGS_MODULE"] = "project.settings"
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), EXTRA])
 

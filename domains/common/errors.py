@@ -67,3 +67,15 @@ class ServiceUnavailable(ApplicationError):
     ) -> None:
         super().__init__(detail, fields=fields)
         self.retry_after = retry_after
+
+
+class QuotaExceeded(ApplicationError):
+    """429: a quota of the caller or its tenant is used up; ``Retry-After`` says when to retry."""
+
+    status_code = 429
+    code = "quota_exceeded"
+    default_detail = _("A usage limit has been reached. Try again later.")
+
+    def __init__(self, detail: Any = None, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

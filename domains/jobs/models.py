@@ -35,11 +35,31 @@ class Job(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The outbox (docs/adr/0011-the-job-row-is-the-outbox.md): when the job's queue message
+    # went out (NULL: not yet; the relay sends it), and when its terminal state reached Redis
+    # (NULL on a finished job: not yet; the relay republishes it).
+    message_sent_at = models.DateTimeField(null=True, blank=True)
+    terminal_published_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["tenant", "status"], name="job_tenant_status_idx"),
             models.Index(fields=["tenant", "job_id"], name="job_tenant_jobid_idx"),
+            # Partial: they hold only the rows the relay has work for, so they stay tiny.
+            models.Index(
+                fields=["created_at"],
+                name="job_unsent_idx",
+                condition=models.Q(status="PENDING", message_sent_at__isnull=True),
+            ),
+            models.Index(
+                fields=["finished_at"],
+                name="job_unpublished_idx",
+                condition=models.Q(
+                    status__in=["DONE", "FAILED"], terminal_published_at__isnull=True
+                ),
+            ),
+            # The newest-first list (migration 0003).
+            models.Index(fields=["tenant", "created_at", "id"], name="job_tenant_created_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

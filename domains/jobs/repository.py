@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Now
 
+from domains.common.cursors import Cursor
 from domains.jobs.models import Job, JobResult, JobStatus
 
 # What the detail endpoint shows: nothing else is read (payload can be large).
@@ -28,6 +30,7 @@ DETAIL_FIELDS = (
     "created_at",
     "started_at",
     "finished_at",
+    "terminal_published_at",
     "result__data",
 )
 # What a lifecycle transition reads besides the payload.
@@ -44,6 +47,8 @@ LIFECYCLE_FIELDS = (
     "created_by_id",
     "started_at",
     "finished_at",
+    "message_sent_at",
+    "terminal_published_at",
 )
 
 
@@ -149,3 +154,160 @@ def job_idempotency_key_clear(tenant_id: int, *, job_id: uuid.UUID) -> None:
 
 def job_exists(tenant_id: int, *, job_id: uuid.UUID) -> bool:
     return Job.objects.filter(tenant_id=tenant_id, job_id=job_id).exists()
+
+
+# --- the outbox (docs/adr/0011-the-job-row-is-the-outbox.md) ----------------------------------
+# The relay's two reads are the only ones across tenants: it works for the whole deployment,
+# and every row it returns carries its tenant, which every write after it names again.
+def job_message_sent_mark(tenant_id: int, *, job_id: uuid.UUID) -> None:
+    """Record that the job's queue message went out (the first time counts)."""
+    Job.objects.filter(tenant_id=tenant_id, job_id=job_id, message_sent_at__isnull=True).update(
+        message_sent_at=Now()
+    )
+
+
+def job_terminal_published_mark(tenant_id: int, *, job_id: uuid.UUID) -> None:
+    """Record that the job's terminal state reached Redis."""
+    Job.objects.filter(
+        tenant_id=tenant_id,
+        job_id=job_id,
+        status__in=[JobStatus.DONE, JobStatus.FAILED],
+        terminal_published_at__isnull=True,
+    ).update(terminal_published_at=Now())
+
+
+def jobs_unsent_lock(*, limit: int, older_than: float) -> list[Job]:
+    """PENDING jobs whose message is not recorded as sent, committed at least ``older_than``
+    seconds ago, oldest first, locked FOR UPDATE SKIP LOCKED (call inside ``atomic``).
+
+    Rows another relay (or a claiming worker) holds are skipped, so relays never wait on each
+    other and never take the same row at once.
+    """
+    return list(
+        Job.objects.select_for_update(skip_locked=True)
+        .filter(
+            status=JobStatus.PENDING,
+            message_sent_at__isnull=True,
+            created_at__lte=Now() - timedelta(seconds=older_than),
+        )
+        .only("id", "job_id", "tenant_id", "job_type", "status")
+        .order_by("created_at")[:limit]
+    )
+
+
+def jobs_unpublished(*, limit: int, older_than: float) -> list[tuple[int, uuid.UUID]]:
+    """(tenant, job id) of finished jobs whose terminal state is not recorded as published,
+    finished at least ``older_than`` seconds ago, oldest first (candidates: each is then locked
+    on its own with :func:`job_unpublished_lock`)."""
+    return list(
+        Job.objects.filter(
+            status__in=[JobStatus.DONE, JobStatus.FAILED],
+            terminal_published_at__isnull=True,
+            finished_at__lte=Now() - timedelta(seconds=older_than),
+        )
+        .order_by("finished_at")
+        .values_list("tenant_id", "job_id")[:limit]
+    )
+
+
+def job_unpublished_lock(tenant_id: int, *, job_id: uuid.UUID) -> Job | None:
+    """The finished job, locked FOR UPDATE SKIP LOCKED, if its terminal state is still not
+    recorded as published and no other transaction holds it (call inside ``atomic``)."""
+    return (
+        Job.objects.select_for_update(skip_locked=True)
+        .filter(
+            status__in=[JobStatus.DONE, JobStatus.FAILED],
+            terminal_published_at__isnull=True,
+            tenant_id=tenant_id,
+            job_id=job_id,
+        )
+        .only(*LIFECYCLE_FIELDS)
+        .first()
+    )
+
+
+# --- the list (GET /api/v1/jobs/) -----------------------------------------------------------
+# What a list row shows, and its key: never the payload, the result, the error or the lease.
+LIST_FIELDS = ("id", "job_id", "job_type", "status", "created_at", "started_at", "finished_at")
+
+
+@dataclass(frozen=True, slots=True)
+class JobListRow:
+    id: int
+    job_id: uuid.UUID
+    job_type: str
+    status: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def key(self) -> Cursor:
+        return Cursor(created_at=self.created_at, id=self.id)
+
+
+def jobs_page_query(
+    tenant_id: int,
+    *,
+    owner_id: int | None,
+    statuses: tuple[str, ...] = (),
+    job_type: str | None = None,
+    after: Cursor | None = None,
+    limit: int,
+) -> QuerySet[Job, tuple[Any, ...]]:
+    """The tenant's jobs, newest first by ``(created_at, id)``, below ``after`` if given.
+
+    ``owner_id`` restricts to one creator (``None``: the whole tenant). The cursor is written as
+    ``created_at <= c AND (created_at < c OR id < i)``: the first half is an index condition
+    on ``(tenant, created_at, id)`` (migration 0003), the second drops the ties already shown.
+    Exposed for the EXPLAIN tests; callers use :func:`jobs_page`.
+    """
+    jobs = Job.objects.filter(tenant_id=tenant_id)
+    if owner_id is not None:
+        jobs = jobs.filter(created_by_id=owner_id)
+    if len(statuses) == 1:
+        jobs = jobs.filter(status=statuses[0])
+    elif statuses:
+        jobs = jobs.filter(status__in=statuses)
+    if job_type is not None:
+        jobs = jobs.filter(job_type=job_type)
+    if after is not None:
+        jobs = jobs.filter(created_at__lte=after.created_at).filter(
+            Q(created_at__lt=after.created_at) | Q(id__lt=after.id)
+        )
+    return jobs.order_by("-created_at", "-id").values_list(*LIST_FIELDS)[:limit]
+
+
+def jobs_page(
+    tenant_id: int,
+    *,
+    owner_id: int | None,
+    statuses: tuple[str, ...] = (),
+    job_type: str | None = None,
+    after: Cursor | None = None,
+    limit: int,
+) -> list[JobListRow]:
+    """At most ``limit`` rows of :func:`jobs_page_query`, in one query."""
+    query = jobs_page_query(
+        tenant_id,
+        owner_id=owner_id,
+        statuses=statuses,
+        job_type=job_type,
+        after=after,
+        limit=limit,
+    )
+    return [JobListRow(*values) for values in query]
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveJobs:
+    tenant: int
+    mine: int
+
+
+def jobs_active_count(tenant_id: int, *, created_by_id: int) -> ActiveJobs:
+    """Unfinished jobs of the tenant and of one user: one query on (tenant, status)."""
+    counts = Job.objects.filter(
+        tenant_id=tenant_id, status__in=(JobStatus.PENDING, JobStatus.PROCESSING)
+    ).aggregate(tenant=Count("id"), mine=Count("id", filter=Q(created_by_id=created_by_id)))
+    return ActiveJobs(tenant=int(counts["tenant"]), mine=int(counts["mine"]))

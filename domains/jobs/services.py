@@ -24,6 +24,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
+from domains.common.cursors import Cursor, Page, page_cut
 from domains.common.errors import (
     Conflict,
     NotFound,
@@ -31,12 +32,12 @@ from domains.common.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from domains.jobs import dispatch, repository, uploads
+from domains.jobs import outbox, quotas, repository, uploads
 from domains.jobs.models import Job, JobStatus
 from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
 from domains.students.xlsx import failures_workbook
 from realtime import store
-from realtime.identity import Caller, sees_topic
+from realtime.identity import Caller, sees_topic, visible_owner
 from realtime.keys import Topic
 from realtime.state import Change
 from realtime.store import PublishRetry
@@ -73,23 +74,54 @@ def job_failures_workbook(job: Job) -> bytes:
 
 
 def job_state_repair(tenant_id: int, *, job: Job) -> bool:
-    """Publish a finished job's terminal state if Redis still shows it running.
+    """Make Redis agree with the record a caller just read; True when something was published.
 
-    Read repair for a terminal publish lost while Redis was away: the client that asks for the
-    record, and everyone watching the topic, converge on the record. A topic Redis no longer
-    holds is not recreated (terminal keys keep no TTL; old records must not refill Redis).
+    Read repair: a topic Redis no longer holds (evicted, flushed, expired) is rebuilt from the
+    record at a new epoch, terminal states and their result included, so a client whose
+    progress poll answered 404 converges with this one call; a finished job Redis still shows
+    running gets its terminal state (a terminal publish lost while Redis was away).
     """
-    if job.status not in TERMINAL:
-        return False
+    repaired = store.repair_from_record(
+        tenant_id, Topic.job(job.job_id), lambda: _record_change(job)
+    )
+    if repaired:
+        if job.status in TERMINAL and job.terminal_published_at is None:
+            repository.job_terminal_published_mark(tenant_id, job_id=job.job_id)
+        logger.info("live state repaired on read tenant=%s job=%s", tenant_id, job.job_id)
+    return repaired
 
-    def change() -> Change:
-        result = getattr(job, "result", None)
-        return _terminal_change(job, result.data if result is not None else None)
 
-    if not store.repair_terminal(tenant_id, Topic.job(job.job_id), change):
-        return False
-    logger.info("terminal state republished on read tenant=%s job=%s", tenant_id, job.job_id)
-    return True
+def job_state_from_record(tenant_id: int, topic: Topic) -> Change | None:
+    """A job topic's whole live state as its record says (the jobs' ``realtime.rebuild`` hook).
+
+    None when the tenant has no such job: a job id of another tenant never matches.
+    """
+    job = repository.job_for_detail(tenant_id, job_id=topic.id)
+    return None if job is None else _record_change(job)
+
+
+def jobs_list_for_caller(
+    tenant_id: int,
+    *,
+    caller: Caller,
+    statuses: tuple[str, ...] = (),
+    job_type: str | None = None,
+    after: Cursor | None = None,
+    size: int,
+) -> Page[repository.JobListRow]:
+    """One page of the tenant's jobs, newest first: all of them for staff and admin, the
+    caller's own for everyone else (the visibility rule of PROTOCOL.md §4, as a filter)."""
+    if caller.tenant_id != tenant_id:
+        raise PermissionDenied()
+    rows = repository.jobs_page(
+        tenant_id,
+        owner_id=visible_owner(caller),
+        statuses=statuses,
+        job_type=job_type,
+        after=after,
+        limit=size + 1,
+    )
+    return page_cut(rows, size=size, key_of=lambda row: row.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +160,12 @@ def job_create(
 ) -> Job:
     """Create a PENDING job, announce it in Redis and queue its message after the commit.
 
+    The job is accepted once its row commits: a queue that does not answer leaves the message
+    to the relay (the outbox, PROTOCOL.md §5), so only a database failure fails the request.
+
     A repeated request with the same ``idempotency_key`` (same user, same tenant) returns the
-    first job and queues nothing; the same key with a different request is a conflict.
+    first job and queues nothing; the same key with a different request is a conflict. The key
+    is looked up first, so a replayed upload is compared, never parsed again.
 
     Types that accept a file take ``upload`` with ``payload`` as the form's other fields: the
     type checks both, the file goes to S3 under the new job's id, and the stored payload holds
@@ -144,6 +180,13 @@ def job_create(
         )
     if caller.role not in spec.roles:
         raise PermissionDenied(_("Your role may not start this kind of job."))
+    if idempotency_key:
+        existing = repository.job_by_idempotency_key(
+            tenant_id, created_by_id=caller.user_id, idempotency_key=idempotency_key
+        )
+        if existing is not None:
+            return _idempotent_replay(existing, spec=spec, payload=payload, upload=upload)
+    quotas.job_quota_check(tenant_id, caller=caller)  # a replay above is never refused
     job_id = uuid.uuid4()
     file_data: bytes | None = None
     if spec.accepts_file:
@@ -152,13 +195,7 @@ def job_create(
         raise ValidationFailed(fields={"file": [_("This job type does not accept a file.")]})
     else:
         data = _payload_validated(spec, payload)
-
-    if idempotency_key:
-        existing = repository.job_by_idempotency_key(
-            tenant_id, created_by_id=caller.user_id, idempotency_key=idempotency_key
-        )
-        if existing is not None:
-            return _idempotent_replay(existing, spec=spec, payload=data)
+        quotas.job_payload_admit(tenant_id, caller=caller, job_type=job_type, data=data)
     object_key = data.get("object_key", "") if file_data is not None else ""
     if file_data is not None:
         try:
@@ -176,18 +213,6 @@ def job_create(
                 idempotency_key=idempotency_key,
                 job_id=job_id,
             )
-            # After the commit, in this order: PENDING into Redis, then the queue message.
-            store.publish_on_commit(
-                tenant_id,
-                Topic.job(job.job_id),
-                Change(
-                    status=JobStatus.PENDING,
-                    attempt=0,
-                    owner_id=job.created_by_id,
-                    job_type=job.job_type,
-                ),
-            )
-            transaction.on_commit(lambda: _job_enqueue(tenant_id, job, spec, request_id))
     except IntegrityError:
         # A concurrent request with the same key won the insert.
         if object_key:
@@ -201,12 +226,33 @@ def job_create(
         )
         if existing is None:
             raise
-        return _idempotent_replay(existing, spec=spec, payload=data)
+        return _idempotent_replay(existing, spec=spec, payload=payload, upload=upload)
     except Exception:
-        # Not inserted, or inserted but not queued (then FAILED): the file has no use.
+        # Not inserted: no row references the file, so it has no use.
         if object_key:
             uploads.upload_delete(object_key)
         raise
+    # The row is committed with its message not yet sent (the outbox): from here on nothing
+    # fails the request or deletes the upload. After the commit (at once in autocommit; at the
+    # outer commit if a caller wraps this in a transaction): PENDING into Redis, then the
+    # message; a lost PENDING publish is harmless (the worker's PROCESSING creates the topic),
+    # and a message that did not go out is sent by the relay.
+    store.publish_on_commit(
+        tenant_id,
+        Topic.job(job.job_id),
+        Change(
+            status=JobStatus.PENDING,
+            attempt=0,
+            owner_id=job.created_by_id,
+            job_type=job.job_type,
+        ),
+    )
+    transaction.on_commit(
+        lambda: outbox.job_message_dispatch(
+            tenant_id, job_id=job.job_id, job_type=job.job_type, request_id=request_id
+        ),
+        robust=True,
+    )
     logger.info(
         "job created tenant=%s job=%s type=%s kind=%s",
         tenant_id,
@@ -261,48 +307,30 @@ def _plain(errors: Any) -> Any:
     return str(errors)
 
 
-def _idempotent_replay(job: Job, *, spec: JobType, payload: dict[str, Any]) -> Job:
-    def compared(data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        return {k: v for k, v in data.items() if k not in spec.replay_ignore}
+def _idempotent_replay(
+    job: Job, *, spec: JobType, payload: Any, upload: UploadedFile | None
+) -> Job:
+    """The first job of a key if this request is the same one; Conflict if it is not.
 
-    if job.job_type != spec.name or compared(job.payload) != compared(payload):
+    JSON types compare validated payloads. File types ask ``replay_matches``: the file's
+    checksum, its form fields and the initial password against the stored hash (audit F21).
+    """
+    if job.job_type != spec.name:
+        same = False
+    elif spec.accepts_file:
+        same = (
+            upload is not None
+            and spec.replay_matches is not None
+            and isinstance(payload, dict)
+            and isinstance(job.payload, dict)
+            and spec.replay_matches(job.payload, upload, payload)
+        )
+    else:
+        same = job.payload == _payload_validated(spec, payload)
+    if not same:
         raise Conflict(_("This Idempotency-Key was already used for a different request."))
     logger.info("idempotent replay tenant=%s job=%s", job.tenant_id, job.job_id)
     return job
-
-
-def _job_enqueue(tenant_id: int, job: Job, spec: JobType, request_id: str) -> None:
-    """After the commit (and the PENDING publish): the message into the kind's queue.
-
-    A lost PENDING publish is harmless: the worker's PROCESSING creates the topic, and until
-    then the client reads the record. An unreachable queue fails the job and raises the 503
-    from this on_commit callback, which reaches the view only because no outer atomic block
-    wraps the request (no ATOMIC_REQUESTS): keep it that way or move the send.
-    """
-    message = dispatch.JobMessage(job_id=job.job_id, tenant_id=tenant_id, request_id=request_id)
-    try:
-        dispatch.job_message_send(spec.kind, message)
-    except (BotoCoreError, ClientError) as exc:
-        logger.exception("job could not be queued tenant=%s job=%s", tenant_id, job.job_id)
-        _job_fail_unqueued(tenant_id, job_id=job.job_id)
-        raise ServiceUnavailable(_("The job could not be queued. Try again shortly.")) from exc
-
-
-def _job_fail_unqueued(tenant_id: int, *, job_id: uuid.UUID) -> None:
-    with transaction.atomic():
-        locked = repository.job_lock(tenant_id, job_id=job_id)
-        if locked is None or locked.job.status != JobStatus.PENDING:
-            return
-        job = locked.job
-        job.status = JobStatus.FAILED
-        job.error = "The job could not be queued."
-        job.finished_at = locked.now
-        repository.job_save(tenant_id, job=job, fields=["status", "error", "finished_at"])
-        store.publish_on_commit(tenant_id, Topic.job(job.job_id), _terminal_change(job, None))
-    # A retry with the same key must create a new job, not replay this one.
-    repository.job_idempotency_key_clear(tenant_id, job_id=job_id)
 
 
 # --- the worker's lifecycle transitions ---------------------------------------------------
@@ -354,12 +382,7 @@ def job_claim(
                 if job.status == JobStatus.DONE
                 else None
             )
-            store.publish_on_commit(
-                tenant_id,
-                Topic.job(job_id),
-                _terminal_change(job, result),
-                on_failure=on_publish_failure,
-            )
+            outbox.terminal_publish_on_commit(tenant_id, job, result, on_failure=on_publish_failure)
             return Claim(ClaimResult.FINISHED)
         lease = job.lease_expires_at
         if job.status == JobStatus.PROCESSING and lease is not None and lease > now:
@@ -369,11 +392,12 @@ def job_claim(
         job.lease_owner = lease_owner[:128]
         job.lease_expires_at = now + timedelta(seconds=lease_seconds)
         job.started_at = now
-        repository.job_save(
-            tenant_id,
-            job=job,
-            fields=["status", "attempt", "lease_owner", "lease_expires_at", "started_at"],
-        )
+        fields = ["status", "attempt", "lease_owner", "lease_expires_at", "started_at"]
+        if job.message_sent_at is None:
+            # A message reached a worker: whatever the sender recorded, it was sent.
+            job.message_sent_at = now
+            fields.append("message_sent_at")
+        repository.job_save(tenant_id, job=job, fields=fields)
         store.publish_on_commit(
             tenant_id,
             Topic.job(job_id),
@@ -452,32 +476,35 @@ def job_finish(
         )
         if status == JobStatus.DONE:
             repository.job_result_insert(tenant_id, job=job, data=result)
-        store.publish_on_commit(
-            tenant_id,
-            Topic.job(job_id),
-            _terminal_change(job, result),
-            on_failure=on_publish_failure,
-        )
+        outbox.terminal_publish_on_commit(tenant_id, job, result, on_failure=on_publish_failure)
     return True
 
 
-def job_fail_dead_lettered(
+class DeadLetterResult(StrEnum):
+    FAILED = "failed"  # failed now: its worker died on the last receive
+    FINISHED = "finished"  # already DONE or FAILED
+    MISSING = "missing"  # no such job in the tenant
+    LEASED = "leased"  # an attempt still holds a live lease
+
+
+def job_dead_letter_settle(
     tenant_id: int, *, job_id: uuid.UUID, on_publish_failure: PublishRetry | None = None
-) -> bool:
-    """FAILED for a job whose message reached the dead-letter queue unfinished.
+) -> DeadLetterResult:
+    """FAILED for a job whose message reached the dead-letter queue unfinished (PENDING, or
+    PROCESSING with its lease over), and what the job's dead letter is now worth.
 
     Nothing happens to a finished job or to one whose lease is still live somewhere.
     """
     with transaction.atomic():
         locked = repository.job_lock(tenant_id, job_id=job_id)
         if locked is None:
-            return False
+            return DeadLetterResult.MISSING
         job = locked.job
+        if job.status in TERMINAL:
+            return DeadLetterResult.FINISHED
         lease = job.lease_expires_at
-        if job.status in TERMINAL or (
-            job.status == JobStatus.PROCESSING and lease is not None and lease > locked.now
-        ):
-            return False
+        if job.status == JobStatus.PROCESSING and lease is not None and lease > locked.now:
+            return DeadLetterResult.LEASED
         job.status = JobStatus.FAILED
         job.error = "The job was abandoned after repeated failed attempts."
         job.finished_at = locked.now
@@ -485,19 +512,29 @@ def job_fail_dead_lettered(
         repository.job_save(
             tenant_id, job=job, fields=["status", "error", "finished_at", "lease_expires_at"]
         )
-        store.publish_on_commit(
-            tenant_id, Topic.job(job_id), _terminal_change(job, None), on_failure=on_publish_failure
-        )
-    return True
+        outbox.terminal_publish_on_commit(tenant_id, job, None, on_failure=on_publish_failure)
+    return DeadLetterResult.FAILED
+
+
+def job_fail_dead_lettered(
+    tenant_id: int, *, job_id: uuid.UUID, on_publish_failure: PublishRetry | None = None
+) -> bool:
+    """:func:`job_dead_letter_settle`, True if it failed the job now."""
+    settled = job_dead_letter_settle(
+        tenant_id, job_id=job_id, on_publish_failure=on_publish_failure
+    )
+    return settled is DeadLetterResult.FAILED
 
 
 # --- publishing -----------------------------------------------------------------------------
-def _terminal_change(job: Job, result: Any) -> Change:
+def _record_change(job: Job) -> Change:
+    """The whole state of a job as its record holds it (a row read with its result)."""
+    if job.status in TERMINAL:
+        result = getattr(job, "result", None)
+        return outbox.terminal_change(job, result.data if result is not None else None)
     return Change(
         status=job.status,
         attempt=job.attempt,
         owner_id=job.created_by_id,
         job_type=job.job_type,
-        error=job.error or None,
-        result=result if job.status == JobStatus.DONE else None,
     )

@@ -8,7 +8,7 @@ Multipart types (the Excel import, ``excel_import`` on the AI queue) add ``accep
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,12 @@ from rest_framework import serializers
 
 from domains.jobs.dispatch import QueueKind
 from domains.messaging.payloads import MessagingSendPayload
-from domains.students.uploads import ExcelImportPayload, PreparedUpload, excel_upload_prepare
+from domains.students.uploads import (
+    ExcelImportPayload,
+    PreparedUpload,
+    excel_upload_matches,
+    excel_upload_prepare,
+)
 from domains.videos.payloads import VIDEO_ENCODE, VideoEncodePayload
 from realtime.identity import Role
 
@@ -30,6 +35,9 @@ EXCEL_IMPORT = "excel_import"
 # Checks a multipart upload and its form fields (raising ValidationFailed), returning the bytes
 # to store and the payload without its object key.
 PrepareFile = Callable[[UploadedFile, dict[str, Any]], PreparedUpload]
+# Whether a repeated multipart request (file and form fields) is the one a stored payload came
+# from, answered without the expensive checks of ``PrepareFile`` (an Idempotency-Key replay).
+ReplayMatches = Callable[[Mapping[str, Any], UploadedFile, dict[str, Any]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +50,9 @@ class JobType:
     # For ``accepts_file`` types: the upload check. The stored payload then carries the
     # file's S3 ``object_key``, and ``payload`` validates that stored form.
     prepare_file: PrepareFile | None = None
-    # Payload keys that differ between two identical requests (salted hashes, object keys):
-    # ignored when an Idempotency-Key replay is compared with the first request.
-    replay_ignore: frozenset[str] = frozenset()
+    # For ``accepts_file`` types: the Idempotency-Key replay check, made before ``prepare_file``
+    # (a replay never pays for a parse). JSON types compare their validated payloads.
+    replay_matches: ReplayMatches | None = None
 
 
 JOB_TYPES: dict[str, JobType] = {
@@ -63,7 +71,7 @@ JOB_TYPES: dict[str, JobType] = {
             roles=IMPORT_ROLES,
             accepts_file=True,
             prepare_file=excel_upload_prepare,
-            replay_ignore=frozenset({"object_key", "initial_password_hash"}),
+            replay_matches=excel_upload_matches,
         ),
         # Queued by complete-upload (domains/videos/services.py), not through POST /jobs/.
         JobType(

@@ -12,6 +12,20 @@ from rest_framework import serializers
 ADDRESS_MAX_LENGTH = 254
 
 
+class TextField(serializers.CharField):
+    """A JSON string, and only a string: numbers are refused, not turned into text."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class SubjectField(TextField):
+    # What validate_subject refuses inside the trimmed text, for the OpenAPI pattern.
+    forbidden_characters = r"\r\n"
+
+
 class MessagingSendPayload(serializers.Serializer):
     """``{subject, body, recipients: [address, ...]}``.
 
@@ -19,18 +33,16 @@ class MessagingSendPayload(serializers.Serializer):
     (``failed_addresses``) and still sends to the rest.
     """
 
-    subject = serializers.CharField()
-    body = serializers.CharField(trim_whitespace=False)
-    recipients = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+    subject = SubjectField()
+    body = TextField(trim_whitespace=False)
+    recipients = serializers.ListField(child=TextField(), allow_empty=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Limits are settings, read when a payload is validated rather than at import.
-        self.fields["subject"] = serializers.CharField(
-            max_length=settings.MESSAGING_SUBJECT_MAX_LENGTH
-        )
+        self.fields["subject"] = SubjectField(max_length=settings.MESSAGING_SUBJECT_MAX_LENGTH)
         self.fields["recipients"] = serializers.ListField(
-            child=serializers.CharField(max_length=ADDRESS_MAX_LENGTH),
+            child=TextField(max_length=ADDRESS_MAX_LENGTH),
             allow_empty=False,
             max_length=settings.MESSAGING_MAX_RECIPIENTS,
         )

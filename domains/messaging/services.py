@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from domains.common.text import strip_invisible
 from domains.messaging.providers import DeliveryFailure, EmailProvider, OutgoingEmail
 
 logger = logging.getLogger(__name__)
@@ -28,12 +30,17 @@ class BatchDone:
 
 
 def recipients_normalise(recipients: Sequence[str]) -> tuple[list[str], list[DeliveryFailure]]:
-    """Unique, syntactically valid addresses in their first spelling, and the invalid ones."""
+    """Unique, syntactically valid addresses in their first spelling, and the invalid ones.
+
+    An address pasted from a web page or a messenger may carry invisible characters or
+    fullwidth letters (U+FF41 for ``a``): they are removed and folded (NFKC) before the
+    duplicate check, so one mailbox is one recipient (audit F13).
+    """
     valid: list[str] = []
     invalid: list[DeliveryFailure] = []
     seen: set[str] = set()
     for raw in recipients:
-        address = raw.strip()
+        address = unicodedata.normalize("NFKC", strip_invisible(raw)).strip()
         key = address.casefold()
         if key in seen:
             continue

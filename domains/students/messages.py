@@ -44,8 +44,17 @@ CORRUPT = Message(
 )
 TOO_LARGE = Message(
     "file_too_large",
-    "파일의 압축을 푼 크기가 너무 큽니다 (최대 {limit_mb}MB).",
-    "The file is too large once uncompressed (at most {limit_mb} MB).",
+    "파일의 압축을 푼 크기가 너무 큽니다 (최대 {limit_mb}MB). "
+    "필요한 열만 남기거나 파일을 나누어 올려 주세요.",
+    "The file is too large once uncompressed (at most {limit_mb} MB). "
+    "Keep only the columns you need, or split the file.",
+)
+TOO_MANY_STRINGS = Message(
+    "file_too_many_strings",
+    "파일에 서로 다른 글자 값이 너무 많습니다 (최대 {limit:,}개). "
+    "필요한 열만 남기거나 파일을 나누어 올려 주세요.",
+    "The file holds too many distinct text values (at most {limit:,}). "
+    "Keep only the columns you need, or split the file.",
 )
 EMPTY_SHEET = Message(
     "sheet_empty",

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from domains.common.text import clean_number, clean_text, strip_invisible
 from domains.students import messages as m
 from domains.students.messages import Message
 
@@ -102,7 +103,7 @@ _HEADER_NOISE = re.compile(r"\([^)]*\)|[\s_\-.*:]")
 
 
 def header_key(text: str) -> str:
-    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", text)).lower()
+    return _HEADER_NOISE.sub("", unicodedata.normalize("NFKC", strip_invisible(text))).lower()
 
 
 _ALIAS_TO_FIELD: dict[str, str] = {
@@ -238,29 +239,33 @@ def _label_params(name: str) -> dict[str, str]:
 
 
 def _text(name: str, value: object, *, multiline: bool = False) -> str | None:
-    """A cell as clean text: NFC (macOS files carry decomposed Hangul), trimmed, width-checked."""
+    """A cell as clean text (``clean_text``: invisible characters out, NFC), width-checked."""
     if _is_blank(value):
         return None
     if isinstance(value, bool | CellError | dt.date | dt.time | dt.timedelta):
         raise _Invalid(m.CELL_TYPE_INVALID.format(**_label_params(name)))
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = unicodedata.normalize("NFC", str(value)).strip()
+    text = clean_text(str(value))
     text = text if multiline else " ".join(text.split())
     if len(text) > MAX_LENGTH[name]:
         raise _Invalid(m.TOO_LONG.format(limit=MAX_LENGTH[name], **_label_params(name)))
     return text or None
 
 
-_PHONE_ALLOWED = re.compile(r"^\+?[\d\s\-.()]+$")
-_MOBILE = re.compile(r"^01(?:0\d{8}|[16789]\d{7,8})$")
+# ASCII only: ``\d`` alone also matches the digits of every other script (audit F13);
+# ``clean_number`` has already folded those to ASCII.
+_PHONE_ALLOWED = re.compile(r"^\+?[\d\s\-.()]+$", re.ASCII)
+_MOBILE = re.compile(r"^01(?:0\d{8}|[16789]\d{7,8})$", re.ASCII)
+_NOT_DIGIT = re.compile(r"\D", re.ASCII)
 
 
 def normalize_phone(value: object) -> str | None:
     """Digits of a Korean mobile number, or None when blank; ValueError when not one.
 
     1012345678 (a number cell), 10-1234-5678, '010-1234-5678', '+82 10 1234 5678' and
-    '+82 (0)10-1234-5678' all give '01012345678'.
+    '+82 (0)10-1234-5678' all give '01012345678', and so do fullwidth or Arabic-Indic digits
+    and zero-width characters pasted in with the number.
     """
     if _is_blank(value):
         return None
@@ -273,12 +278,12 @@ def normalize_phone(value: object) -> str | None:
     if isinstance(value, int):
         text = str(value)
     elif isinstance(value, str):
-        text = unicodedata.normalize("NFKC", value).strip()
+        text = clean_number(value)
     else:
         raise ValueError("phone")
     if not _PHONE_ALLOWED.match(text):
         raise ValueError("phone")
-    digits = re.sub(r"\D", "", text)
+    digits = _NOT_DIGIT.sub("", text)
     if text.startswith("+"):
         if not digits.startswith("82"):
             raise ValueError("phone")
@@ -307,7 +312,7 @@ _SCHOOL_TYPES = {
     **dict.fromkeys(("중", "중학교", "중등", "중학생", "middle", "m"), SCHOOL_MIDDLE),
     **dict.fromkeys(("고", "고등학교", "고등", "고교", "고등학생", "high", "h"), SCHOOL_HIGH),
 }
-_GRADE_TEXT = re.compile(r"^(중학교|중|고등학교|고교|고)?\s*(\d{1,2})\s*(?:학년)?$")
+_GRADE_TEXT = re.compile(r"^(중학교|중|고등학교|고교|고)?\s*(\d{1,2})\s*(?:학년)?$", re.ASCII)
 _GRADE_LEVEL_PREFIX = {"중": SCHOOL_MIDDLE, "중학교": SCHOOL_MIDDLE}
 
 
@@ -316,7 +321,7 @@ def normalize_gender(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise _Invalid(m.GENDER_INVALID)
-    gender = _GENDERS.get(unicodedata.normalize("NFKC", value).strip().lower())
+    gender = _GENDERS.get(unicodedata.normalize("NFKC", strip_invisible(value)).strip().lower())
     if gender is None:
         raise _Invalid(m.GENDER_INVALID)
     return gender
@@ -345,7 +350,7 @@ def normalize_grade(value: object) -> tuple[str | None, int] | None:
     if isinstance(value, int):
         number = value
     elif isinstance(value, str):
-        match = _GRADE_TEXT.match(unicodedata.normalize("NFKC", value).strip())
+        match = _GRADE_TEXT.match(clean_number(value))
         if match is None:
             raise _Invalid(m.GRADE_INVALID)
         prefix, number = match.group(1), int(match.group(2))

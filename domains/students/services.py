@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
+from django.conf import settings
 from django.contrib.auth.hashers import identify_hasher, is_password_usable, make_password
 from django.db import DataError, IntegrityError, transaction
 
@@ -41,7 +42,12 @@ from domains.students.plan import (
 )
 from domains.students.progress import ImportProgress, ProgressTracker
 from domains.students.rows import RawRow, RowFailure, validate_rows
-from domains.students.xlsx import DEFAULT_MAX_ROWS, WorkbookRejected, read_students_xlsx
+from domains.students.xlsx import (
+    DEFAULT_MAX_ROWS,
+    WorkbookLimits,
+    WorkbookRejected,
+    read_students_xlsx,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +58,15 @@ MAX_CHUNK_SIZE = 2_000
 DEFAULT_LOCK_WAIT_SECONDS = 2.0
 
 Columns = Sequence[tuple[str, str]]
+
+
+def workbook_limits() -> WorkbookLimits:
+    """What an uploaded workbook may cost to read (settings ``EXCEL_IMPORT_MAX_*``)."""
+    return WorkbookLimits(
+        max_uncompressed_bytes=settings.EXCEL_IMPORT_MAX_UNCOMPRESSED_BYTES,
+        max_part_bytes=settings.EXCEL_IMPORT_MAX_PART_BYTES,
+        max_shared_strings=settings.EXCEL_IMPORT_MAX_SHARED_STRINGS,
+    )
 
 
 def students_import_file(
@@ -76,7 +91,7 @@ def students_import_file(
     tracker = ProgressTracker(progress)
     tracker.report("read", 0.0)
     try:
-        sheet = read_students_xlsx(data, max_rows=max_rows)
+        sheet = read_students_xlsx(data, max_rows=max_rows, limits=workbook_limits())
     except WorkbookRejected as exc:
         raise StudentsImportRejected(exc.message) from exc
     tracker.report("read", 1.0)

@@ -8,11 +8,12 @@ checksum and the initial password's hash, made once here: never the plain text.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.hashers import make_password
+from django.contrib.auth.hashers import check_password, make_password
 from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext as _
 from rest_framework import serializers
@@ -20,7 +21,7 @@ from rest_framework import serializers
 from domains.common.errors import ValidationFailed
 from domains.students import messages as m
 from domains.students.errors import StudentsImportRejected, localized
-from domains.students.services import check_initial_password
+from domains.students.services import check_initial_password, workbook_limits
 from domains.students.xlsx import WorkbookRejected, read_students_xlsx
 
 XLSX_EXTENSION = ".xlsx"
@@ -63,9 +64,7 @@ def excel_upload_prepare(upload: UploadedFile, fields: dict[str, Any]) -> Prepar
 
     Raises ValidationFailed with field errors; nothing has been stored when it does.
     """
-    form = ExcelImportForm(data=fields)
-    if not form.is_valid():
-        raise ValidationFailed(fields={k: [str(e) for e in v] for k, v in form.errors.items()})
+    form = _form_validated(fields)
     limit = settings.EXCEL_IMPORT_MAX_BYTES
     size = upload.size or 0
     if size > limit:
@@ -83,8 +82,10 @@ def excel_upload_prepare(upload: UploadedFile, fields: dict[str, Any]) -> Prepar
         message = m.LEGACY_XLS if data.startswith(b"\xd0\xcf\x11\xe0") else m.NOT_XLSX
         raise _file_error(str(localized(message)))
     try:
-        # Streams the sheet in read-only mode; refuses past EXCEL_IMPORT_MAX_ROWS data rows.
-        read_students_xlsx(data, max_rows=settings.EXCEL_IMPORT_MAX_ROWS)
+        # The declared sizes and the shared-string count are checked first (a bomb is refused
+        # before openpyxl parses it); then the sheet streams in read-only mode, refused past
+        # EXCEL_IMPORT_MAX_ROWS data rows.
+        read_students_xlsx(data, max_rows=settings.EXCEL_IMPORT_MAX_ROWS, limits=workbook_limits())
     except WorkbookRejected as exc:
         raise _file_error(str(localized(exc.message))) from exc
     password = form.validated_data["initial_password"]
@@ -99,6 +100,42 @@ def excel_upload_prepare(upload: UploadedFile, fields: dict[str, Any]) -> Prepar
             "initial_password_hash": make_password(password),
         },
     )
+
+
+def excel_upload_matches(
+    stored: Mapping[str, Any], upload: UploadedFile, fields: dict[str, Any]
+) -> bool:
+    """Whether a repeated request is the one ``stored`` (a job's payload) came from: the same
+    file (size and SHA-256), name and ``dry_run``, and the same initial password.
+
+    Answered without parsing the workbook. The password is checked against the stored hash
+    (``check_password``): the plain text is compared, never kept. A form that is not valid
+    raises ValidationFailed, as on a first request.
+    """
+    form = _form_validated(fields)
+    digest = hashlib.sha256()
+    size = 0
+    upload.seek(0)
+    for chunk in upload.chunks():
+        digest.update(chunk)
+        size += len(chunk)
+    upload.seek(0)
+    return (
+        size == stored.get("size")
+        and digest.hexdigest() == stored.get("sha256")
+        and (upload.name or "")[:255] == stored.get("filename")
+        and form.validated_data["dry_run"] == stored.get("dry_run")
+        and check_password(
+            form.validated_data["initial_password"], stored.get("initial_password_hash", "")
+        )
+    )
+
+
+def _form_validated(fields: dict[str, Any]) -> ExcelImportForm:
+    form = ExcelImportForm(data=fields)
+    if not form.is_valid():
+        raise ValidationFailed(fields={k: [str(e) for e in v] for k, v in form.errors.items()})
+    return form
 
 
 def _file_error(text: str) -> ValidationFailed:

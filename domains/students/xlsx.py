@@ -11,6 +11,13 @@ normal mode costs ~50x the file size in memory. The ``<mergeCell ref=…>`` elem
 end of the sheet's XML part, so one streamed regex pass over that part (decompressed in 1 MB
 pieces) finds them at a fraction of the parse cost. Only merges at or below the header row are
 refused: a merged title above the header is common and harmless.
+
+Workbook bombs (audit F7): a 600 KB upload can declare 200 MB of XML, and openpyxl's read-only
+mode still loads the whole shared-strings table into a list. So before openpyxl sees the file,
+the zip's central directory must declare at most :class:`WorkbookLimits` bytes (in all and per
+part) and a streamed count of the shared-strings part must stay under its cap. ``zipfile``
+never inflates past a member's declared size (a lie fails its CRC check: a damaged file), so
+the declared sizes bound what any later reader decompresses.
 """
 
 from __future__ import annotations
@@ -34,8 +41,6 @@ from domains.students.messages import Message
 from domains.students.rows import FIELD_LABELS, CellError, HeaderMap, RawRow, map_header
 
 DEFAULT_MAX_ROWS = 20_000
-# Zip bombs: a few MB of xlsx may claim gigabytes uncompressed.
-MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 # A title or a note may sit above the header row.
 HEADER_SCAN_ROWS = 10
 # Files "used" down to row 1,048,576 (formatting only) are read in constant memory, but not
@@ -49,6 +54,40 @@ _MERGE_SCAN_BLOCK = 1024 * 1024
 _MERGE_SCAN_OVERLAP = 256
 
 Source = bytes | IO[bytes]
+
+_MIB = 1024 * 1024
+# Measured on 20,000-row workbooks with all 11 known columns filled (unique 3-syllable names,
+# text phones, 300 schools, a memo on every row), stored as Excel stores them (a shared-strings
+# table) and as openpyxl writes them (inline strings, one big sheet part):
+#   20-character memos:   2.3 MB zipped, 11.6 MB uncompressed (sheet 7.9 MB, shared strings
+#                         3.7 MB, 100,326 distinct of 220,011 strings); inline: 13.8 MB
+#   100-character memos:  5.5 MB zipped, 16.4 MB uncompressed (shared strings 8.5 MB);
+#                         inline: 18.6 MB, all of it in the sheet part
+# Reading the largest of them costs ~4.8 CPU-s and ~90 MB of peak RSS; the caps keep a bomb
+# within about that, where the old 200 MB cap let a 600 KB file cost ~60 CPU-s and ~1 GB.
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 40 * _MIB  # 2.1x the largest measured file
+DEFAULT_MAX_PART_BYTES = 32 * _MIB  # 1.7x the largest measured part
+# Every cell of 11 columns x 20,000 rows distinct would be 220,000 (measured: ~100,000).
+DEFAULT_MAX_SHARED_STRINGS = 250_000
+
+_SHARED_STRINGS_TYPE = re.compile(
+    rb'<(?:\w+:)?Override\b[^>]*?PartName="/?([^"]+)"[^>]*?ContentType="[^"]*'
+    rb'sharedStrings\+xml"'
+)
+_SHARED_STRINGS_DEFAULT = "xl/sharedStrings.xml"
+# One ``<si>`` opens each shared string; a namespace prefix is allowed, as openpyxl allows it.
+_STRING_ITEM = re.compile(rb"<(?:\w{1,32}:)?si[\s>/]")
+_STRING_ITEM_MAX = 40  # bytes of the longest match: the overlap kept between blocks
+_COUNT_BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class WorkbookLimits:
+    """What a workbook may cost to read, checked before it is parsed (settings in Django)."""
+
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
+    max_part_bytes: int = DEFAULT_MAX_PART_BYTES
+    max_shared_strings: int = DEFAULT_MAX_SHARED_STRINGS
 
 
 class WorkbookRejected(Exception):
@@ -70,11 +109,24 @@ class ParsedSheet:
     rows: list[RawRow]
 
 
-def read_students_xlsx(source: Source, *, max_rows: int = DEFAULT_MAX_ROWS) -> ParsedSheet:
-    """The first worksheet's header and data rows (blank rows skipped, Excel row numbers kept)."""
+def read_students_xlsx(
+    source: Source, *, max_rows: int = DEFAULT_MAX_ROWS, limits: WorkbookLimits | None = None
+) -> ParsedSheet:
+    """The first worksheet's header and data rows (blank rows skipped, Excel row numbers kept).
+
+    The zip's declared sizes and its shared-string count are checked against ``limits`` first:
+    a workbook bomb is refused before openpyxl reads a byte of it.
+    """
     stream = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     _sniff(stream)
-    merges = _merged_ranges(stream)
+    merges = _merged_ranges(stream, limits or WorkbookLimits())
+    return _parse_workbook(stream, merges, max_rows=max_rows)
+
+
+def _parse_workbook(
+    stream: IO[bytes], merges: list[tuple[int, int, str]], *, max_rows: int
+) -> ParsedSheet:
+    """openpyxl's part: only reached by a file whose size and strings are within the limits."""
     stream.seek(0)
     try:
         workbook = load_workbook(stream, read_only=True, data_only=False)
@@ -113,8 +165,9 @@ def _sniff(stream: IO[bytes]) -> None:
         raise WorkbookRejected(m.NOT_XLSX)
 
 
-def _merged_ranges(stream: IO[bytes]) -> list[tuple[int, int, str]]:
-    """(first row, last row, "A1:B2") of every merge in the first worksheet."""
+def _merged_ranges(stream: IO[bytes], limits: WorkbookLimits) -> list[tuple[int, int, str]]:
+    """(first row, last row, "A1:B2") of every merge in the first worksheet, once the archive
+    is known to be within ``limits``."""
     stream.seek(0)
     try:
         archive = zipfile.ZipFile(stream)
@@ -122,20 +175,64 @@ def _merged_ranges(stream: IO[bytes]) -> list[tuple[int, int, str]]:
         raise WorkbookRejected(m.CORRUPT) from exc
     with archive:
         infos = archive.infolist()
-        if sum(info.file_size for info in infos) > MAX_UNCOMPRESSED_BYTES:
-            raise WorkbookRejected(
-                m.TOO_LARGE.format(limit_mb=MAX_UNCOMPRESSED_BYTES // (1024 * 1024))
-            )
+        _check_sizes(infos, limits)
         names = {info.filename for info in infos}
         if "xl/workbook.xml" not in names:
             raise WorkbookRejected(m.NOT_XLSX)
-        part = _sheet_part(archive)
-        if part is None or part not in names:
-            return []
         try:
+            _check_shared_strings(archive, names, limits)
+            part = _sheet_part(archive)
+            if part is None or part not in names:
+                return []
             return _scan_merges(archive, part)
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise WorkbookRejected(m.CORRUPT) from exc
+
+
+def _check_sizes(infos: list[zipfile.ZipInfo], limits: WorkbookLimits) -> None:
+    """The central directory's declared sizes, before anything is inflated."""
+    total = sum(info.file_size for info in infos)
+    largest = max((info.file_size for info in infos), default=0)
+    if total > limits.max_uncompressed_bytes:
+        raise WorkbookRejected(m.TOO_LARGE.format(limit_mb=limits.max_uncompressed_bytes // _MIB))
+    if largest > limits.max_part_bytes:
+        raise WorkbookRejected(m.TOO_LARGE.format(limit_mb=limits.max_part_bytes // _MIB))
+
+
+def _check_shared_strings(
+    archive: zipfile.ZipFile, names: set[str], limits: WorkbookLimits
+) -> None:
+    """Count the ``<si>`` items of the shared-strings part as it streams by, in 1 MB blocks;
+    stop at the first one past the cap. The part is at most ``max_part_bytes`` by now."""
+    part = _shared_strings_part(archive, names)
+    if part is None:
+        return
+    count = 0
+    carry = b""
+    with archive.open(part) as xml:
+        while block := xml.read(_COUNT_BLOCK):
+            window = carry + block
+            safe = max(len(window) - _STRING_ITEM_MAX, 0)
+            # Matches are counted where they start: one that starts in the carry is counted
+            # with the next block, whole.
+            count += sum(1 for item in _STRING_ITEM.finditer(window) if item.start() < safe)
+            if count > limits.max_shared_strings:
+                break
+            carry = window[safe:]
+        else:
+            count += sum(1 for _ in _STRING_ITEM.finditer(carry))
+    if count > limits.max_shared_strings:
+        raise WorkbookRejected(m.TOO_MANY_STRINGS.format(limit=limits.max_shared_strings))
+
+
+def _shared_strings_part(archive: zipfile.ZipFile, names: set[str]) -> str | None:
+    """The part openpyxl reads the shared strings from: the content types name it."""
+    if "[Content_Types].xml" in names:
+        match = _SHARED_STRINGS_TYPE.search(archive.read("[Content_Types].xml"))
+        if match is not None:
+            part = match.group(1).decode()
+            return part if part in names else None
+    return _SHARED_STRINGS_DEFAULT if _SHARED_STRINGS_DEFAULT in names else None
 
 
 _SHEET_ENTRY = re.compile(rb'<(?:\w+:)?sheet\b[^>]*?\b(?:\w+:)?id="([^"]+)"')

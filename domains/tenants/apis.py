@@ -9,13 +9,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from domains.tenants import services
+from domains.tenants import schemas, services, throttles
 from domains.tenants.auth import caller_of
 
 
-class TokenObtainApi(APIView):
+class TokenObtainApi(throttles.ThrottledApiMixin, APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (throttles.LoginAddressThrottle, throttles.LoginUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         username = serializers.CharField(max_length=150)
@@ -32,7 +33,12 @@ class TokenObtainApi(APIView):
             "password_change_required."
         )
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **schemas.TOKEN_ERRORS},
+        examples=[schemas.TOKENS_EXAMPLE],
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -44,18 +50,29 @@ class TokenObtainApi(APIView):
         return Response(self.OutputSerializer(tokens).data)
 
 
-class TokenRefreshApi(APIView):
+class TokenRefreshApi(throttles.ThrottledApiMixin, APIView):
+    """A new token pair for a current refresh token (rotation: use the new refresh token)."""
+
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = (throttles.RefreshAddressThrottle, throttles.RefreshUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         refresh = serializers.CharField(max_length=4096)
 
     class OutputSerializer(serializers.Serializer):
         access = serializers.CharField()
+        refresh = serializers.CharField(
+            help_text="A new refresh token; keep it instead of the one sent (rotation)."
+        )
         access_expires_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer}, auth=[])
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **schemas.TOKEN_ERRORS},
+        examples=[schemas.REFRESHED_EXAMPLE],
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -63,16 +80,27 @@ class TokenRefreshApi(APIView):
         return Response(self.OutputSerializer(tokens).data)
 
 
-class PasswordChangeApi(APIView):
-    """Change one's password; the only write open to a user who still has an initial one."""
+class PasswordChangeApi(throttles.ThrottledApiMixin, APIView):
+    """Change one's password; the only write open to a user who still has an initial one.
+
+    Every refresh token issued before, in every tenant of the user, stops working (ADR 0014).
+    """
 
     allowed_before_password_change = True
+    throttle_classes = (throttles.PasswordAddressThrottle, throttles.PasswordUserThrottle)
 
     class InputSerializer(serializers.Serializer):
         current_password = serializers.CharField(max_length=512, trim_whitespace=False)
         new_password = serializers.CharField(max_length=512, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses={200: TokenObtainApi.OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: TokenObtainApi.OutputSerializer,
+            **schemas.PASSWORD_CHANGE_ERRORS,
+        },
+        examples=[schemas.TOKENS_EXAMPLE],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -96,6 +124,6 @@ class MeApi(APIView):
         expires_at = serializers.IntegerField(help_text="Token expiry, epoch seconds.")
         must_change_password = serializers.BooleanField()
 
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(responses={200: OutputSerializer}, examples=[schemas.ME_EXAMPLE])
     def get(self, request: Request) -> Response:
         return Response(self.OutputSerializer(caller_of(request)).data)

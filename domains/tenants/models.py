@@ -44,6 +44,13 @@ class TenantMembership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=16, choices=list(ROLE_LABELS.items()))
+    # An academy admin switches a membership off instead of deleting it (records keep their
+    # author); an inactive membership can neither log in nor refresh.
+    is_active = models.BooleanField(default=True)
+    # Put in every refresh token and compared at refresh: a password change or a
+    # deactivation bumps it, and every refresh token issued before stops working
+    # (docs/adr/0014-refresh-tokens-carry-a-membership-version.md).
+    token_version = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -7,3 +7,11 @@ class VideosConfig(AppConfig):
     label = "videos"
     verbose_name = _("Videos")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The push core rebuilds a video topic Redis lost from this app's record.
+        from domains.videos import services
+        from realtime import rebuild
+        from realtime.keys import TopicKind
+
+        rebuild.register(TopicKind.VIDEO, services.video_state_from_record)

@@ -52,6 +52,8 @@ class Video(models.Model):
         indexes = [
             models.Index(fields=["tenant", "status"], name="video_tenant_status_idx"),
             models.Index(fields=["session_id", "status"], name="video_session_status_idx"),
+            # The newest-first list (migration 0003).
+            models.Index(fields=["tenant", "created_at", "id"], name="video_tenant_created_idx"),
         ]
 
     def __str__(self) -> str:

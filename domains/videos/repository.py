@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
+from domains.common.cursors import Cursor
 from domains.videos.models import Video
 
 DETAIL_FIELDS = (
@@ -72,19 +76,71 @@ def video_save(tenant_id: int, *, video: Video, fields: list[str]) -> None:
     video.save(update_fields=[*fields, "updated_at"])
 
 
-def videos_of_tenant(
+# --- the list (GET /media/videos/) ----------------------------------------------------------
+# What a list row shows, and its key: never the file key, the error or the lease.
+LIST_FIELDS = ("id", "video_id", "session_id", "status", "created_at", "updated_at")
+
+
+@dataclass(frozen=True, slots=True)
+class VideoListRow:
+    id: int
+    video_id: uuid.UUID
+    session_id: int
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def key(self) -> Cursor:
+        return Cursor(created_at=self.created_at, id=self.id)
+
+
+def videos_page_query(
     tenant_id: int,
     *,
-    created_by_id: int | None = None,
+    owner_id: int | None,
     session_id: int | None = None,
-    status: str | None = None,
-) -> QuerySet[Video]:
-    """The tenant's videos, optionally one user's, one session's or one status's."""
-    videos = Video.objects.filter(tenant_id=tenant_id).only(*DETAIL_FIELDS)
-    if created_by_id is not None:
-        videos = videos.filter(created_by_id=created_by_id)
+    statuses: tuple[str, ...] = (),
+    after: Cursor | None = None,
+    limit: int,
+) -> QuerySet[Video, tuple[Any, ...]]:
+    """The tenant's videos, newest first by ``(created_at, id)``, below ``after`` if given.
+
+    As ``domains.jobs.repository.jobs_page_query``; a ``session_id`` filter is served by the
+    seed's ``(session_id, status)`` index. Exposed for the EXPLAIN tests.
+    """
+    videos = Video.objects.filter(tenant_id=tenant_id)
+    if owner_id is not None:
+        videos = videos.filter(created_by_id=owner_id)
     if session_id is not None:
         videos = videos.filter(session_id=session_id)
-    if status:
-        videos = videos.filter(status=status)
-    return videos
+    if len(statuses) == 1:
+        videos = videos.filter(status=statuses[0])
+    elif statuses:
+        videos = videos.filter(status__in=statuses)
+    if after is not None:
+        videos = videos.filter(created_at__lte=after.created_at).filter(
+            Q(created_at__lt=after.created_at) | Q(id__lt=after.id)
+        )
+    return videos.order_by("-created_at", "-id").values_list(*LIST_FIELDS)[:limit]
+
+
+def videos_page(
+    tenant_id: int,
+    *,
+    owner_id: int | None,
+    session_id: int | None = None,
+    statuses: tuple[str, ...] = (),
+    after: Cursor | None = None,
+    limit: int,
+) -> list[VideoListRow]:
+    """At most ``limit`` rows of :func:`videos_page_query`, in one query."""
+    query = videos_page_query(
+        tenant_id,
+        owner_id=owner_id,
+        session_id=session_id,
+        statuses=statuses,
+        after=after,
+        limit=limit,
+    )
+    return [VideoListRow(*values) for values in query]

@@ -1,92 +1,52 @@
-"""OpenAPI pieces of the video endpoints: the error shape, documented failures, examples.
+"""OpenAPI pieces of the video endpoints: their documented failures and examples.
 
-Written to issue 16's standard (every status code an operation answers, the shared error
-schema ``{code, detail, fields}``, an example of each success). The ``Error`` component here
-has the same name and fields as the project-wide one that issue adds, so the document has one
-``Error`` either way; when that lands, these helpers can give way to it.
+The failures are cases of the one ``Error`` component (``domains.common.openapi``); the 401
+every operation answers is added by the project's AutoSchema.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from drf_spectacular.utils import OpenApiExample
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse
-from rest_framework import serializers
+from domains.common.openapi import ErrorCase
 
 VIDEO_ID = "3f2b8a1c-0d4e-4c6b-9a51-2e7f10b4c8d9"
 
-
-class ErrorSerializer(serializers.Serializer):
-    """Every error answer (PROTOCOL.md §5)."""
-
-    code = serializers.CharField(help_text="Stable, machine-readable: `not_found`, `invalid`, ...")
-    detail = serializers.CharField(help_text="For people, in the caller's language.")
-    fields = serializers.DictField(  # type: ignore[assignment]
-        help_text="Per-field messages for `invalid`; else empty."
-    )
-
-    class Meta:
-        ref_name = "Error"
-
-
-def _error(status: int, code: str, detail: str, fields: dict[str, Any] | None = None) -> Any:
-    return OpenApiResponse(
-        response=ErrorSerializer,
-        description=detail,
-        examples=[
-            OpenApiExample(
-                f"{status} {code}",
-                value={"code": code, "detail": detail, "fields": fields or {}},
-                response_only=True,
-                status_codes=[str(status)],
-            )
-        ],
-    )
-
-
-NOT_AUTHENTICATED = (
-    401,
-    _error(401, "not_authenticated", "Authentication credentials were not provided."),
-)
-FORBIDDEN = (
+FORBIDDEN = ErrorCase(
     403,
-    _error(403, "permission_denied", "You do not have permission to perform this action."),
+    "permission_denied",
+    "Your role may not upload videos.",
+    summary="The caller's role may not upload videos",
 )
-NOT_FOUND = (404, _error(404, "not_found", "Not found."))
-UNAVAILABLE = (
-    503,
-    _error(503, "unavailable", "The service is temporarily unavailable. Try again shortly."),
-)
-
-
-def errors(*cases: tuple[int, Any]) -> dict[int, Any]:
-    """Responses for ``cases``, plus the 401 every endpoint answers."""
-    return dict((NOT_AUTHENTICATED, *cases))
-
-
-REGISTER_INVALID = (
+REGISTER_INVALID = ErrorCase(
     400,
-    _error(
-        400,
-        "invalid",
-        "The request contains invalid data.",
-        {
-            "size": ["The file is 6,000,000,000 bytes; at most 5,368,709,120 are accepted."],
-            "content_type": ["Upload a video file (m4v, mkv, mov, mp4, webm)."],
-        },
-    ),
+    "invalid",
+    "The request contains invalid data.",
+    {
+        "size": ["The file is 6,000,000,000 bytes; at most 5,368,709,120 are accepted."],
+        "content_type": ["Upload a video file (m4v, mkv, mov, mp4, webm)."],
+    },
+    summary="A size, type or file name that is not accepted",
 )
-COMPLETE_INVALID = (
+COMPLETE_INVALID = ErrorCase(
     400,
-    _error(
-        400,
-        "invalid",
-        "The file has not been uploaded yet.",
-        {"upload": ["Upload the file to upload_url first."]},
-    ),
+    "invalid",
+    "The file has not been uploaded yet.",
+    {"upload": ["Upload the file to upload_url first."]},
+    summary="The file is not uploaded, or not of the declared size",
 )
-ALREADY_PROCESSED = (409, _error(409, "conflict", "The video has already been processed."))
-NOT_READY = (409, _error(409, "conflict", "The video is not ready to play yet."))
+ALREADY_PROCESSED = ErrorCase(
+    409,
+    "conflict",
+    "The video has already been processed.",
+    summary="The video is already READY or FAILED",
+)
+NOT_READY = ErrorCase(
+    409,
+    "conflict",
+    "The video is not ready to play yet.",
+    summary="The video is not READY",
+)
 
 REGISTER_REQUEST_EXAMPLE = OpenApiExample(
     "A lecture recording",

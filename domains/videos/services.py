@@ -30,11 +30,11 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from domains.common.cursors import Cursor, Page, page_cut
 from domains.common.errors import (
     Conflict,
     NotFound,
@@ -57,9 +57,9 @@ from domains.videos.payloads import VIDEO_ENCODE
 from domains.videos.probe import ProbeError, parse_probe
 from domains.videos.storage import video_keys
 from realtime import store
-from realtime.identity import Caller, Role, sees_topic
-from realtime.keys import Topic
-from realtime.state import Change
+from realtime.identity import Caller, Role, sees_topic, visible_owner
+from realtime.keys import Topic, TopicKind
+from realtime.state import STATUSES, Change
 
 logger = logging.getLogger(__name__)
 
@@ -138,21 +138,7 @@ def video_get_for_caller(tenant_id: int, *, video_id: uuid.UUID, caller: Caller)
     return video
 
 
-def video_list_for_caller(
-    tenant_id: int, *, caller: Caller, session_id: int | None, status: str | None
-) -> QuerySet[Video]:
-    """The tenant's videos the caller may see: all for staff and admin, else their own."""
-    if caller.tenant_id != tenant_id:
-        raise PermissionDenied()
-    return repository.videos_of_tenant(
-        tenant_id,
-        created_by_id=None if caller.sees_whole_tenant else caller.user_id,
-        session_id=session_id,
-        status=status,
-    )
-
-
-def video_state_repair(tenant_id: int, *, video: Video) -> Video:
+def video_encode_outcome_repair(tenant_id: int, *, video: Video) -> Video:
     """Read repair: a video whose encode job ended FAILED without the video (the runner's time
     limit, the last receive, the dead-letter sweep) is failed now, with a teacher's message."""
     if video.status in TERMINAL or video.encode_job_id is None or video.attempt == 0:
@@ -707,7 +693,7 @@ def video_encode_lost(tenant_id: int, *, video_id: uuid.UUID, job_id: uuid.UUID)
     video, and its outputs are deleted; a job taken over by another attempt changes nothing."""
     video = repository.video_for_detail(tenant_id, video_id=video_id)
     if video is not None and video.encode_job_id == job_id:
-        video_state_repair(tenant_id, video=video)
+        video_encode_outcome_repair(tenant_id, video=video)
 
 
 def workdirs_sweep(*, older_than: float) -> int:
@@ -786,3 +772,59 @@ def _object_text(key: str) -> str:
     except (BotoCoreError, ClientError) as exc:
         logger.exception("playlist not read key=%s", key)
         raise ServiceUnavailable() from exc
+
+
+def video_state_repair(tenant_id: int, *, video: Video) -> bool:
+    """Rebuild the video's live state from the record a caller just read if Redis lost it (or
+    publish its terminal state if Redis still shows it running); True when it published."""
+    change = _record_change(video)
+    if change is None:
+        return False
+    repaired = store.repair_from_record(tenant_id, Topic.video(video.video_id), lambda: change)
+    if repaired:
+        logger.info("live state repaired on read tenant=%s video=%s", tenant_id, video.video_id)
+    return repaired
+
+
+def video_state_from_record(tenant_id: int, topic: Topic) -> Change | None:
+    """A video topic's whole live state as its record says (the videos' ``realtime.rebuild``
+    hook); None when the tenant has no such video, or its status has no live state."""
+    video = repository.video_for_detail(tenant_id, video_id=topic.id)
+    return None if video is None else _record_change(video)
+
+
+def _record_change(video: Video) -> Change | None:
+    if video.status not in STATUSES[TopicKind.VIDEO]:
+        return None  # a status that lives in the database only (waiting for its upload)
+    return Change(
+        status=video.status,
+        attempt=video.attempt,
+        owner_id=video.created_by_id,
+        error=video.error or None,
+        hls_path=video.hls_path or None,
+        duration=video.duration,
+    )
+
+
+def videos_list_for_caller(
+    tenant_id: int,
+    *,
+    caller: Caller,
+    session_id: int | None = None,
+    statuses: tuple[str, ...] = (),
+    after: Cursor | None = None,
+    size: int,
+) -> Page[repository.VideoListRow]:
+    """One page of the tenant's videos, newest first: all of them for staff and admin, the
+    caller's own for everyone else (the visibility rule of PROTOCOL.md §4, as a filter)."""
+    if caller.tenant_id != tenant_id:
+        raise PermissionDenied()
+    rows = repository.videos_page(
+        tenant_id,
+        owner_id=visible_owner(caller),
+        session_id=session_id,
+        statuses=statuses,
+        after=after,
+        limit=size + 1,
+    )
+    return page_cut(rows, size=size, key_of=lambda row: row.key)

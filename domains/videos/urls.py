@@ -3,7 +3,7 @@ from django.urls import path
 from domains.videos import apis
 
 urlpatterns = [
-    path("", apis.VideoListCreateApi.as_view(), name="video-list"),
+    path("", apis.VideoCollectionApi.as_view(), name="video-list"),
     path("<uuid:video_id>/", apis.VideoDetailApi.as_view(), name="video-detail"),
     path(
         "<uuid:video_id>/complete-upload/",

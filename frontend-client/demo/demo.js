@@ -81,7 +81,11 @@ async function getToken({ refresh } = { refresh: false }) {
       method: 'POST', headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ refresh: auth.refresh }),
     });
-    if (response.ok) auth.access = (await response.json()).access;
+    if (response.ok) {
+      const body = await response.json();
+      auth.access = body.access;
+      auth.refresh = body.refresh ?? auth.refresh; // refresh rotates (ADR 0014): keep the newest
+    }
   }
   return auth.access;
 }

@@ -1,9 +1,16 @@
 // The browser client's façade: one WebSocket shared by every watch (connection.ts), HTTP
 // polling while the socket cannot serve a topic (polling.ts), and one subscription object per
-// topic holding its state and the last seq seen (subscription.ts). This file decides what the
-// sources' news means for a topic and tells the watchers.
+// topic holding its state and the last (epoch, seq) seen (subscription.ts). This file decides
+// what the sources' news means for a topic and tells the watchers.
 import { SocketConnection, type TopicFrame } from './connection.js';
 import { HttpApi, HttpStatusError } from './http.js';
+import type {
+  JobListItem,
+  JobListParams,
+  ListPage,
+  VideoListItem,
+  VideoListParams,
+} from './lists.js';
 import { Poller } from './polling.js';
 import { documentOf } from './protocol.js';
 import { TopicSubscription, type Watcher } from './subscription.js';
@@ -119,6 +126,19 @@ export class RealtimeClient {
     };
   }
 
+  /**
+   * One page of the caller's jobs, newest first; pass `nextCursor` back as `cursor` for the
+   * next. Each row's `topic` can be watched. A refusal rejects with an `ApiError`.
+   */
+  listJobs(params: JobListParams = {}): Promise<ListPage<JobListItem>> {
+    return this.http.listJobs(params);
+  }
+
+  /** As `listJobs`, for videos (filter by `sessionId` and `status`). */
+  listVideos(params: VideoListParams = {}): Promise<ListPage<VideoListItem>> {
+    return this.http.listVideos(params);
+  }
+
   watch(topic: Topic, options: WatchOptions = {}): WatchHandle {
     if (this.closed) throw new Error('RealtimeClient is closed');
     if (!isTopic(topic)) throw new TypeError(`not a topic: ${String(topic)}`);
@@ -161,11 +181,11 @@ export class RealtimeClient {
 
   private subscribe(sub: TopicSubscription): void {
     sub.subscribing();
-    const since = sub.lastSeq;
+    const last = sub.last;
     this.connection.send(
-      since === undefined
+      last === undefined
         ? { type: 'subscribe', topic: sub.topic }
-        : { type: 'subscribe', topic: sub.topic, since },
+        : { type: 'subscribe', topic: sub.topic, since: last.seq, epoch: last.epoch },
     );
   }
 
@@ -236,11 +256,14 @@ export class RealtimeClient {
     }
   }
 
-  /** Applies a state from any source, dropping it unless its seq is above the last one seen. */
+  /** Applies a state from any source, dropping it unless it comes after the last one seen. */
   private acceptState(sub: TopicSubscription, state: StateDocument): void {
     if (sub.ended) return;
     if (!sub.offer(state)) {
-      this.logger.debug?.(`drop ${sub.topic} seq ${state.seq} <= ${sub.lastSeq}`);
+      const last = sub.last;
+      this.logger.debug?.(
+        `drop ${sub.topic} (${state.epoch}, ${state.seq}) <= (${last?.epoch}, ${last?.seq})`,
+      );
       return;
     }
     this.notify(sub, state);
@@ -302,7 +325,7 @@ export class RealtimeClient {
     }
     if (sub.ended) return;
     if (record !== undefined && isTerminal(record.status)) {
-      const state = stateFromRecord(sub.topic, record, sub.lastSeq ?? 0, this.now());
+      const state = stateFromRecord(sub.topic, record, sub.last, this.now());
       sub.lastState = state;
       this.notify(sub, state);
       this.finish(sub, state, record);

@@ -9,6 +9,16 @@ export {
 } from './backoff.js';
 export { pollInterval, parseRetryAfter } from './schedule.js';
 export { parseServerFrame, parseStateDocument } from './protocol.js';
+export { ApiError, HttpStatusError } from './http.js';
+export { jobListPath, videoListPath, JOB_LIST_PATH, VIDEO_LIST_PATH } from './lists.js';
+export type {
+  ApiErrorBody,
+  JobListItem,
+  JobListParams,
+  ListPage,
+  VideoListItem,
+  VideoListParams,
+} from './lists.js';
 export type { Parsed } from './protocol.js';
 export {
   CLOSE_ORIGIN,

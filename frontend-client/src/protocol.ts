@@ -79,6 +79,7 @@ function checkFrame(data: unknown): ServerFrame {
     case 'subscribed':
       topicOf(frame, where);
       nonNegativeInteger(frame, 'seq', where);
+      nonNegativeInteger(frame, 'epoch', where);
       break;
     case 'unsubscribed':
       topicOf(frame, where);
@@ -101,6 +102,7 @@ function checkFrame(data: unknown): ServerFrame {
 function checkDocument(doc: Json, where = 'state document'): StateDocument {
   const kind = topicOf(doc, where);
   nonNegativeInteger(doc, 'seq', where);
+  nonNegativeInteger(doc, 'epoch', where);
   const status = doc['status'];
   if (!STATUSES[kind].has(status as string)) {
     throw new Invalid(`${where}: "status" ${show(status)} is not a ${kind} status`);

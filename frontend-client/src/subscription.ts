@@ -19,10 +19,25 @@
 //   not_found                --found()-------->  polling
 //   any                      --end()---------->  ended
 //
+// States are ordered by (epoch, seq): a state Redis rebuilt after losing the topic starts again
+// at seq 1 of a larger epoch and is taken over any seq of an older epoch; within an epoch, seq
+// must grow.
+//
 // Beside the state, `refusedBySocket` records the socket's answer to the last subscribe: an
 // error frame. A refused topic gets no unsubscribe when it ends, and is subscribed again when
 // polling finds it exists; a new subscribe or a `state`/`subscribed` answer clears it.
 import type { StateDocument, Topic, WatchOptions } from './types.js';
+
+/** Where a state stands in its topic's history. */
+export interface Position {
+  epoch: number;
+  seq: number;
+}
+
+/** True when `a` comes after `b`. */
+export function isAfter(a: Position, b: Position): boolean {
+  return a.epoch > b.epoch || (a.epoch === b.epoch && a.seq > b.seq);
+}
 
 export type TopicState = 'pending' | 'live' | 'polling' | 'not_found' | 'ended';
 
@@ -32,10 +47,10 @@ export interface Watcher extends WatchOptions {
 
 export class TopicSubscription {
   readonly watchers = new Set<Watcher>();
-  /** The last state delivered: handed to late watchers, and its seq sent as `since`. */
+  /** The last state delivered: handed to late watchers; its position is sent on subscribe. */
   lastState: StateDocument | undefined;
   private current: TopicState = 'pending';
-  private seq: number | undefined;
+  private position: Position | undefined;
   private refusal = false;
 
   constructor(
@@ -62,15 +77,18 @@ export class TopicSubscription {
     return this.refusal;
   }
 
-  /** The highest seq delivered to the watchers. */
-  get lastSeq(): number | undefined {
-    return this.seq;
+  /** The (epoch, seq) of the newest state delivered to the watchers. */
+  get last(): Position | undefined {
+    return this.position;
   }
 
-  /** Takes a state from any source unless its seq is not above the last one: true if taken. */
+  /** Takes a state from any source unless it is not after the last one: true if taken. */
   offer(state: StateDocument): boolean {
-    if (this.ended || (this.seq !== undefined && state.seq <= this.seq)) return false;
-    this.seq = state.seq;
+    const position = { epoch: state.epoch, seq: state.seq };
+    if (this.ended || (this.position !== undefined && !isAfter(position, this.position))) {
+      return false;
+    }
+    this.position = position;
     this.lastState = state;
     return true;
   }

@@ -40,19 +40,20 @@ export function detailPath(topic: Topic): string {
 
 /**
  * A state document standing in for a terminal record found in the database when Redis holds
- * nothing (the status hash expired): same fields, no progress, `seq` as last seen.
+ * nothing (the status hash expired): same fields, no progress, `(epoch, seq)` as last seen.
  */
 export function stateFromRecord(
   topic: Topic,
   record: DetailRecord,
-  seq: number,
+  last: { epoch: number; seq: number } | undefined,
   nowMs: number,
 ): StateDocument {
   const pick = (key: string): unknown => record[key];
   const updatedAt = pick('updated_at');
   return {
     topic,
-    seq,
+    seq: last?.seq ?? 0,
+    epoch: last?.epoch ?? 0,
     status: record.status as Status,
     progress: null,
     error: typeof pick('error') === 'string' ? (pick('error') as string) : null,

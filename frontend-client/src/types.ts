@@ -24,6 +24,11 @@ export interface Progress {
 export interface StateDocument {
   topic: string;
   seq: number;
+  /**
+   * Set once when Redis created the topic's state (Redis TIME in ms). A state Redis lost and
+   * rebuilt starts again at seq 1 of a larger epoch: `(epoch, seq)` orders states.
+   */
+  epoch: number;
   status: Status;
   /** null once terminal. */
   progress: Progress | null;
@@ -45,7 +50,7 @@ export type DetailRecord = { status?: string } & Record<string, unknown>;
 // --- WebSocket frames (PROTOCOL.md section 4) ---
 
 export type ClientFrame =
-  | { type: 'subscribe'; topic: string; since?: number }
+  | { type: 'subscribe'; topic: string; since?: number; epoch?: number }
   | { type: 'unsubscribe'; topic: string }
   | { type: 'auth'; token: string }
   | { type: 'ping' };
@@ -64,7 +69,7 @@ export interface ErrorFrame {
 
 export type ServerFrame =
   | StateFrame
-  | { type: 'subscribed'; topic: string; seq: number }
+  | { type: 'subscribed'; topic: string; seq: number; epoch: number }
   | { type: 'unsubscribed'; topic: string }
   | ErrorFrame
   /** `expires_at` in epoch seconds. */
@@ -106,7 +111,7 @@ export interface RealtimeError {
 }
 
 export interface WatchCallbacks {
-  /** Every accepted state, in strictly increasing seq order, the terminal one included. */
+  /** Every accepted state, in strictly increasing (epoch, seq) order, the terminal one included. */
   onState?: (state: StateDocument) => void;
   /**
    * Called once, after the terminal state. `record` is the detail endpoint's answer when one

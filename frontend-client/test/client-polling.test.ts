@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import {
+  EPOCH,
   JOB,
   JOB_DETAIL,
   JOB_PROGRESS,
@@ -104,7 +105,7 @@ describe('socket and polling hand-over', () => {
     client.watch(JOB, spies());
     await settle();
     sockets.last.open();
-    sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 0 });
+    sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 0, epoch: EPOCH });
 
     await advance(120_000);
 
@@ -126,7 +127,7 @@ describe('socket and polling hand-over', () => {
     await advance(6_000);
     const duringOutage = http.callsTo(JOB_PROGRESS).length;
     sockets.last.open();
-    sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 1 });
+    sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 1, epoch: EPOCH });
     await advance(120_000);
 
     // then
@@ -172,7 +173,9 @@ describe('seq de-duplication across sources', () => {
     sockets.last.receive(stateFrame(jobState(4)));
 
     // then
-    expect(sockets.last.frames()).toEqual([{ type: 'subscribe', topic: JOB, since: 3 }]);
+    expect(sockets.last.frames()).toEqual([
+      { type: 'subscribe', topic: JOB, since: 3, epoch: EPOCH },
+    ]);
     expect(watcher.onState.mock.calls.map(([state]) => state.seq)).toEqual([3, 4]);
   });
 
@@ -191,6 +194,74 @@ describe('seq de-duplication across sources', () => {
     sockets.last.receive(stateFrame(jobState(2)));
 
     expect(watcher.onState.mock.calls.map(([state]) => state.seq)).toEqual([1, 2]);
+  });
+});
+
+describe('epochs: a state Redis rebuilt after losing the topic', () => {
+  it('takes seq 1 of a larger epoch over seq 40 of the old one, from the socket', async () => {
+    // given: the socket delivered (E1, 40)
+    const { client, sockets } = harness();
+    const watcher = spies();
+    client.watch(JOB, watcher);
+    await settle();
+    sockets.last.open();
+    sockets.last.receive(stateFrame(jobState(40)));
+
+    // when: Redis lost the topic; it is rebuilt at (E2, 1), then moves on to (E2, 2)
+    sockets.last.receive(stateFrame(jobState(1, { epoch: EPOCH + 5_000 })));
+    sockets.last.receive(stateFrame(jobState(2, { epoch: EPOCH + 5_000 })));
+
+    // then: both states of the new epoch are delivered, in order
+    const positions = watcher.onState.mock.calls.map(([state]) => [state.epoch, state.seq]);
+    expect(positions).toEqual([
+      [EPOCH, 40],
+      [EPOCH + 5_000, 1],
+      [EPOCH + 5_000, 2],
+    ]);
+  });
+
+  it('drops a state of a lower epoch, whatever its seq, from either source', async () => {
+    // given: the socket delivered (E2, 1), and polling will answer (E1, 41) and then (E2, 2)
+    const { client, http, sockets } = harness();
+    const answers = [jobState(41), jobState(2, { epoch: EPOCH + 5_000 })];
+    http.route(JOB_PROGRESS, () => ({ status: 200, body: answers.shift() ?? answers[0] }));
+    const watcher = spies();
+    client.watch(JOB, watcher);
+    await settle();
+    sockets.last.open();
+    sockets.last.receive(stateFrame(jobState(1, { epoch: EPOCH + 5_000 })));
+
+    // when: a late frame of the old epoch arrives, then the socket drops and polling answers
+    sockets.last.receive(stateFrame(jobState(50)));
+    sockets.last.serverClose(1006);
+    await advance(2_000);
+
+    // then: nothing of the old epoch got through
+    const positions = watcher.onState.mock.calls.map(([state]) => [state.epoch, state.seq]);
+    expect(positions).toEqual([
+      [EPOCH + 5_000, 1],
+      [EPOCH + 5_000, 2],
+    ]);
+  });
+
+  it('resubscribes with the epoch of the last state seen', async () => {
+    // given: the last state seen is (E2, 3)
+    const { client, sockets } = harness();
+    client.watch(JOB, spies());
+    await settle();
+    sockets.last.open();
+    sockets.last.receive(stateFrame(jobState(9)));
+    sockets.last.receive(stateFrame(jobState(3, { epoch: EPOCH + 1 })));
+
+    // when
+    sockets.last.serverClose(1001);
+    await advance(500);
+    sockets.last.open();
+
+    // then
+    expect(sockets.last.frames()).toEqual([
+      { type: 'subscribe', topic: JOB, since: 3, epoch: EPOCH + 1 },
+    ]);
   });
 });
 

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { parseServerFrame, parseStateDocument } from '../src/protocol.js';
 import type { ServerFrame, StateDocument } from '../src/types.js';
 import {
+  EPOCH,
   JOB,
   JOB_PROGRESS,
   advance,
@@ -149,6 +150,8 @@ describe('the unavailable error code', () => {
     );
     expect(http.callsTo(JOB_PROGRESS)).toHaveLength(1);
     expect(watcher.onState).toHaveBeenCalledWith(jobState(1));
-    expect(sockets.last.takeFrames()).toEqual([{ type: 'subscribe', topic: JOB, since: 1 }]);
+    expect(sockets.last.takeFrames()).toEqual([
+      { type: 'subscribe', topic: JOB, since: 1, epoch: EPOCH },
+    ]);
   });
 });

@@ -2,6 +2,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import {
+  EPOCH,
   JOB,
   JOB2,
   JOB_DETAIL,
@@ -230,7 +231,7 @@ describe('reconnecting', () => {
     // then
     expect(sockets.sockets).toHaveLength(2);
     expect(sockets.last.frames()).toEqual([
-      { type: 'subscribe', topic: JOB, since: 7 },
+      { type: 'subscribe', topic: JOB, since: 7, epoch: EPOCH },
       { type: 'subscribe', topic: JOB2 },
     ]);
   });
@@ -417,7 +418,7 @@ describe('refusals', () => {
     client.watch(JOB, watcher);
     await settle();
     sockets.last.open();
-    sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 0 });
+    sockets.last.receive({ type: 'subscribed', topic: JOB, seq: 0, epoch: EPOCH });
 
     sockets.last.receive({
       type: 'error',
@@ -479,7 +480,9 @@ describe('topics the socket does not know', () => {
     // then
     expect(http.callsTo(JOB_DETAIL)).toHaveLength(1);
     expect(watcher.onState).toHaveBeenCalledWith(expect.objectContaining({ seq: 1 }));
-    expect(sockets.last.takeFrames()).toEqual([{ type: 'subscribe', topic: JOB, since: 1 }]);
+    expect(sockets.last.takeFrames()).toEqual([
+      { type: 'subscribe', topic: JOB, since: 1, epoch: EPOCH },
+    ]);
   });
 });
 

@@ -167,10 +167,14 @@ export class FakeHttp {
   }
 }
 
+/** The epoch of the states tests build unless they say otherwise. */
+export const EPOCH = 1_763_779_000_000;
+
 export function jobState(seq: number, overrides: Partial<StateDocument> = {}): StateDocument {
   return {
     topic: JOB,
     seq,
+    epoch: EPOCH,
     status: 'PROCESSING',
     progress: { percent: Math.min(100, seq * 10), step: 'importing', step_index: 1, step_total: 3 },
     job_type: 'excel_import',

@@ -74,7 +74,7 @@ describe('parseServerFrame', () => {
 
   it('keeps fields it does not know, so a newer server does not break the client', () => {
     // given
-    const frame = { type: 'subscribed', topic: 'job:abc', seq: 3, added_later: true };
+    const frame = { type: 'subscribed', topic: 'job:abc', seq: 3, epoch: 9, added_later: true };
 
     // when
     const parsed = parseServerFrame(frame);

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from django.utils.encoding import force_str
 from django.utils.translation import gettext as _
@@ -13,7 +15,13 @@ from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from domains.common.errors import ApplicationError, NotFound, ServiceUnavailable, ValidationFailed
+from domains.common.errors import (
+    ApplicationError,
+    NotFound,
+    QuotaExceeded,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from realtime.protocol import error_body
 
 logger = logging.getLogger(__name__)
@@ -38,7 +46,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         status, body = exc.status_code, error_body(exc.code, exc.detail, exc.fields)
-        if isinstance(exc, ServiceUnavailable):
+        if isinstance(exc, ServiceUnavailable | QuotaExceeded):
             headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, InvalidToken | TokenError):
         # simplejwt explains which token check failed; the client only needs to re-authenticate.
@@ -62,6 +70,13 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             headers["WWW-Authenticate"] = auth_header
     elif isinstance(exc, Http404):
         status, body = 404, error_body(NotFound.code, NotFound.default_detail)
+    elif isinstance(exc, RequestDataTooBig):
+        # Django refuses from the Content-Length, before the body is read or parsed (F18).
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        status = 413
+        body = error_body(
+            "too_large", _("The request body is larger than %(limit)d bytes.") % {"limit": limit}
+        )
     elif isinstance(exc, DjangoPermissionDenied):
         status, body = 403, error_body("permission_denied", _("Permission denied."))
     else:

@@ -5,12 +5,26 @@
 -- ARGV[1] = "apply": ARGV[2] kind ("job"|"video"), ARGV[3] topic ("job:<id>"),
 --   ARGV[4] pub/sub channel of the topic's Channels group, ARGV[5] running TTL (s),
 --   ARGV[6] terminal TTL (s, 0 = none), ARGV[7] result size limit (bytes), ARGV[8] change (JSON)
---   returns {accepted 0|1, reason, frame JSON or false, seq}
+--   returns {accepted 0|1, reason, frame JSON or false, seq, epoch}
 --   On acceptance the frame is published as a RedisPubSubChannelLayer group message:
---   msgpack {type = "realtime.state", topic, seq, terminal, frame, progress_only}.
+--   msgpack {type = "realtime.state", topic, seq, epoch, terminal, frame, progress_only}.
+--   A change that creates the hash gives it its epoch: Redis TIME in ms, set once and kept.
+--
+-- ARGV[1] = "rebuild": ARGV[2..8] as for apply (the change is the topic's whole state, built
+--   from its database record, so it must carry a status), ARGV[9] the highest epoch the caller
+--   has seen for the topic, ARGV[10] the seq it saw at that epoch (both 0 when none).
+--   A no-op ("current") when the stored (epoch, seq) is at or above the caller's. Otherwise,
+--   whether the hash vanished or regressed below what the caller saw (a restart from a stale
+--   dump, a failover to a lagging replica), both keys are replaced by the change, at seq 1 of
+--   a new epoch max(TIME ms, known epoch + 1, stored epoch + 1), terminal states included.
+--   Replies as apply, reason "rebuilt" on success.
 --
 -- ARGV[1] = "read": ARGV[2] kind, ARGV[3] topic
---   returns false when the topic does not exist, else {document JSON, frame JSON, seq, status, owner_id}
+--   returns false when the topic does not exist,
+--   else {document JSON, frame JSON, seq, status, owner_id, epoch}
+--
+-- Epochs are kept as decimal text and spliced into the JSON verbatim: cjson's number format
+-- (14 significant digits) must never round one. A hash written before epochs existed reads 0.
 
 local RANK = {
   job = {PENDING = 0, PROCESSING = 1, DONE = 2, FAILED = 2},
@@ -30,6 +44,9 @@ local function hgetall(key)
   for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
   return t
 end
+
+-- An integer (a double holding one, up to 2^53) as decimal text, never in exponent form.
+local function int_text(v) return string.format('%.0f', v) end
 
 local function blank(v) return v == nil or v == false or v == '' or v == cjson.null end
 local function num(v) if blank(v) then return cjson.null end return tonumber(v) end
@@ -53,19 +70,25 @@ local function build(kind, topic, st, pr, with_type)
   end
   doc.error = str(st.error)
   doc.updated_at = tonumber(st.updated_at)
+  local epoch = st.epoch
+  if blank(epoch) then epoch = '0' end
+  local tail = ',"epoch":' .. epoch
   if kind == 'job' then
     doc.job_type = str(st.job_type)
     doc.result_in_db = st.result_in_db == '1'
-    local text = cjson.encode(doc)
     -- The result is stored as JSON text; splice it in verbatim rather than re-encoding it.
     local result = st.result
     if blank(result) then result = 'null' end
-    return string.sub(text, 1, -2) .. ',"result":' .. result .. '}'
+    tail = tail .. ',"result":' .. result
+  else
+    doc.hls_path = str(st.hls_path)
+    doc.duration = num(st.duration)
   end
-  doc.hls_path = str(st.hls_path)
-  doc.duration = num(st.duration)
-  return cjson.encode(doc)
+  local text = cjson.encode(doc)
+  return string.sub(text, 1, -2) .. tail .. '}'
 end
+
+local function epoch_of(st) return tonumber(st.epoch) or 0 end
 
 local op, kind, topic = ARGV[1], ARGV[2], ARGV[3]
 local status_key, progress_key = KEYS[1], KEYS[2]
@@ -79,10 +102,12 @@ if op == 'read' then
   if not exists then return false end
   local pr = hgetall(progress_key)
   return {build(kind, topic, st, pr, false), build(kind, topic, st, pr, true), tonumber(st.seq),
-          st.status, st.owner_id or ''}
+          st.status, st.owner_id or '', epoch_of(st)}
 end
 
-if op ~= 'apply' then return redis.error_reply('unknown op ' .. tostring(op)) end
+if op ~= 'apply' and op ~= 'rebuild' then
+  return redis.error_reply('unknown op ' .. tostring(op))
+end
 
 local channel, running_ttl = ARGV[4], tonumber(ARGV[5])
 local terminal_ttl, result_max = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -90,13 +115,29 @@ local ch = cjson.decode(ARGV[8])
 local pr = hgetall(progress_key)
 
 local function reject(reason)
-  if not exists then return {0, reason, false, 0} end
-  return {0, reason, build(kind, topic, st, pr, true), tonumber(st.seq)}
+  if not exists then return {0, reason, false, 0, 0} end
+  return {0, reason, build(kind, topic, st, pr, true), tonumber(st.seq), epoch_of(st)}
 end
 
 local new_status = ch.status
 if blank(new_status) then new_status = nil end
 if new_status ~= nil and ranks[new_status] == nil then return reject('invalid_status') end
+
+-- The lowest epoch a hash created by this call may get.
+local min_epoch = 0
+if op == 'rebuild' then
+  if new_status == nil then return reject('not_a_state') end
+  local known_epoch, known_seq = tonumber(ARGV[9]) or 0, tonumber(ARGV[10]) or 0
+  if exists then
+    local stored_epoch, stored_seq = epoch_of(st), tonumber(st.seq) or 0
+    if stored_epoch > known_epoch or (stored_epoch == known_epoch and stored_seq >= known_seq) then
+      return reject('current')
+    end
+  end
+  min_epoch = math.max(known_epoch, epoch_of(st)) + 1
+  redis.call('DEL', status_key, progress_key)
+  st, pr, exists = {}, {}, false
+end
 
 local new_attempt = false
 if not exists then
@@ -115,6 +156,10 @@ else
   end
 end
 
+local now = redis.call('TIME')
+local now_num = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local now_ms = int_text(now_num)
+
 local status_fields, changed = {}, not exists
 local function set(k, v)
   v = tostring(v)
@@ -126,6 +171,7 @@ local function set(k, v)
   end
 end
 
+if not exists then set('epoch', int_text(math.max(now_num, min_epoch))) end
 if new_status ~= nil then set('status', new_status) end
 if not blank(ch.attempt) then set('attempt', ch.attempt) end
 if not blank(ch.owner_id) and blank(st.owner_id) then set('owner_id', ch.owner_id) end
@@ -159,8 +205,6 @@ end
 
 if not changed then return reject('unchanged') end
 
-local now = redis.call('TIME')
-local now_ms = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 -- Only progress moved: a slow client may get a later frame instead of this one (coalescing).
 local progress_only = #status_fields == 0
 local seq = (tonumber(st.seq) or 0) + 1
@@ -188,8 +232,11 @@ else
 end
 
 local frame = build(kind, topic, st, pr, true)
+local epoch = epoch_of(st)
 redis.call('PUBLISH', channel, cmsgpack.pack({
-  type = 'realtime.state', topic = topic, seq = seq, terminal = terminal, frame = frame,
-  progress_only = progress_only,
+  type = 'realtime.state', topic = topic, seq = seq, epoch = epoch, terminal = terminal,
+  frame = frame, progress_only = progress_only,
 }))
-return {1, 'ok', frame, seq}
+local reason = 'ok'
+if op == 'rebuild' then reason = 'rebuilt' end
+return {1, reason, frame, seq, epoch}

@@ -112,7 +112,7 @@ def test_refresh_gives_a_new_access_token_with_the_current_role(
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access", "access_expires_at"}
+    assert set(body) == {"access", "refresh", "access_expires_at"}
     claims = _claims(body["access"])
     assert claims["tenant_id"] == alpha_staff.tenant.id
     assert claims["role"] == "teacher"

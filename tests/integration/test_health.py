@@ -60,3 +60,36 @@ def test_ready_is_503_naming_what_failed(
     assert body["code"] == "unavailable"
     assert set(body["fields"]) == {name}
     assert name in body["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("setting", "scheme", "name"),
+    [("REDIS_URL", "redis", "redis"), ("AWS_ENDPOINT_URL", "http", "queue")],
+)
+def test_F22_ready_reveals_no_exception_text(
+    client: Client,
+    fresh_clients: None,
+    caplog: pytest.LogCaptureFixture,
+    setting: str,
+    scheme: str,
+    name: str,
+) -> None:
+    # given a backend that refuses connections on a known port
+    url = _dead_url(scheme)
+    port = url.rsplit(":", 1)[1]
+
+    # when
+    with override_settings(**{setting: url}):
+        response = client.get("/health/ready/")
+
+    # then the answer names the check and nothing of the error; the log keeps the error
+    assert response.status_code == 503
+    body = response.json()
+    assert body["fields"] == {name: "unavailable"}
+    text = response.content.decode()
+    for leak in (port, "127.0.0.1", "Error", "refused", "Connect"):
+        assert leak not in text
+    assert any(
+        name in record.getMessage() and "Error" in record.getMessage() for record in caplog.records
+    )

@@ -84,12 +84,14 @@ def test_changing_it_clears_the_flag_and_returns_tokens_that_open_everything(
     assert imported_student.user.check_password(NEW_PASSWORD)
     # The new access token passes the fence (404: the job does not exist, not 403).
     assert _bearer(fresh["access"]).get(f"/api/v1/jobs/{uuid.uuid4()}/").status_code == 404
-    # Refreshing a token issued before the change re-reads the flag: the claim is gone.
-    refreshed = api.post(REFRESH_URL, {"refresh": old["refresh"]}, format="json").json()
+    # The new refresh token carries no claim either; the one issued before the change is
+    # refused (audit F5, ADR 0014).
+    refreshed = api.post(REFRESH_URL, {"refresh": fresh["refresh"]}, format="json").json()
     claims = jwt.decode(
         refreshed["access"], settings.SIMPLE_JWT["SIGNING_KEY"], algorithms=["HS256"]
     )
     assert "pwd_change" not in claims
+    assert api.post(REFRESH_URL, {"refresh": old["refresh"]}, format="json").status_code == 401
     assert (
         api.post(
             TOKEN_URL,

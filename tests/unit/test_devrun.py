@@ -68,7 +68,7 @@ def test_uvicorn_is_the_default_and_daphne_is_chosen_by_the_environment() -> Non
     assert daphne_name == "daphne"
     assert devrun.asgi_server_command("127.0.0.1", 8123, server=daphne_name)[1:] == [
         "-m",
-        "daphne",
+        "project.daphne_server",  # daphne with its access log through the redacting filters
         "-b",
         "127.0.0.1",
         "-p",
@@ -84,3 +84,16 @@ def test_an_unknown_server_name_is_refused_with_the_choices() -> None:
     # when / then
     with pytest.raises(devrun.UnknownServer, match="uvicorn, daphne"):
         devrun.asgi_server_name(environ)
+
+
+def test_the_demo_runs_a_worker_per_kind_and_the_outbox_relay() -> None:
+    # given / when the commands the dev runner starts beside the ASGI server
+    commands = devrun.background_commands()
+
+    # then there is one worker per queue kind and one relay, all through manage.py
+    assert [argv[1:] for argv in commands] == [
+        ["manage.py", "run_worker", "--queue", "ai"],
+        ["manage.py", "run_worker", "--queue", "video"],
+        ["manage.py", "run_worker", "--queue", "messaging"],
+        ["manage.py", "relay_outbox"],
+    ]

@@ -118,8 +118,9 @@ def test_the_samples_cover_every_frame_type_error_code_and_status() -> None:
 def test_the_checker_names_a_missing_an_extra_and_a_mistyped_key() -> None:
     # given a subscribed frame without its seq, with a stray key, and an error frame whose
     # code is not a protocol code
-    missing = {"type": "subscribed", "topic": "job:7c9e6679-7425-40de-944b-e07fc1f90ae7"}
-    extra = {**missing, "seq": 1, "epoch": 5}
+    topic = "job:7c9e6679-7425-40de-944b-e07fc1f90ae7"
+    missing = {"type": "subscribed", "topic": topic, "epoch": 5}
+    extra = {**missing, "seq": 1, "cursor": 5}
     wrong_code = {"type": "error", "topic": None, "code": "gone", "detail": "x"}
 
     # when they are checked
@@ -127,5 +128,5 @@ def test_the_checker_names_a_missing_an_extra_and_a_mistyped_key() -> None:
 
     # then each problem is named
     assert problems[0] == ["frame: missing 'seq'"]
-    assert problems[1] == ["frame: unexpected 'epoch'"]
+    assert problems[1] == ["frame: unexpected 'cursor'"]
     assert problems[2][0].startswith("frame.code: 'gone' is not one of")

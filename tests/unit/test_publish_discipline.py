@@ -2,7 +2,8 @@
 
 A source scan (no imports): any use of the store's ``publish`` / ``apublish`` outside
 ``realtime/`` is a finding, except the worker runner, which hands ``store.publish`` to its
-progress throttle and its republisher (no transaction to wait for on that path).
+republisher (no transaction to wait for on that path; its progress throttle gets
+``realtime.rebuild.publish_rebuilding``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ CHECKED = ("domains", "project", "workers")
 RAW_PUBLISH = frozenset({"publish", "apublish"})
 # module -> why it may use the raw publish
 ALLOWED = {
-    "workers/runner.py": "ProgressThrottle(store.publish) and Republisher(store.publish)",
+    "workers/runner.py": "Republisher(store.publish)",
 }
 
 

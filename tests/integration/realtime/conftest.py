@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgpack
 import pytest
 import redis
+from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
+from project.asgi import application
 from realtime import store
 from realtime.clients import sync_redis
 from realtime.keys import Topic
@@ -68,3 +71,36 @@ def listen(r: redis.Redis) -> Iterator[Any]:
     yield _listen
     for listener in listeners:
         listener.pubsub.close()
+
+
+@asynccontextmanager
+async def open_ws(token: str) -> AsyncIterator[WebsocketCommunicator]:
+    """A connected ``/ws/v1/`` client with ``token`` as its bearer subprotocol."""
+    comm = WebsocketCommunicator(
+        application,
+        "/ws/v1/",
+        headers=[(b"origin", b"http://127.0.0.1:8000")],
+        subprotocols=["realtime.v1", f"bearer.{token}"],
+    )
+    connected, _subprotocol = await comm.connect(timeout=3)
+    assert connected
+    try:
+        yield comm
+    finally:
+        await comm.disconnect()
+
+
+async def ask(comm: WebsocketCommunicator, frame: dict[str, Any]) -> dict[str, Any]:
+    """Send a client frame and return the next server frame."""
+    await comm.send_json_to(frame)
+    return await comm.receive_json_from(timeout=3)  # type: ignore[no-any-return]
+
+
+async def next_frame(
+    comm: WebsocketCommunicator, *, within: float = 10, where: Any = None
+) -> dict[str, Any]:
+    """The next server frame (the next one for which ``where(frame)`` holds, if given)."""
+    while True:
+        frame: dict[str, Any] = await comm.receive_json_from(timeout=within)
+        if where is None or where(frame):
+            return frame

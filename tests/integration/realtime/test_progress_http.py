@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from domains.jobs.models import Job, JobResult
 from domains.videos.models import Video
@@ -147,7 +148,15 @@ async def test_redis_down_is_503_with_retry_after(
 
 # --- detail: the database record ------------------------------------------------------------
 def test_job_detail_is_the_record_with_its_result(client: Client, alpha_staff: Member) -> None:
-    job = _job(alpha_staff, status="DONE", attempt=1, payload={"big": "x" * 1000})
+    # A finished job whose terminal state reached Redis once (Redis has since lost it: the
+    # read rebuilds it, and no outbox mark is written again).
+    job = _job(
+        alpha_staff,
+        status="DONE",
+        attempt=1,
+        payload={"big": "x" * 1000},
+        terminal_published_at=timezone.now(),
+    )
     JobResult.objects.create(job=job, data={"sent": 3})
 
     with CaptureQueriesContext(connection) as queries:

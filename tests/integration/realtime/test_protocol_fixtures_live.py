@@ -23,6 +23,7 @@ from django.utils import translation
 
 from project.asgi import application
 from realtime import protocol, store
+from realtime.clients import sync_redis
 from realtime.http import progress_reply
 from realtime.keys import Topic
 from realtime.state import Change, Progress
@@ -133,6 +134,29 @@ def test_a_result_too_large_for_redis_keeps_the_sampled_shape() -> None:
     assert {_shape(document)} == {_shape(sample) for sample in sampled}
 
 
+def test_a_state_rebuilt_from_the_record_keeps_the_sampled_shape() -> None:
+    # given a DONE job whose hash Redis lost after it was seen at (epoch, 3)
+    topic = Topic.job(uuid.uuid4())
+    store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=1, owner_id=OWNER))
+    seen = store.publish(ALPHA, topic, Change(progress=Progress(percent=50)))
+    store.publish(ALPHA, topic, Change(status="DONE", result={"counts": {"created": 1}}))
+    sync_redis().delete(store.keyspace().status_key(ALPHA, topic))
+    whole = Change(
+        status="DONE", attempt=1, owner_id=OWNER, job_type="t", result={"counts": {"created": 1}}
+    )
+
+    # when it is rebuilt from the record
+    result = store.rebuild(ALPHA, topic, whole, known=seen.position)
+
+    # then the rebuilt document is a sampled DONE shape, at seq 1 of a larger epoch
+    document = result.document
+    assert document is not None
+    assert protocol.check_state_document(document) == []
+    assert (document["seq"], document["epoch"] > seen.epoch) == (1, True)
+    sampled = [s for s in _fixture_samples("document-job-done.json") if not s["result_in_db"]]
+    assert _shape(document) in {_shape(sample) for sample in sampled}
+
+
 async def _connect(token: str) -> WebsocketCommunicator:
     comm = WebsocketCommunicator(
         application, "/ws/v1/", headers=[ORIGIN], subprotocols=["realtime.v1", f"bearer.{token}"]
@@ -154,12 +178,15 @@ async def test_control_frames_of_a_live_consumer_have_the_fixture_shapes() -> No
     topic, other = Topic.job(uuid.uuid4()), Topic.job(uuid.uuid4())
     await store.apublish(ALPHA, topic, Change(status="PENDING", owner_id=OWNER))
     await store.apublish(ALPHA, other, Change(status="PENDING", owner_id=OWNER))
+    stored = await store.asnapshot(ALPHA, topic)
+    assert stored is not None
+    up_to_date = {"type": "subscribe", "topic": str(topic), "since": 1, "epoch": stored.epoch}
     comm = await _connect(make_token(user_id=OWNER, role="student", lifetime=300))
     try:
         # when it walks through every client frame and every refusal it can provoke
         live = [await comm.receive_json_from(timeout=3)]  # token_expiring
         live.append(await _ask(comm, {"type": "ping"}))
-        live.append(await _ask(comm, {"type": "subscribe", "topic": str(topic), "since": 5}))
+        live.append(await _ask(comm, up_to_date))
         live.append(await _ask(comm, {"type": "subscribe", "topic": str(other)}))  # limit
         live.append(await _ask(comm, {"type": "unsubscribe", "topic": str(topic)}))
         live.append(await _ask(comm, {"type": "subscribe", "topic": f"job:{uuid.uuid4()}"}))

@@ -152,7 +152,10 @@ def test_unknown_statuses_and_bad_percents_are_refused_before_redis(topic: Topic
         store.publish(ALPHA, topic, Change(progress=Progress(percent=101)))
 
 
-def test_ttl_slides_while_running_and_is_removed_on_terminal(topic: Topic, r: redis.Redis) -> None:
+@override_settings(REALTIME_TERMINAL_TTL=0)
+def test_ttl_slides_while_running_and_is_removed_on_terminal_when_terminal_ttl_is_0(
+    topic: Topic, r: redis.Redis
+) -> None:
     status_key, progress_key = _keys(topic)
     _start(topic)
     assert 21_590 <= r.ttl(status_key) <= 21_600
@@ -166,12 +169,11 @@ def test_ttl_slides_while_running_and_is_removed_on_terminal(topic: Topic, r: re
     assert 21_590 <= r.ttl(progress_key) <= 21_600
 
     store.publish(ALPHA, topic, Change(status="DONE"))
-    assert r.ttl(status_key) == -1  # no TTL on terminal
+    assert r.ttl(status_key) == -1  # 0: no TTL on terminal
     assert r.exists(progress_key) == 0  # progress hash removed
 
 
-@override_settings(REALTIME_TERMINAL_TTL=86_400)
-def test_terminal_ttl_setting_is_the_cost_defence_mode(topic: Topic, r: redis.Redis) -> None:
+def test_terminal_status_hashes_expire_after_a_day_by_default(topic: Topic, r: redis.Redis) -> None:
     _start(topic)
 
     store.publish(ALPHA, topic, Change(status="FAILED", error="x"))
@@ -238,6 +240,7 @@ def test_video_topics_carry_hls_path_and_duration(r: redis.Redis) -> None:
         "hls_path": "v/1/index.m3u8",
         "duration": 61.5,
         "updated_at": ready.document["updated_at"],  # type: ignore[index]
+        "epoch": ready.epoch,
     }
 
 

@@ -182,7 +182,9 @@ async def test_since_sends_state_only_when_the_client_is_behind(
 
     assert frame["type"] == expected
     if expected == "subscribed":
-        assert frame == {"type": "subscribed", "topic": str(topic), "seq": 1}
+        stored = await store.asnapshot(ALPHA, topic)
+        assert stored is not None
+        assert frame == {"type": "subscribed", "topic": str(topic), "seq": 1, "epoch": stored.epoch}
 
 
 async def test_two_consumers_on_one_topic_both_get_every_change(topic: Topic) -> None:
@@ -211,6 +213,7 @@ async def test_frames_at_or_below_the_sent_seq_are_dropped(topic: Topic) -> None
                     "type": "realtime.state",
                     "topic": str(topic),
                     "seq": seq,
+                    "epoch": current["epoch"],
                     "terminal": False,
                     "frame": json.dumps(stale),
                 },

@@ -300,3 +300,57 @@ def sent_emails(directory: Path) -> list[str]:
             if line.startswith("To: ")
         ]
     return recipients
+
+
+# --- outages ----------------------------------------------------------------------------------
+@dataclass
+class Outage:
+    """A service made unreachable for this process from the test's start; ``end()`` brings it
+    back and ``start()`` takes it away again."""
+
+    start: Callable[[], None]
+    end: Callable[[], None]
+
+
+@pytest.fixture
+def sqs_down(settings: Any) -> Iterator[Outage]:
+    """SQS unreachable: the endpoint points at a closed port until ``end()`` (or the test's end).
+
+    Only SQS: the S3 client is made first, at the real endpoint, and kept. Nothing of the
+    project's dispatch code is replaced; its client is rebuilt against the dead endpoint.
+    """
+    from domains.common.aws import s3_client
+    from project import devservices
+
+    s3_client()
+    real = settings.AWS_ENDPOINT_URL
+
+    def endpoint(url: str) -> None:
+        settings.AWS_ENDPOINT_URL = url
+        sqs_client.cache_clear()
+        queue_urls_forget()
+
+    dead = f"http://127.0.0.1:{devservices.free_port()}"
+    outage = Outage(start=lambda: endpoint(dead), end=lambda: endpoint(real))
+    outage.start()
+    yield outage
+    outage.end()
+
+
+@pytest.fixture
+def redis_down(settings: Any) -> Iterator[Outage]:
+    """Redis unreachable for this process (a closed port) until ``end()``."""
+    from project import devservices
+    from realtime import clients
+
+    real = settings.REDIS_URL
+
+    def url(value: str) -> None:
+        settings.REDIS_URL = value
+        clients.reset_clients()
+
+    dead = f"redis://127.0.0.1:{devservices.free_port()}/0"
+    outage = Outage(start=lambda: url(dead), end=lambda: url(real))
+    outage.start()
+    yield outage
+    outage.end()

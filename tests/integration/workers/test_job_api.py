@@ -222,13 +222,15 @@ def test_without_a_token_nothing_is_created(api: Any) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_queue_that_cannot_be_reached_is_503_and_the_job_is_failed(
+def test_a_queue_that_refuses_the_message_still_accepts_the_job_for_the_relay(
     alpha_staff: Member, settings: Any
 ) -> None:
+    # given the kind's queue URL names a queue that does not exist (SQS answers with an error)
     queues_setting = {kind: dict(value) for kind, value in settings.WORKER_QUEUES.items()}
     queues_setting["messaging"]["url"] = f"{settings.AWS_ENDPOINT_URL}/123456789012/missing"
     settings.WORKER_QUEUES = queues_setting
 
+    # when a job is posted
     response = client_for(alpha_staff).post(
         URL,
         {"job_type": "messaging.send", "payload": PAYLOAD},
@@ -236,13 +238,15 @@ def test_a_queue_that_cannot_be_reached_is_503_and_the_job_is_failed(
         headers={"Idempotency-Key": "retry-me"},
     )
 
-    assert response.status_code == 503
-    assert response.json()["code"] == "unavailable"
+    # then it is accepted (PROTOCOL.md §5: the queue is not the client's problem), PENDING in
+    # the record and in Redis, with its message left unsent for the relay and its key kept
+    assert response.status_code == 202
+    assert response.json()["status"] == "PENDING"
     job = Job.objects.get()
-    assert (job.status, job.idempotency_key) == ("FAILED", "")  # a retry creates a new job
+    assert (job.status, job.idempotency_key, job.message_sent_at) == ("PENDING", "retry-me", None)
     snap = store.snapshot(alpha_staff.tenant.id, Topic.job(job.job_id))
     assert snap is not None
-    assert snap.status == "FAILED"
+    assert snap.status == "PENDING"
 
 
 def test_field_errors_speak_the_callers_language(

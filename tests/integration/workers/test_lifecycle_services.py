@@ -176,16 +176,6 @@ def test_reading_a_finished_job_repairs_a_stale_live_state(alpha_staff: Member) 
     assert snap.status == "DONE"
 
 
-def test_reading_an_old_job_does_not_refill_redis(alpha_staff: Member) -> None:
-    job = _job(alpha_staff, status="DONE", attempt=1)
-    JobResult.objects.create(job=job, data={"sent": 1})
-
-    response = client_for(alpha_staff).get(f"/api/v1/jobs/{job.job_id}/")
-
-    assert response.status_code == 200
-    assert store.snapshot(alpha_staff.tenant.id, Topic.job(job.job_id)) is None
-
-
 def test_claiming_an_unknown_job_is_missing(alpha_staff: Member) -> None:
     claim = services.job_claim(
         alpha_staff.tenant.id, job_id=uuid.uuid4(), lease_owner="w", lease_seconds=30

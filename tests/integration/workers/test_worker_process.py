@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from domains.jobs.models import Job, JobResult
@@ -69,6 +70,8 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_done_once(
     assert second.popen.wait(timeout=15) == 0
 
 
+# Fifty unfinished jobs of one user: far over the job quota, which is not under test here.
+@override_settings(JOB_ACTIVE_MAX_PER_USER=100, JOB_ACTIVE_MAX_PER_TENANT=100)
 def test_a_worker_process_caps_its_slots_and_its_database_connections(
     alpha_staff: Member, worker_process: StartProcess
 ) -> None:

@@ -324,3 +324,72 @@ def test_blank_rows_are_skipped_and_row_numbers_are_kept() -> None:
     # then
     assert [r.row_number for r in validated.rows] == [2, 9]
     assert validated.failures == []
+
+
+# --- Unicode lookalikes (audit F13) -----------------------------------------------------------
+ARABIC_INDIC_PHONE = "010\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        ARABIC_INDIC_PHONE,
+        "\uff10\uff11\uff10-\uff11\uff12\uff13\uff14-\uff15\uff16\uff17\uff18",  # fullwidth
+        "010-1234-5678\u200b",  # a zero-width space pasted in
+        "\ufeff010\u00a01234\u00a05678",  # a BOM and no-break spaces
+        "010\u200e-1234-5678",  # a left-to-right mark
+    ],
+)
+def test_F13_unicode_digits_and_invisible_characters_give_the_ascii_phone(phone: str) -> None:
+    # when
+    normalized = normalize_phone(phone)
+
+    # then
+    assert normalized == "01012345678"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("홍길동", "010-1234-5678"), ("홍길동", ARABIC_INDIC_PHONE)),
+        (("홍길동", "010-1234-5678"), ("홍길동\u200b", "010-1234-5678")),
+        (("홍길동", "010-1234-5678"), ("\ufeff홍\u200d길동", "01012345678")),
+        (("홍 길동", "010-1234-5678"), ("홍\u3000길동", "010-1234-5678")),
+    ],
+)
+def test_F13_lookalike_rows_are_duplicates_in_the_file(
+    first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    # given the same student twice, the second time with Unicode lookalikes
+    rows = [
+        raw(2, name=first[0], parent_phone=first[1]),
+        raw(3, name=second[0], parent_phone=second[1]),
+    ]
+
+    # when
+    validated = validate_rows(rows)
+
+    # then one student, and the second row names the first
+    assert len(validated.rows) == 1
+    assert validated.rows[0].name == first[0]
+    assert validated.rows[0].parent_phone == "01012345678"
+    assert [f.row_number for f in validated.failures] == [3]
+    assert validated.failures[0].messages[0] == m.DUPLICATE_IN_FILE.format(first_row=2)
+
+
+def test_F13_invisible_characters_never_reach_a_stored_name() -> None:
+    # when
+    outcome = normalize_row(raw(name="\u200b홍길동\u200c", school="서울\u200b중"))
+
+    # then
+    assert isinstance(outcome, StudentRow)
+    assert outcome.name == "홍길동"
+    assert outcome.middle_school == "서울중"
+
+
+def test_F13_a_header_with_invisible_characters_is_still_recognised() -> None:
+    # when
+    mapped = map_header(["\ufeff이름", "학부모\u200b 전화번호"])
+
+    # then
+    assert mapped.columns == {"name": 0, "parent_phone": 1}

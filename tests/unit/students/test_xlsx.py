@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import io
+import zipfile
+from typing import Any
 
 import pytest
 from openpyxl import Workbook, load_workbook
 
 from domains.students.rows import CellError
-from domains.students.xlsx import WorkbookRejected, failures_workbook, read_students_xlsx
+from domains.students.xlsx import (
+    WorkbookLimits,
+    WorkbookRejected,
+    failures_workbook,
+    read_students_xlsx,
+)
 from tests.unit.students.workbooks import (
+    FULL_HEADER,
+    ParseSpy,
+    bomb_xlsx_bytes,
     large_xlsx_bytes,
+    realistic_students,
+    realistic_xlsx_bytes,
+    shared_strings_xlsx_bytes,
     truncated,
     with_damaged_sheet,
     xlsx_bytes,
 )
 
 
-def rejected_code(data: bytes, **kwargs: int) -> str:
+def rejected_code(data: bytes, **kwargs: Any) -> str:
     with pytest.raises(WorkbookRejected) as caught:
         read_students_xlsx(data, **kwargs)
     message = caught.value.message
@@ -220,3 +233,98 @@ def test_the_failures_workbook_can_be_read_back_as_an_import() -> None:
 
     # then the extra columns are ignored and the original values come back
     assert dict(sheet.rows[0].values) == {"name": "홍길동", "parent_phone": "010"}
+
+
+# --- workbook bombs (audit F7) ----------------------------------------------------------------
+MIB = 1024 * 1024
+
+
+def test_F7_a_600_kb_bomb_is_refused_before_openpyxl_parses_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given the audit's probe: ~200 MB of shared strings and cells in a ~600 KB upload
+    data = bomb_xlsx_bytes()
+    assert len(data) < 700 * 1024
+    spy = ParseSpy().install(monkeypatch)
+
+    # when
+    with pytest.raises(WorkbookRejected) as caught:
+        read_students_xlsx(data)
+
+    # then refused from the zip's declared sizes, with a message in both languages
+    assert caught.value.code == "file_too_large"
+    assert "40" in caught.value.message.ko
+    assert "40 MB" in caught.value.message.en
+    assert spy.calls == 0
+
+
+def test_F7_one_part_over_its_cap_is_refused_though_the_total_fits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given ~21 MB of shared strings and a tiny sheet
+    data = bomb_xlsx_bytes(strings_mb=20, sheet_mb=0)
+    limits = WorkbookLimits(max_uncompressed_bytes=100 * MIB, max_part_bytes=16 * MIB)
+    spy = ParseSpy().install(monkeypatch)
+
+    # when
+    with pytest.raises(WorkbookRejected) as caught:
+        read_students_xlsx(data, limits=limits)
+
+    # then
+    assert caught.value.code == "file_too_large"
+    assert "16 MB" in caught.value.message.en
+    assert spy.calls == 0
+
+
+def test_F7_the_shared_string_count_is_capped_exactly_and_before_the_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given 3 MB of one-letter shared strings (185,040 of them: the count crosses the 1 MB
+    # blocks it is read in) and a sheet holding only the header
+    data = bomb_xlsx_bytes(strings_mb=3, sheet_mb=0)
+    items = 3 * ((1024 * 1024) // 17)
+    spy = ParseSpy().install(monkeypatch)
+
+    # when one string over the cap
+    with pytest.raises(WorkbookRejected) as caught:
+        read_students_xlsx(data, limits=WorkbookLimits(max_shared_strings=items - 1))
+
+    # then refused without a parse
+    assert caught.value.code == "file_too_many_strings"
+    assert "185,039" in caught.value.message.en
+    assert spy.calls == 0
+
+    # when exactly at the cap, the file goes on to the parse (which finds no data rows)
+    assert rejected_code(data, limits=WorkbookLimits(max_shared_strings=items)) == "sheet_no_rows"
+    assert spy.calls == 1
+
+
+@pytest.mark.slow
+def test_F7_a_realistic_20000_row_workbook_fits_the_default_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given 20,000 students with all 11 columns filled, laid out as Excel saves them
+    data = realistic_xlsx_bytes(20_000)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        assert sum(info.file_size for info in archive.infolist()) > 15 * MIB
+    # the parse of this file is measured in domains/students/xlsx.py, not repeated here
+    spy = ParseSpy(call_through=False).install(monkeypatch)
+
+    # when
+    read_students_xlsx(data)
+
+    # then it passed every check made before the parse
+    assert spy.calls == 1
+
+
+def test_an_excel_layout_workbook_reads_every_column() -> None:
+    # given a few rows of the realistic file, its text in the shared-strings table
+    data = shared_strings_xlsx_bytes(realistic_students(30), header=FULL_HEADER)
+
+    # when
+    sheet = read_students_xlsx(data)
+
+    # then
+    assert len(sheet.rows) == 30
+    assert [label for _field, label in sheet.columns] == list(FULL_HEADER)
+    assert sheet.rows[0].values["school_type"] == "고"

@@ -99,3 +99,21 @@ def test_only_invalid_addresses_send_nothing_and_report_each() -> None:
 def test_an_unreachable_provider_raises_so_the_job_is_retried() -> None:
     with pytest.raises(ConnectionRefusedError):
         _send(FakeProvider(down=True), ["a@example.com"])
+
+
+def test_F13_invisible_characters_and_fullwidth_letters_do_not_make_a_second_recipient() -> None:
+    # given one mailbox spelled four ways
+    provider = FakeProvider()
+    recipients = [
+        "kim@example.com",
+        "kim@example.com\u200b",
+        "\ufeffKIM@example.com",
+        "\uff4b\uff49\uff4d\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com",
+    ]
+
+    # when
+    result = _send(provider, recipients)
+
+    # then it gets one message, in its first spelling
+    assert provider.batches == [["kim@example.com"]]
+    assert result == {"sent": 1, "failed": 0, "failed_addresses": []}

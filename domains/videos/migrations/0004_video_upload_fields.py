@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("videos", "0002_video_indexes"),
+        ("videos", "0003_video_list_index"),
     ]
 
     operations = [

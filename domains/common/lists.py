@@ -1,0 +1,106 @@
+"""What the two list endpoints share: their query parameters and the page around the rows.
+
+``GET /api/v1/jobs/`` and ``GET /media/videos/`` (PROTOCOL.md §5) answer
+``{"results": [...], "next_cursor": "..." | null, "next": "<path>?…" | null}``. The query takes
+``cursor`` (from ``next_cursor``) and ``page_size`` (1 to ``LIST_PAGE_SIZE_MAX``, default
+``LIST_PAGE_SIZE``) besides each list's filters. An empty value (``?status=``) means the
+parameter is absent, so a client may fill a URL template; any other value that is not valid is
+``400 invalid`` with the parameter in ``fields``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from domains.common.cursors import CURSOR_MAX_LENGTH, Cursor, InvalidCursor
+
+
+class ListQuerySerializer(serializers.Serializer):
+    """``cursor`` and ``page_size``; a list's own filters are declared by its subclass."""
+
+    cursor = serializers.CharField(required=False, max_length=CURSOR_MAX_LENGTH)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A setting, read per request rather than at import (tests override it).
+        self.fields["page_size"] = serializers.IntegerField(
+            required=False, min_value=1, max_value=settings.LIST_PAGE_SIZE_MAX
+        )
+
+    def validate_cursor(self, value: str) -> Cursor:
+        try:
+            return Cursor.decode(value)
+        except InvalidCursor as exc:
+            raise serializers.ValidationError(
+                _("Not a cursor of this list: use next_cursor from a page.")
+            ) from exc
+
+
+def query_data(request: Request, *, repeated: Iterable[str] = ()) -> dict[str, Any]:
+    """The query string as serializer input, without empty values; ``repeated`` names
+    parameters that may be given several times (a list of values)."""
+    many = frozenset(repeated)
+    data: dict[str, Any] = {}
+    for name in request.query_params:
+        values = [value for value in request.query_params.getlist(name) if value != ""]
+        if not values:
+            continue
+        data[name] = values if name in many else values[-1]
+    return data
+
+
+def page_size_of(validated: Mapping[str, Any]) -> int:
+    size: int = validated.get("page_size") or settings.LIST_PAGE_SIZE
+    return size
+
+
+def next_link(request: Request, cursor: Cursor | None) -> str | None:
+    """The path of the next page: the same filters and page size, the new cursor."""
+    if cursor is None:
+        return None
+    kept = [
+        (name, value)
+        for name in request.query_params
+        if name != "cursor"
+        for value in request.query_params.getlist(name)
+        if value != ""
+    ]
+    return f"{request.path}?{urlencode([*kept, ('cursor', cursor.encode())])}"
+
+
+_MARKER = uuid.UUID(int=0)
+
+
+def path_of(name: str, kwarg: str) -> Callable[[uuid.UUID], str]:
+    """The path of URL ``name`` for any id, from one ``reverse``: a page of 20 rows would
+    otherwise pay 40 of them (a fifth of the view's time under cProfile)."""
+    template = reverse(name, kwargs={kwarg: _MARKER})
+    marker = str(_MARKER)
+    return lambda value: template.replace(marker, str(value))
+
+
+# --- OpenAPI --------------------------------------------------------------------------------
+CURSOR_PARAMETER = OpenApiParameter(
+    "cursor",
+    str,
+    OpenApiParameter.QUERY,
+    description="`next_cursor` of the previous page; absent for the first (newest) page.",
+)
+PAGE_SIZE_PARAMETER = OpenApiParameter(
+    "page_size",
+    int,
+    OpenApiParameter.QUERY,
+    description="Rows per page: 1 to `LIST_PAGE_SIZE_MAX` (100 by default); "
+    "`LIST_PAGE_SIZE` (20 by default) when absent.",
+)

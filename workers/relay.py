@@ -1,0 +1,79 @@
+"""The outbox relay: sends the job messages and republishes the terminal states that did not go
+out after their commit (docs/adr/0011-the-job-row-is-the-outbox.md).
+
+One loop, two passes per tick: ``outbox.unsent_messages_relay`` (PENDING jobs whose message is
+not recorded as sent) and ``outbox.unpublished_terminals_republish`` (finished jobs whose
+terminal state is not recorded as published). Both work from the database, so nothing is lost
+when this process, a worker or an API process restarts. Running two relays at once is safe:
+rows are taken with ``SELECT … FOR UPDATE SKIP LOCKED``, and a duplicate is harmless anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from django import db
+from django.conf import settings
+from django.db import DatabaseError
+
+from domains.jobs import outbox
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayTick:
+    sent: int = 0
+    republished: int = 0
+    queue_failed: bool = False
+    database_failed: bool = False
+
+
+class Relay:
+    def __init__(
+        self,
+        *,
+        interval: float | None = None,
+        batch: int | None = None,
+        grace: float | None = None,
+    ) -> None:
+        self.interval = settings.OUTBOX_RELAY_INTERVAL if interval is None else interval
+        self.batch = settings.OUTBOX_RELAY_BATCH if batch is None else batch
+        self.grace = settings.OUTBOX_RELAY_GRACE if grace is None else grace
+        if self.interval <= 0 or self.batch <= 0 or self.grace < 0:
+            raise ValueError("the relay needs interval > 0, batch > 0 and grace >= 0")
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def tick(self) -> RelayTick:
+        """One pass of both sweeps. A database outage is logged and waited out, not raised."""
+        try:
+            report = outbox.unsent_messages_relay(limit=self.batch, older_than=self.grace)
+            republished = outbox.unpublished_terminals_republish(
+                limit=self.batch, older_than=self.grace
+            )
+        except DatabaseError:
+            logger.warning("relay: database unavailable; retrying", exc_info=True)
+            db.connection.close()  # a broken connection is opened afresh next tick
+            return RelayTick(database_failed=True)
+        return RelayTick(
+            sent=report.sent, republished=republished, queue_failed=bool(report.failed)
+        )
+
+    def run(self) -> int:
+        """Tick every ``interval`` seconds until :meth:`stop`; a full batch ticks again at once."""
+        logger.info(
+            "relay started interval=%s s batch=%s grace=%s s", self.interval, self.batch, self.grace
+        )
+        while not self._stop.is_set():
+            tick = self.tick()
+            busy = not tick.queue_failed and self.batch in (tick.sent, tick.republished)
+            if not busy:
+                self._stop.wait(self.interval)
+        db.connection.close()
+        logger.info("relay stopped")
+        return 0

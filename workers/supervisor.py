@@ -1,0 +1,194 @@
+"""The supervisor: one thread that tends the running slots and the worker's housekeeping.
+
+Every ``tick`` it
+
+- fails the running jobs past their time limit (the slot is abandoned, the job FAILED, the
+  message deleted),
+- heartbeats the others when due: the lease in the database first (only while this attempt
+  holds it), then the message's visibility, never past ``max_visibility`` from the receive
+  (:meth:`QueueConfig.extension`). A lease that is gone or a receipt handle SQS refuses loses
+  the attempt; a failure that may be a hiccup is retried a second later until the lease
+  would run out,
+- every ``republish_interval``, retries the terminal states Redis did not take,
+- every ``dlq_sweep_interval``, runs the dead-letter sweep (``workers/deadletters.py``).
+
+It is the only thread besides the job threads that uses the database, and each pass closes
+its connection (``workers/connections.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+
+from django.db import DatabaseError
+
+from domains.jobs import services
+from domains.jobs.dispatch import QueueKind
+from domains.jobs.models import JobStatus
+from workers.config import QueueConfig
+from workers.connections import closing
+from workers.deadletters import DeadLetterSweep
+from workers.republish import Republisher
+from workers.slots import Clock, Slot, Slots
+from workers.sqs import SQS_ERRORS, MessageQueue, is_lost_handle
+from workers.stats import WorkerStats
+
+logger = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        kind: QueueKind,
+        config: QueueConfig,
+        slots: Slots,
+        queue: MessageQueue,
+        stats: WorkerStats,
+        republisher: Republisher,
+        tick: float,
+        republish_interval: float,
+        sweep: DeadLetterSweep | None,
+        sweep_interval: float,
+        clock: Clock,
+    ) -> None:
+        self.kind = kind
+        self.config = config
+        self.slots = slots
+        self.queue = queue
+        self.stats = stats
+        self.republisher = republisher
+        self.tick = tick
+        self.republish_interval = republish_interval
+        self.sweep = sweep if sweep_interval > 0 else None
+        self.sweep_interval = sweep_interval
+        self.clock = clock
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the thread -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name=f"{self.kind}-supervisor", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+
+    def _loop(self) -> None:
+        next_republish = next_sweep = self.clock()
+        while not self._done.wait(self.tick):
+            try:
+                with closing():
+                    now = self.clock()
+                    self.tend(now)
+                    if len(self.republisher) and now >= next_republish:
+                        next_republish = now + self.republish_interval
+                        self.republisher.retry()
+                    if self.sweep is not None and now >= next_sweep:
+                        report = self.sweep.sweep(between_batches=self.tend)
+                        self.stats.failed += report.failed
+                        self.stats.dead_letters_deleted += report.deleted
+                        # Bound reached: more may be waiting, so go on at the next tick.
+                        next_sweep = now if report.exhausted else now + self.sweep_interval
+            except Exception:
+                logger.exception("supervisor pass failed")
+
+    # --- running slots ------------------------------------------------------------------------
+    def tend(self, now: float | None = None) -> None:
+        """Time limits and due heartbeats of the running slots (also between DLQ batches)."""
+        due = self.slots.due(self.clock() if now is None else now)
+        for slot in due.timed_out:
+            self.time_out(slot)
+        for slot in due.heartbeat:
+            self.heartbeat(slot)
+
+    def heartbeat(self, slot: Slot) -> None:
+        run = slot.run
+        now = self.clock()
+        with slot.log_scope():
+            extension = self.config.extension(now - slot.message.received_at)
+            if extension is None:
+                # At the kind's visibility cap: the time limit ends the job before it reappears.
+                logger.info(
+                    "visibility is at its cap of %s s; not extended", self.config.max_visibility
+                )
+                slot.next_beat = math.inf
+                return
+            try:
+                held = services.job_lease_extend(
+                    run.tenant_id,
+                    job_id=run.job_id,
+                    attempt=run.attempt,
+                    lease_seconds=extension.lease,
+                )
+            except DatabaseError as exc:
+                if now + self.tick >= slot.lease_until:
+                    self.lose(slot, f"lease could not be extended: {exc}", release_lease=False)
+                else:
+                    logger.warning("lease extension failed, retrying: %s", exc)
+                    slot.next_beat = now + 1
+                return
+            if not held:
+                self.lose(slot, "another attempt took the job over", release_lease=False)
+                return
+            slot.lease_until = now + extension.lease
+            try:
+                self.queue.extend(slot.message, extension.visibility)
+            except SQS_ERRORS as exc:
+                if is_lost_handle(exc) or now + self.tick >= slot.visible_until:
+                    self.lose(slot, f"visibility could not be extended: {exc}", release_lease=True)
+                else:
+                    logger.warning("visibility extension failed, retrying: %s", exc)
+                    slot.next_beat = now + 1
+                return
+            slot.visible_until = now + extension.visibility
+            slot.next_beat = now + self.config.heartbeat_interval
+            slot.heartbeats += 1
+            self.stats.heartbeats += 1
+            logger.debug(
+                "heartbeat: visible %s s, lease %s s", extension.visibility, extension.lease
+            )
+
+    def lose(self, slot: Slot, reason: str, *, release_lease: bool) -> None:
+        """The attempt no longer owns the job: abandon it; if only SQS refused, give the lease
+        back so the next delivery claims at once."""
+        if not self.slots.abandon(slot, reason):
+            return
+        run = slot.run
+        self.stats.lost += 1
+        logger.warning("lease lost (%s); the attempt stops", reason)
+        if release_lease:
+            try:
+                services.job_lease_release(run.tenant_id, job_id=run.job_id, attempt=run.attempt)
+            except DatabaseError:
+                logger.exception("lease release failed; the next attempt waits for it to end")
+
+    def time_out(self, slot: Slot) -> None:
+        if not self.slots.abandon(slot, "time limit exceeded"):
+            return
+        run = slot.run
+        with slot.log_scope():
+            limit = self.config.max_runtime
+            logger.error("time limit of %g s exceeded; the job fails", limit)
+            self.stats.timed_out += 1
+            try:
+                finished = services.job_finish(
+                    run.tenant_id,
+                    job_id=run.job_id,
+                    attempt=run.attempt,
+                    status=JobStatus.FAILED,
+                    error=f"The job exceeded its time limit of {limit:g} seconds.",
+                    on_publish_failure=self.republisher.add,
+                )
+            except DatabaseError:
+                logger.exception("time-limit failure not recorded; the lease will end instead")
+                return
+            if finished:
+                self.stats.failed += 1
+                self.queue.delete(slot.message)
