@@ -211,6 +211,12 @@ def _state_schema(kind: str, statuses: Sequence[str], extra: dict[str, Any]) -> 
     common = {
         "topic": {"type": "string", "pattern": f"^{kind}:[0-9a-f-]{{36}}$"},
         "seq": {"type": "integer", "minimum": 1, "description": "Grows by 1 per change."},
+        "epoch": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Set when the state was created (Redis TIME, ms); a state rebuilt "
+            "after Redis lost it has a larger one. `(epoch, seq)` orders states.",
+        },
         "status": {"type": "string", "enum": list(statuses)},
         "progress": {"$ref": "#/components/schemas/Progress"},
         "error": _NULLABLE_STRING,
@@ -246,6 +252,7 @@ VIDEO_STATE_SCHEMA = _state_schema(
 JOB_STATE_EXAMPLE = {
     "topic": "job:7c9e6679-7425-40de-944b-e07fc1f90ae7",
     "seq": 17,
+    "epoch": 1764554400123,
     "status": "PROCESSING",
     "progress": {
         "percent": 42,
@@ -265,6 +272,7 @@ JOB_STATE_EXAMPLE = {
 VIDEO_STATE_EXAMPLE = {
     "topic": "video:3f2b8a1c-0d4e-4c6b-9a51-2e7f10b4c8d9",
     "seq": 9,
+    "epoch": 1764554400123,
     "status": "READY",
     "progress": None,
     "error": None,

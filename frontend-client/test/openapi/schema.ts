@@ -543,6 +543,8 @@ export interface components {
             topic: string;
             /** @description Grows by 1 per change. */
             seq: number;
+            /** @description Set when the state was created (Redis TIME, ms); a state rebuilt after Redis lost it has a larger one. `(epoch, seq)` orders states. */
+            epoch: number;
             /** @enum {string} */
             status: "PENDING" | "PROCESSING" | "DONE" | "FAILED";
             progress: components["schemas"]["Progress"];
@@ -560,6 +562,8 @@ export interface components {
             topic: string;
             /** @description Grows by 1 per change. */
             seq: number;
+            /** @description Set when the state was created (Redis TIME, ms); a state rebuilt after Redis lost it has a larger one. `(epoch, seq)` orders states. */
+            epoch: number;
             /** @enum {string} */
             status: "UPLOADED" | "PROCESSING" | "READY" | "FAILED";
             progress: components["schemas"]["Progress"];
