@@ -157,6 +157,7 @@ def job_create(
     idempotency_key: str = "",
     request_id: str = "",
     upload: UploadedFile | None = None,
+    internal: bool = False,
 ) -> Job:
     """Create a PENDING job, announce it in Redis and queue its message after the commit.
 
@@ -170,11 +171,13 @@ def job_create(
     Types that accept a file take ``upload`` with ``payload`` as the form's other fields: the
     type checks both, the file goes to S3 under the new job's id, and the stored payload holds
     its key (never the file). A refused upload stores and queues nothing.
+
+    Types that are not ``public`` are created only by their own app (``internal=True``).
     """
     if caller.tenant_id != tenant_id:
         raise PermissionDenied()
     spec = job_type_get(job_type)
-    if spec is None:
+    if spec is None or not (spec.public or internal):
         raise ValidationFailed(
             fields={"job_type": [_("Unknown job type: %(name)s.") % {"name": job_type[:64]}]}
         )

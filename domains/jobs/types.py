@@ -53,6 +53,9 @@ class JobType:
     # For ``accepts_file`` types: the Idempotency-Key replay check, made before ``prepare_file``
     # (a replay never pays for a parse). JSON types compare their validated payloads.
     replay_matches: ReplayMatches | None = None
+    # False for types another app queues itself (video_encode, by complete-upload): POST /jobs/
+    # answers them as unknown, and the OpenAPI document does not offer them.
+    public: bool = True
 
 
 JOB_TYPES: dict[str, JobType] = {
@@ -79,6 +82,7 @@ JOB_TYPES: dict[str, JobType] = {
             kind=QueueKind.VIDEO,
             payload=VideoEncodePayload,
             roles=OPERATOR_ROLES,
+            public=False,
         ),
     )
 }

@@ -171,6 +171,7 @@ class VideoCompleteUploadApi(APIView):
                 openapi.UNAVAILABLE,
             ),
         },
+        examples=[schemas.COMPLETE_EXAMPLE],
         description="The uploaded object is checked (it exists, with the declared size), the "
         "video becomes UPLOADED and its encoding is queued. Repeating it while the video is "
         "not terminal changes nothing.",

@@ -27,8 +27,9 @@ class Video(models.Model):
     )
     # The source object, ``uploads/<tenant>/<video_id>/source`` (domains/videos/storage.py).
     file_key = models.CharField(max_length=512)
-    filename = models.CharField(max_length=255, blank=True, default="")
-    content_type = models.CharField(max_length=100, blank=True, default="")
+    # db_default too: rows written by raw SQL (bench/, the EXPLAIN tests) predate uploads.
+    filename = models.CharField(max_length=255, blank=True, default="", db_default="")
+    content_type = models.CharField(max_length=100, blank=True, default="", db_default="")
     size = models.BigIntegerField(
         null=True, blank=True, help_text="Declared bytes, checked by HEAD."
     )

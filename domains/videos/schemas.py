@@ -100,3 +100,23 @@ PLAYLIST_EXAMPLE = (
     '#EXT-X-STREAM-INF:BANDWIDTH=1020800,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2"\n'
     f"/media/videos/{VIDEO_ID}/hls/360p/index.m3u8\n"
 )
+COMPLETE_EXAMPLE = OpenApiExample(
+    "Uploaded, its encode queued",
+    value={
+        "video_id": VIDEO_ID,
+        "topic": f"video:{VIDEO_ID}",
+        "session_id": 42,
+        "status": "UPLOADED",
+        "filename": "lecture-03.mp4",
+        "size": 734_003_200,
+        "hls_path": "",
+        "duration": None,
+        "error": "",
+        "created_at": "2026-03-02T09:00:00Z",
+        "updated_at": "2026-03-02T09:03:40Z",
+        "progress_url": f"/media/videos/{VIDEO_ID}/progress/",
+        "playlist_url": None,
+    },
+    response_only=True,
+    status_codes=["202"],
+)

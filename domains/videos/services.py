@@ -274,6 +274,7 @@ def video_complete_upload(tenant_id: int, *, caller: Caller, video_id: uuid.UUID
             caller=caller,
             job_type=VIDEO_ENCODE,
             payload={"video_id": str(video.video_id)},
+            internal=True,
         )
         video.encode_job_id = job.job_id
         repository.video_save(tenant_id, video=video, fields=["status", "encode_job_id"])

@@ -323,7 +323,7 @@ export interface components {
              */
             file: string;
         };
-        JobCreateRequest: components["schemas"]["MessagingSendJobRequest"] | components["schemas"]["VideoEncodeJobRequest"];
+        JobCreateRequest: components["schemas"]["MessagingSendJobRequest"];
         JobCreateResponse: {
             /** Format: uuid */
             job_id: string;
@@ -458,20 +458,6 @@ export interface components {
             updated_at: string;
             readonly progress_url: string;
             readonly playlist_url: string | null;
-        };
-        /** @enum {string} */
-        VideoEncodeJobJobTypeEnum: "video_encode";
-        VideoEncodeJobRequest: {
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            job_type: "video_encode";
-            payload: components["schemas"]["VideoEncodePayloadRequest"];
-        };
-        VideoEncodePayloadRequest: {
-            /** Format: uuid */
-            video_id: string;
         };
         /** @description One row of the list: enough to show it and to watch it (``topic``, ``progress_url``). */
         VideoListItem: {
