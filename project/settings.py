@@ -249,6 +249,8 @@ SQS_RETENTION_SECONDS = env.int("SQS_RETENTION_SECONDS", default=345_600)  # 4 d
 SQS_DLQ_RETENTION_SECONDS = env.int("SQS_DLQ_RETENTION_SECONDS", default=1_209_600)  # 14 days
 # The AI inference limit of the seeds; the AI kind's maximum run time.
 INFERENCE_MAX_SECONDS = env.float("INFERENCE_MAX_SECONDS", default=3600)
+# The seeds' hard limit on one video encode; the video kind's maximum run time.
+VIDEO_HARD_LIMIT_SECONDS = env.float("VIDEO_HARD_LIMIT_SECONDS", default=14_400)
 
 
 def _worker_queue(
@@ -286,8 +288,15 @@ WORKER_QUEUES = {
         max_runtime=INFERENCE_MAX_SECONDS,
         max_visibility=int(INFERENCE_MAX_SECONDS) + 120,
     ),
-    # Video: visibility extendable up to 10,800 s (seeds); the run limit stays 120 s inside it.
-    "video": _worker_queue("video", visibility=900, max_runtime=10_680, max_visibility=10_800),
+    # Video (docs/adr/0013-video-encodes-run-as-jobs.md): the seeds' hard 4 h is the run
+    # limit; visibility is extended by the heartbeat up to 4 h + the lease margin (60 s), far
+    # under SQS's 12 h. The encode stops itself VIDEO_ENCODE_MARGIN_SECONDS before that.
+    "video": _worker_queue(
+        "video",
+        visibility=900,
+        max_runtime=VIDEO_HARD_LIMIT_SECONDS,
+        max_visibility=int(VIDEO_HARD_LIMIT_SECONDS) + 60,
+    ),
     "messaging": _worker_queue("messaging", visibility=300, max_runtime=1800, max_visibility=1920),
 }
 # SIGTERM: running jobs get this long to finish before their messages are released.
@@ -334,6 +343,32 @@ EXCEL_IMPORT_MAX_UNCOMPRESSED_BYTES = env.int(
 EXCEL_IMPORT_MAX_PART_BYTES = env.int("EXCEL_IMPORT_MAX_PART_BYTES", default=32 * 1024 * 1024)
 EXCEL_IMPORT_MAX_SHARED_STRINGS = env.int("EXCEL_IMPORT_MAX_SHARED_STRINGS", default=250_000)
 EXCEL_IMPORT_BUCKET = env.str("EXCEL_IMPORT_BUCKET", default="academy-imports")
+
+# --- Videos (ARCHITECTURE.md "Video encoding", docs/adr/0013-video-encodes-run-as-jobs.md) ----
+VIDEO_BUCKET = env.str("VIDEO_BUCKET", default="academy-videos")
+# A single presigned PUT carries at most 5 GiB (S3's single-upload ceiling).
+VIDEO_UPLOAD_MAX_BYTES = env.int("VIDEO_UPLOAD_MAX_BYTES", default=5 * 1024**3)
+# Accepted sources: the content type the browser declares and the file name's extension.
+VIDEO_UPLOAD_TYPES = {
+    "video/mp4": (".mp4", ".m4v"),
+    "video/quicktime": (".mov",),
+    "video/webm": (".webm",),
+    "video/x-matroska": (".mkv",),
+}
+# How long a presigned upload URL stays valid (the browser starts the PUT at once).
+VIDEO_UPLOAD_URL_SECONDS = env.int("VIDEO_UPLOAD_URL_SECONDS", default=900)
+# Playback URLs live this long plus twice the video's duration: a VOD player reads its
+# variant playlist once, so its segment URLs must outlast a slow viewing.
+VIDEO_PLAYBACK_URL_SECONDS = env.int("VIDEO_PLAYBACK_URL_SECONDS", default=600)
+# The encode stops itself this long before the hard limit, leaving time to fail and clean up.
+VIDEO_ENCODE_MARGIN_SECONDS = env.float("VIDEO_ENCODE_MARGIN_SECONDS", default=300)
+# Per-attempt work directories go under this directory (the system's temp dir if empty).
+VIDEO_WORK_ROOT = env.str("VIDEO_WORK_ROOT", default="")
+# Free disk kept beyond what a job needs (source + estimated outputs), in bytes.
+VIDEO_DISK_RESERVE_BYTES = env.int("VIDEO_DISK_RESERVE_BYTES", default=256 * 1024**2)
+# x264 threads per ffmpeg (0: ffmpeg decides); three encodes share a worker's cores.
+VIDEO_ENCODE_THREADS = env.int("VIDEO_ENCODE_THREADS", default=0)
+VIDEO_ENCODE_PRESET = env.str("VIDEO_ENCODE_PRESET", default="veryfast")
 
 # --- Messaging ------------------------------------------------------------------------------
 MESSAGING_MAX_RECIPIENTS = env.int("MESSAGING_MAX_RECIPIENTS", default=1000)
@@ -449,6 +484,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "/api/docs/assets",
     "SWAGGER_UI_FAVICON_HREF": "/api/docs/assets/favicon-32x32.png",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # The video statuses appear in several components (the record, the list row): one name.
+    "ENUM_NAME_OVERRIDES": {"VideoStatusEnum": "domains.videos.models.VideoStatus.choices"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "project.api.schema.add_plain_django_operations",

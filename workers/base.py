@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from domains.jobs.dispatch import QueueKind
 from domains.jobs.errors import LeaseLost, PermanentError
-from realtime.keys import Topic, TopicKind
+from realtime.keys import Topic
 from realtime.state import Change, Progress
 from realtime.throttle import ProgressThrottle
 
@@ -74,8 +74,12 @@ class JobProgress:
         step_name_display: str | None = None,
         step_percent: float | None = None,
         remaining_seconds: int | None = None,
+        topic: Topic | None = None,
     ) -> None:
+        """Report progress on the job's topic, or on ``topic``: a topic the job works for,
+        such as the ``video:<id>`` of a ``video_encode`` job, fenced by the same attempt."""
         self.check()
+        target = self._job.topic if topic is None else topic
         change = Change(
             progress=Progress(
                 percent=percent,
@@ -88,5 +92,5 @@ class JobProgress:
             ),
             attempt=self._job.attempt,
         )
-        change.validate(TopicKind.JOB)  # a handler bug surfaces here, not in the flush thread
-        self._throttle.submit(self._job.tenant_id, self._job.topic, change)
+        change.validate(target.kind)  # a handler bug surfaces here, not in the flush thread
+        self._throttle.submit(self._job.tenant_id, target, change)

@@ -13,6 +13,7 @@ from domains.jobs.types import JobType, job_type_get, job_types_of_kind
 from workers.base import Handler
 from workers.handlers.excel_import import ExcelImportHandler
 from workers.handlers.messaging import MessagingSendHandler
+from workers.handlers.video import VideoEncodeHandler
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,11 @@ class Registered:
 
 
 def default_handlers() -> dict[str, Handler]:
-    return {"messaging.send": MessagingSendHandler(), "excel_import": ExcelImportHandler()}
+    return {
+        "messaging.send": MessagingSendHandler(),
+        "excel_import": ExcelImportHandler(),
+        "video_encode": VideoEncodeHandler(),
+    }
 
 
 def registry_for(

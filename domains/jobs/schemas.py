@@ -87,7 +87,9 @@ class ExcelImportUploadSerializer(ExcelImportForm):
 # The multipart form of each type that accepts a file.
 UPLOAD_FORMS: dict[str, type[serializers.Serializer]] = {EXCEL_IMPORT: ExcelImportUploadSerializer}
 
-JSON_JOB_TYPES = {name: spec for name, spec in JOB_TYPES.items() if not spec.accepts_file}
+JSON_JOB_TYPES = {
+    name: spec for name, spec in JOB_TYPES.items() if spec.public and not spec.accepts_file
+}
 
 JOB_CREATE_JSON = PolymorphicProxySerializer(
     component_name="JobCreate",

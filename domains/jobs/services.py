@@ -124,6 +124,29 @@ def jobs_list_for_caller(
     return page_cut(rows, size=size, key_of=lambda row: row.key)
 
 
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    status: str
+    attempt: int
+    error: str
+
+
+def job_outcome(tenant_id: int, *, job_id: uuid.UUID, lock: bool = False) -> JobOutcome | None:
+    """A job's status, attempt and error, for a domain whose work a job runs (videos).
+
+    With ``lock`` the row is locked FOR UPDATE in the caller's transaction, so a finish that
+    checks ``attempt`` against it is fenced exactly like :func:`job_finish`.
+    """
+    if lock:
+        locked = repository.job_lock(tenant_id, job_id=job_id)
+        job = locked.job if locked is not None else None
+    else:
+        job = repository.job_for_detail(tenant_id, job_id=job_id)
+    if job is None:
+        return None
+    return JobOutcome(status=job.status, attempt=job.attempt, error=job.error)
+
+
 # --- creating -------------------------------------------------------------------------------
 def job_create(
     tenant_id: int,
@@ -134,6 +157,7 @@ def job_create(
     idempotency_key: str = "",
     request_id: str = "",
     upload: UploadedFile | None = None,
+    internal: bool = False,
 ) -> Job:
     """Create a PENDING job, announce it in Redis and queue its message after the commit.
 
@@ -147,11 +171,13 @@ def job_create(
     Types that accept a file take ``upload`` with ``payload`` as the form's other fields: the
     type checks both, the file goes to S3 under the new job's id, and the stored payload holds
     its key (never the file). A refused upload stores and queues nothing.
+
+    Types that are not ``public`` are created only by their own app (``internal=True``).
     """
     if caller.tenant_id != tenant_id:
         raise PermissionDenied()
     spec = job_type_get(job_type)
-    if spec is None:
+    if spec is None or not (spec.public or internal):
         raise ValidationFailed(
             fields={"job_type": [_("Unknown job type: %(name)s.") % {"name": job_type[:64]}]}
         )

@@ -23,6 +23,7 @@ from domains.students.uploads import (
     excel_upload_matches,
     excel_upload_prepare,
 )
+from domains.videos.payloads import VIDEO_ENCODE, VideoEncodePayload
 from realtime.identity import Role
 
 # Roles that may start jobs acting on a whole tenant (mass email, imports).
@@ -52,6 +53,9 @@ class JobType:
     # For ``accepts_file`` types: the Idempotency-Key replay check, made before ``prepare_file``
     # (a replay never pays for a parse). JSON types compare their validated payloads.
     replay_matches: ReplayMatches | None = None
+    # False for types another app queues itself (video_encode, by complete-upload): POST /jobs/
+    # answers them as unknown, and the OpenAPI document does not offer them.
+    public: bool = True
 
 
 JOB_TYPES: dict[str, JobType] = {
@@ -71,6 +75,14 @@ JOB_TYPES: dict[str, JobType] = {
             accepts_file=True,
             prepare_file=excel_upload_prepare,
             replay_matches=excel_upload_matches,
+        ),
+        # Queued by complete-upload (domains/videos/services.py), not through POST /jobs/.
+        JobType(
+            name=VIDEO_ENCODE,
+            kind=QueueKind.VIDEO,
+            payload=VideoEncodePayload,
+            roles=OPERATOR_ROLES,
+            public=False,
         ),
     )
 }

@@ -62,3 +62,14 @@ OUTPUT_INVALID = Message(
     "The converted video does not match the original, so it was not published. Check that "
     "the original file uploaded completely and upload it again.",
 )
+TIMED_OUT = Message(
+    "video_timed_out",
+    "영상 변환이 제한 시간을 넘겨 중단되었습니다. 영상을 짧게 나누어 다시 올려 주세요.",
+    "Converting the video took longer than allowed and was stopped. Split the video into "
+    "shorter parts and upload them again.",
+)
+SOURCE_MISSING = Message(
+    "video_source_missing",
+    "올린 영상 파일을 찾을 수 없습니다. 파일을 다시 올려 주세요.",
+    "The uploaded video file can no longer be found. Upload the file again.",
+)

@@ -8,6 +8,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class VideoStatus(models.TextChoices):
+    # Registered, waiting for the browser's upload: in the database only (PROTOCOL.md §2).
+    PENDING_UPLOAD = "PENDING_UPLOAD", _("Waiting for upload")
     UPLOADED = "UPLOADED", _("Uploaded")
     PROCESSING = "PROCESSING", _("Processing")
     READY = "READY", _("Ready")
@@ -21,13 +23,24 @@ class Video(models.Model):
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
     session_id = models.BigIntegerField(help_text="The lecture session the video belongs to.")
     status = models.CharField(
-        max_length=16, choices=VideoStatus.choices, default=VideoStatus.UPLOADED
+        max_length=16, choices=VideoStatus.choices, default=VideoStatus.PENDING_UPLOAD
     )
+    # The source object, ``uploads/<tenant>/<video_id>/source`` (domains/videos/storage.py).
     file_key = models.CharField(max_length=512)
+    # db_default too: rows written by raw SQL (bench/, the EXPLAIN tests) predate uploads.
+    filename = models.CharField(max_length=255, blank=True, default="", db_default="")
+    content_type = models.CharField(max_length=100, blank=True, default="", db_default="")
+    size = models.BigIntegerField(
+        null=True, blank=True, help_text="Declared bytes, checked by HEAD."
+    )
+    # The video_encode job that runs the encode (its lease and attempt fence the worker).
+    encode_job_id = models.UUIDField(null=True, blank=True)
     hls_path = models.CharField(max_length=512, blank=True, default="")
     duration = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # The encode job's attempt that last started on the video (mirrors the job's fence).
     attempt = models.PositiveIntegerField(default=0)
+    # Unused: the encode job's row holds the lease (docs/adr/0013-video-encodes-run-as-jobs.md).
     lease_owner = models.CharField(max_length=128, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

@@ -13,13 +13,19 @@ from domains.common.cursors import Cursor
 from domains.videos.models import Video
 
 DETAIL_FIELDS = (
+    "tenant",
     "video_id",
     "session_id",
     "status",
-    "attempt",
+    "file_key",
+    "filename",
+    "content_type",
+    "size",
+    "encode_job_id",
     "hls_path",
     "duration",
     "error",
+    "attempt",
     "created_by_id",
     "created_at",
     "updated_at",
@@ -28,6 +34,46 @@ DETAIL_FIELDS = (
 
 def video_for_detail(tenant_id: int, *, video_id: uuid.UUID) -> Video | None:
     return Video.objects.filter(tenant_id=tenant_id, video_id=video_id).only(*DETAIL_FIELDS).first()
+
+
+def video_insert(
+    tenant_id: int,
+    *,
+    video_id: uuid.UUID,
+    session_id: int,
+    file_key: str,
+    filename: str,
+    content_type: str,
+    size: int,
+    created_by_id: int,
+) -> Video:
+    return Video.objects.create(
+        tenant_id=tenant_id,
+        video_id=video_id,
+        session_id=session_id,
+        file_key=file_key,
+        filename=filename,
+        content_type=content_type,
+        size=size,
+        created_by_id=created_by_id,
+    )
+
+
+def video_lock(tenant_id: int, *, video_id: uuid.UUID) -> Video | None:
+    """Lock the row until the surrounding transaction ends (call inside ``atomic``)."""
+    return (
+        Video.objects.select_for_update()
+        .filter(tenant_id=tenant_id, video_id=video_id)
+        .only(*DETAIL_FIELDS)
+        .first()
+    )
+
+
+def video_save(tenant_id: int, *, video: Video, fields: list[str]) -> None:
+    """Write the named fields of a row read (and locked) through this module."""
+    if video.tenant_id != tenant_id:
+        raise ValueError("the video belongs to another tenant")
+    video.save(update_fields=[*fields, "updated_at"])
 
 
 # --- the list (GET /media/videos/) ----------------------------------------------------------

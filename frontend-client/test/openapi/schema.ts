@@ -195,7 +195,8 @@ export interface paths {
         /** @description The caller's tenant's videos, newest first (`created_at`, then id), one cursor page at a time. Staff and admin see every video of the tenant, other roles their own. Each row carries the video's `topic`, so a client can subscribe to it, and its `progress_url` and `detail_url`. A page's `next_cursor` continues exactly where it ended, whatever was uploaded since. */
         get: operations["videos_list"];
         put?: never;
-        post?: never;
+        /** @description Register a video upload (admin, staff, teacher). PUT the file to `upload_url` with `upload_headers` before `expires_at`, then call `complete_url`. Size and type limits are checked here; a refusal stores nothing. */
+        post: operations["videos_register"];
         delete?: never;
         options?: never;
         head?: never;
@@ -209,7 +210,58 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get: operations["media_videos_retrieve"];
+        get: operations["videos_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/videos/{video_id}/complete-upload/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description The uploaded object is checked (it exists, with the declared size), the video becomes UPLOADED and its encoding is queued. Repeating it while the video is not terminal changes nothing. */
+        post: operations["videos_complete_upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/videos/{video_id}/hls/{rung}/index.m3u8": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One rendition's playlist of a READY video, with presigned segment URLs. */
+        get: operations["videos_variant_playlist"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/videos/{video_id}/playlist.m3u8": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The master playlist of a READY video. Its variant playlists are served by this API too (`hls/<rung>/index.m3u8`, same authentication), with presigned, short-lived segment URLs. */
+        get: operations["videos_playlist"];
         put?: never;
         post?: never;
         delete?: never;
@@ -387,21 +439,25 @@ export interface components {
             /** Format: date-time */
             access_expires_at: string;
         };
+        /** @description The database record of a video (PROTOCOL.md §5). */
         VideoDetailResponse: {
             /** Format: uuid */
             video_id: string;
             readonly topic: string;
             session_id: number;
-            status: string;
+            status: components["schemas"]["VideoStatusEnum"];
+            filename: string;
+            size: number | null;
             hls_path: string;
             /** Format: double */
             duration: number | null;
-            error: string;
+            readonly error: string;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             updated_at: string;
             readonly progress_url: string;
+            readonly playlist_url: string | null;
         };
         /** @description One row of the list: enough to show it and to watch it (``topic``, ``progress_url``). */
         VideoListItem: {
@@ -409,7 +465,7 @@ export interface components {
             video_id: string;
             readonly topic: string;
             session_id: number;
-            status: components["schemas"]["VideoListItemStatusEnum"];
+            status: components["schemas"]["VideoStatusEnum"];
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -417,14 +473,6 @@ export interface components {
             readonly progress_url: string;
             readonly detail_url: string;
         };
-        /**
-         * @description * `UPLOADED` - Uploaded
-         *     * `PROCESSING` - Processing
-         *     * `READY` - Ready
-         *     * `FAILED` - Failed
-         * @enum {string}
-         */
-        VideoListItemStatusEnum: "UPLOADED" | "PROCESSING" | "READY" | "FAILED";
         VideoListPage: {
             results: components["schemas"]["VideoListItem"][];
             /** @description Pass as `cursor` for the next page; null on the last page. */
@@ -432,6 +480,40 @@ export interface components {
             /** @description The next page's path with the same filters; null on the last. */
             next: string | null;
         };
+        VideoRegisterRequest: {
+            /** Format: int64 */
+            session_id: number;
+            filename: string;
+            /** Format: int64 */
+            size: number;
+            content_type: string;
+        };
+        VideoRegistration: {
+            /** Format: uuid */
+            video_id: string;
+            readonly topic: string;
+            status: string;
+            /** Format: uri */
+            upload_url: string;
+            readonly upload_method: string;
+            upload_headers: {
+                [key: string]: string;
+            };
+            /** Format: date-time */
+            expires_at: string;
+            readonly complete_url: string;
+            readonly detail_url: string;
+            readonly progress_url: string;
+        };
+        /**
+         * @description * `PENDING_UPLOAD` - Waiting for upload
+         *     * `UPLOADED` - Uploaded
+         *     * `PROCESSING` - Processing
+         *     * `READY` - Ready
+         *     * `FAILED` - Failed
+         * @enum {string}
+         */
+        VideoStatusEnum: "PENDING_UPLOAD" | "UPLOADED" | "PROCESSING" | "READY" | "FAILED";
         /** @description The running step; null once terminal. */
         Progress: {
             percent: number | null;
@@ -697,7 +779,7 @@ export interface operations {
                 /** @description `next_cursor` of the previous page; absent for the first (newest) page. */
                 cursor?: string;
                 /** @description Only jobs of this type. */
-                job_type?: "excel_import" | "messaging.send";
+                job_type?: "excel_import" | "messaging.send" | "video_encode";
                 /** @description Rows per page: 1 to `LIST_PAGE_SIZE_MAX` (100 by default); `LIST_PAGE_SIZE` (20 by default) when absent. */
                 page_size?: number;
                 /** @description Only jobs in this status; repeat for any of several. */
@@ -1060,7 +1142,7 @@ export interface operations {
                 /** @description Only the videos of this lecture session (1 to 2^63 - 1). */
                 session_id?: number;
                 /** @description Only videos in this status; repeat for any of several. */
-                status?: ("FAILED" | "PROCESSING" | "READY" | "UPLOADED")[];
+                status?: ("FAILED" | "PENDING_UPLOAD" | "PROCESSING" | "READY" | "UPLOADED")[];
             };
             header?: never;
             path?: never;
@@ -1105,7 +1187,77 @@ export interface operations {
             };
         };
     };
-    media_videos_retrieve: {
+    videos_register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VideoRegisterRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VideoRegistration"];
+                };
+            };
+            /** @description A size, type or file name that is not accepted; The body is not what its Content-Type says */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No Authorization header; A bad or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role may not upload videos; The user still has an initial password (POST /api/v1/auth/password/) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A Content-Type this operation does not read */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is down; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    videos_retrieve: {
         parameters: {
             query?: never;
             header?: never;
@@ -1145,6 +1297,222 @@ export interface operations {
             /** @description No such record in your tenant, or not yours to see */
             404: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    videos_complete_upload: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                video_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VideoDetailResponse"];
+                };
+            };
+            /** @description The file is not uploaded, or not of the declared size */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No Authorization header; A bad or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The user still has an initial password (POST /api/v1/auth/password/) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such record in your tenant, or not yours to see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The video is already READY or FAILED */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is down; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    videos_variant_playlist: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                rung: string;
+                video_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HLS playlist (RFC 8216). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.apple.mpegurl": string;
+                };
+            };
+            /** @description No Authorization header; A bad or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The user still has an initial password (POST /api/v1/auth/password/) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such record in your tenant, or not yours to see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The video is not READY */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is down; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    videos_playlist: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                video_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An HLS playlist (RFC 8216). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.apple.mpegurl": string;
+                };
+            };
+            /** @description No Authorization header; A bad or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The user still has an initial password (POST /api/v1/auth/password/) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such record in your tenant, or not yours to see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The video is not READY */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A backing service is down; retry after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -30,8 +30,8 @@ def test_create_queues_creates_each_kind_with_its_dead_letter_queue_and_is_idemp
     call_command("create_queues", stdout=second)
 
     # then every kind has its queue and dead-letter queue with the seeds' settings, made once
-    assert first.getvalue().count("created") == 7  # six queues and the uploads bucket
-    assert second.getvalue().count("up to date") == 7
+    assert first.getvalue().count("created") == 8  # six queues, the uploads and video buckets
+    assert second.getvalue().count("up to date") == 8
     for kind in QueueKind:
         main = _attributes(queue_url(kind))
         policy = json.loads(main["RedrivePolicy"])

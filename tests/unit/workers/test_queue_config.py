@@ -18,7 +18,8 @@ def test_the_default_timings_are_the_seeds_and_are_safe() -> None:
 
     # when/then their timings are the seeds' and report no problem
     assert (ai.visibility_timeout, ai.lease_seconds, ai.max_runtime) == (3600, 3540, 3600)
-    assert video.max_visibility == 10_800
+    # ADR 0013: the seeds' hard 4 h is the video run limit, visibility covers it plus the margin
+    assert (video.max_runtime, video.max_visibility) == (14_400, 14_460)
     assert (ai.max_concurrency, video.max_concurrency) == (5, 3)
     assert queue_config("messaging").max_concurrency == 5
     for kind in QueueKind:

@@ -1,4 +1,4 @@
-"""``python manage.py create_queues``: queues, DLQs and the uploads bucket, idempotently.
+"""``python manage.py create_queues``: queues, DLQs and the buckets, idempotently.
 
 For development (moto's server), tests, and a first deployment to a real AWS account. Existing
 queues are brought to the configured attributes (visibility timeout, long polling, retention,
@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from domains.jobs.dispatch import QueueKind
 from domains.jobs.uploads import imports_bucket_ensure
+from domains.videos.storage import bucket_ensure as video_bucket_ensure
 from workers.sqs import queues_create
 
 
@@ -39,3 +40,6 @@ class Command(BaseCommand):
         bucket = settings.EXCEL_IMPORT_BUCKET
         verb = "created" if imports_bucket_ensure() else "up to date"
         self.stdout.write(f"{verb:<10} {bucket:<28} s3://{bucket} (Excel uploads)")
+        bucket = settings.VIDEO_BUCKET
+        verb = "created" if video_bucket_ensure() else "up to date"
+        self.stdout.write(f"{verb:<10} {bucket:<28} s3://{bucket} (videos)")
