@@ -74,6 +74,8 @@ def test_every_operation_of_the_api_is_described(document: dict[str, Any]) -> No
 def test_every_error_answer_is_the_error_component_with_an_example(
     document: dict[str, Any],
 ) -> None:
+    # given the document the server serves (the fixture)
+    # when every non-2xx answer of every operation is read
     for path, method, operation in _operations(document):
         for status, response in operation["responses"].items():
             if status.startswith("2"):
@@ -87,6 +89,8 @@ def test_every_error_answer_is_the_error_component_with_an_example(
 
 
 def test_every_success_answer_has_an_example(document: dict[str, Any]) -> None:
+    # given the document the server serves (the fixture)
+    # when every 2xx answer with a JSON body is read
     for path, method, operation in _operations(document):
         for status, response in operation["responses"].items():
             json_body = response.get("content", {}).get("application/json")
@@ -101,6 +105,7 @@ def test_authenticated_operations_document_401_and_the_password_change_gate(
     # given: the views that a user with an initial password may still call
     open_before_change = {("/api/v1/auth/me/", "get"), ("/api/v1/auth/password/", "post")}
     fast_path = {"/api/v1/jobs/{job_id}/progress/", "/media/videos/{video_id}/progress/"}
+    # when every operation that needs a token is read
     for path, method, operation in _operations(document):
         if operation.get("security") in (None, [{}], []):
             continue
@@ -146,6 +151,7 @@ def test_headers_that_matter_are_documented(document: dict[str, Any]) -> None:
     create = document["paths"]["/api/v1/jobs/"]["post"]
     progress = document["paths"]["/api/v1/jobs/{job_id}/progress/"]["get"]
 
+    # when their header parameters and response headers are read
     # then
     assert [p["name"] for p in create["parameters"] if p["in"] == "header"] == ["Idempotency-Key"]
     assert create["responses"]["202"]["headers"]["Location"]["required"] is True
@@ -154,5 +160,8 @@ def test_headers_that_matter_are_documented(document: dict[str, Any]) -> None:
 
 
 def test_the_description_points_to_the_websocket_protocol(document: dict[str, Any]) -> None:
+    # given the document the server serves (the fixture)
+    # when its description is read
+    # then it names the WebSocket protocol and its path
     assert "docs/PROTOCOL.md" in document["info"]["description"]
     assert "/ws/v1/" in document["info"]["description"]

@@ -1,4 +1,5 @@
-"""Realtime helpers: a raw Redis listener on a group channel, a WebSocket client on /ws/v1/."""
+"""Realtime helpers: a raw Redis listener on a group channel, WebSocket clients on /ws/v1/ and
+the frames they send and receive."""
 
 from __future__ import annotations
 

@@ -48,6 +48,7 @@ def test_a_cursor_decodes_to_the_key_it_was_made_from(cursor: Cursor) -> None:
     ],
 )
 def test_text_that_is_no_cursor_of_ours_is_refused(text: str) -> None:
+    # given text that is no cursor (the parameter)
     # when text that this module did not write is decoded
     # then it is refused, never read as some position
     with pytest.raises(InvalidCursor):

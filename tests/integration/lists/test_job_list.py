@@ -246,6 +246,7 @@ def test_a_second_tenant_sees_nothing_of_the_first(
 
 
 def test_an_anonymous_request_is_refused(api: APIClient, make_job: MakeJob) -> None:
+    # given an anonymous client
     # when the list is asked for without a token
     response = api.get(URL)
 
@@ -316,6 +317,7 @@ def test_the_refusals_of_the_list_are_translated(alpha_staff: Member) -> None:
 
 
 def test_a_bad_status_is_named_in_a_flat_list(alpha_staff: Member) -> None:
+    # given a staff member
     # when one of two statuses does not exist
     body = alpha_staff.client().get(f"{URL}?status=DONE&status=RUNNING").json()
 

@@ -109,6 +109,7 @@ def test_an_idempotent_replay_is_not_refused_by_the_quota(alpha_staff: Member) -
 
 
 def test_F23_students_may_not_mail_at_all(alpha_student: Member) -> None:
+    # given: a student of the academy
     # when: a student posts a messaging job
     response = _message(alpha_student, 1)
 
@@ -122,6 +123,7 @@ def test_F23_students_may_not_mail_at_all(alpha_student: Member) -> None:
 def test_F23_a_teacher_reaches_a_class_per_job_not_the_whole_academy(
     alpha_teacher: Member, alpha_staff: Member
 ) -> None:
+    # given: a teacher limited to five recipients a job, and a staff member
     # when: a teacher mails six addresses, and staff mails the same six
     teacher = _message(alpha_teacher, 6)
     staff = _message(alpha_staff, 6)

@@ -147,6 +147,7 @@ async def test_F19_a_live_connection_is_refreshed_past_its_ttl() -> None:
 
 
 async def test_F19_an_unauthenticated_handshake_takes_no_slot() -> None:
+    # given: a user with no open connection
     # when: a handshake with a bad token
     comm = await _open("not-a-token")
 
