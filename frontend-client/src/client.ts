@@ -278,7 +278,7 @@ export class RealtimeClient {
     if (!watcher.active || sub.ended) return;
     this.report([watcher], {
       code: 'watch_expired',
-      message: `${sub.topic} did not finish within ${this.maxWatchMs} ms of watching; watch stopped`,
+      message: `${sub.topic} did not end within ${this.maxWatchMs} ms of watching: watch stopped`,
       topic: sub.topic,
     });
     this.unwatch(sub, watcher);
