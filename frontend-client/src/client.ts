@@ -15,7 +15,7 @@ import { Poller } from './polling.js';
 import { documentOf } from './protocol.js';
 import { TopicSubscription, type Watcher } from './subscription.js';
 import { TokenSource, describeError } from './token.js';
-import { isTerminal, isTopic, stateFromRecord } from './topics.js';
+import { canonicalTopic, isTerminal, stateFromRecord } from './topics.js';
 import type {
   ClientOptions,
   ConnectionStatus,
@@ -36,6 +36,9 @@ const defaultTimers: Timers = {
   clearTimeout: (handle) => globalThis.clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
+/** The TTL of a running topic in Redis: a watch this old without a terminal state ends. */
+export const DEFAULT_MAX_WATCH_MS = 6 * 60 * 60 * 1000;
+
 const defaultLogger: Logger = {
   warn: (message, ...details) => console.warn(`[realtime] ${message}`, ...details),
 };
@@ -46,6 +49,8 @@ export class RealtimeClient {
   private readonly http: HttpApi;
   private readonly connection: SocketConnection;
   private readonly poller: Poller;
+  private readonly timers: Timers;
+  private readonly maxWatchMs: number;
   private readonly subs = new Map<Topic, TopicSubscription>();
   private readonly statusListeners = new Set<(status: ConnectionStatus) => void>();
   private closed = false;
@@ -55,6 +60,8 @@ export class RealtimeClient {
     const timers = options.timers ?? defaultTimers;
     const tokens = new TokenSource(options.getToken);
     this.now = options.now ?? (() => Date.now());
+    this.timers = timers;
+    this.maxWatchMs = options.maxWatchMs ?? DEFAULT_MAX_WATCH_MS;
     this.logger = options.logger ?? defaultLogger;
     this.http = new HttpApi(
       baseUrl,
@@ -74,6 +81,8 @@ export class RealtimeClient {
         pingIntervalMs: options.pingIntervalMs ?? 25_000,
         pongTimeoutMs: options.pongTimeoutMs ?? 10_000,
         policyRetryMs: options.policyRetryMs ?? 60_000,
+        now: this.now,
+        minAuthIntervalMs: options.minAuthIntervalMs ?? 10_000,
       },
       {
         wanted: () => !this.closed && this.subs.size > 0,
@@ -139,9 +148,19 @@ export class RealtimeClient {
     return this.http.listVideos(params);
   }
 
-  watch(topic: Topic, options: WatchOptions = {}): WatchHandle {
+  /**
+   * Watches a topic until its terminal state, `stop()`, or `maxWatchMs`. The topic is taken in
+   * its canonical spelling (`JOB:7C9E…`, an id without hyphens or surrounding whitespace all
+   * become `job:7c9e…`); a string that names no topic throws a TypeError and nothing is polled.
+   */
+  watch(input: Topic | string, options: WatchOptions = {}): WatchHandle {
     if (this.closed) throw new Error('RealtimeClient is closed');
-    if (!isTopic(topic)) throw new TypeError(`not a topic: ${String(topic)}`);
+    const topic = typeof input === 'string' ? canonicalTopic(input) : undefined;
+    if (topic === undefined) {
+      throw new TypeError(
+        `not a topic: ${JSON.stringify(input)} (expected job:<uuid> or video:<uuid>)`,
+      );
+    }
 
     const watcher: Watcher = { ...options, active: true };
     let sub = this.subs.get(topic);
@@ -161,6 +180,12 @@ export class RealtimeClient {
     }
     sub.watchers.add(watcher);
     const owner = sub;
+    if (this.maxWatchMs > 0) {
+      watcher.deadline = this.timers.setTimeout(() => {
+        watcher.deadline = undefined;
+        this.expire(owner, watcher);
+      }, this.maxWatchMs);
+    }
     return { stop: () => this.unwatch(owner, watcher) };
   }
 
@@ -171,7 +196,7 @@ export class RealtimeClient {
     for (const sub of this.subs.values()) {
       sub.end();
       this.poller.forget(sub);
-      for (const watcher of sub.watchers) watcher.active = false;
+      for (const watcher of sub.watchers) this.deactivate(watcher);
     }
     this.subs.clear();
     this.connection.close();
@@ -238,11 +263,37 @@ export class RealtimeClient {
 
   private unwatch(sub: TopicSubscription, watcher: Watcher): void {
     if (!watcher.active) return;
-    watcher.active = false;
+    this.deactivate(watcher);
     sub.watchers.delete(watcher);
     if (sub.watchers.size > 0 || sub.ended) return;
     this.endSubscription(sub);
     this.releaseSocketIfUnused();
+  }
+
+  /**
+   * The watch is `maxWatchMs` old and its topic is not terminal (audit F15: a topic Redis lost
+   * or that never ran would be polled forever): tell the watcher, then stop it like `stop()`.
+   */
+  private expire(sub: TopicSubscription, watcher: Watcher): void {
+    if (!watcher.active || sub.ended) return;
+    this.report([watcher], {
+      code: 'watch_expired',
+      message: `${sub.topic} did not end within ${this.maxWatchMs} ms of watching: watch stopped`,
+      topic: sub.topic,
+    });
+    this.unwatch(sub, watcher);
+  }
+
+  /** The watcher hears nothing more, and its deadline is cancelled. */
+  private deactivate(watcher: Watcher): void {
+    watcher.active = false;
+    this.clearDeadline(watcher);
+  }
+
+  private clearDeadline(watcher: Watcher): void {
+    if (watcher.deadline === undefined) return;
+    this.timers.clearTimeout(watcher.deadline);
+    watcher.deadline = undefined;
   }
 
   /** No further traffic for this topic: no polls, and the server stops sending it. */
@@ -285,11 +336,13 @@ export class RealtimeClient {
     const watchers = [...sub.watchers];
     this.endSubscription(sub);
     this.releaseSocketIfUnused();
+    // The terminal state came in time: the detail call below is not cut short by a deadline.
+    for (const watcher of watchers) this.clearDeadline(watcher);
 
     const deliver = (found: DetailRecord | undefined): void => {
       for (const watcher of watchers) {
         if (!watcher.active) continue;
-        watcher.active = false;
+        this.deactivate(watcher);
         this.call(() => watcher.onDone?.(state, found));
       }
     };

@@ -6,6 +6,13 @@
 // trying again; anything else reconnects with exponential backoff and full jitter, which
 // starts over once a connection stayed open for `stableAfterMs`.
 //
+// Token renewal (audit F27): the server sends `token_expiring` 60 s before the token's `exp`,
+// and again right after `auth_ok` when the new token is just as close to expiry. Answering
+// each one at once was a ping-pong of `auth` frames until the server closed with 4008. Now a
+// renewal is single-flight, at most one is made per `expires_at`, and two `auth` frames are at
+// least `minAuthIntervalMs` apart. A token that cannot be renewed in time expires; the server
+// closes with 4001 and the reconnect asks for a new token.
+//
 // Topics are not its business: it tells the client when the socket opened, hands over every
 // well-formed topic frame, and says when the socket no longer serves anything.
 import { Backoff } from './backoff.js';
@@ -60,9 +67,12 @@ export interface ConnectionOptions {
   pingIntervalMs: number;
   pongTimeoutMs: number;
   policyRetryMs: number;
+  /** Clock in epoch ms, for the floor between two `auth` frames. */
+  now: () => number;
+  minAuthIntervalMs: number;
 }
 
-type TimerName = 'stableTimer' | 'pingTimer' | 'pongTimer' | 'reconnectTimer';
+type TimerName = 'stableTimer' | 'pingTimer' | 'pongTimer' | 'reconnectTimer' | 'renewTimer';
 
 export class SocketConnection {
   private readonly backoff: Backoff;
@@ -82,6 +92,14 @@ export class SocketConnection {
   private pingTimer: unknown;
   private pongTimer: unknown;
   private reconnectTimer: unknown;
+  /** A renewal waiting for the floor between two `auth` frames to pass. */
+  private renewTimer: unknown;
+  /** A token renewal is in flight. */
+  private renewing = false;
+  /** The `expires_at` of the last `token_expiring` a renewal answered. */
+  private renewedFor: number | undefined;
+  /** When the last `auth` frame was sent. */
+  private lastAuthAt: number | undefined;
 
   constructor(
     private readonly options: ConnectionOptions,
@@ -127,6 +145,8 @@ export class SocketConnection {
     this.backoff.reset();
     this.lost = false;
     this.needFreshToken = false;
+    this.renewedFor = undefined;
+    this.lastAuthAt = undefined;
     this.setStatus('idle');
   }
 
@@ -212,7 +232,7 @@ export class SocketConnection {
     const frame = parsed.frame;
     switch (frame.type) {
       case 'token_expiring':
-        void this.renewToken();
+        this.tokenExpiring(frame.expires_at);
         return;
       case 'auth_ok':
       case 'unsubscribed':
@@ -223,7 +243,33 @@ export class SocketConnection {
     }
   }
 
-  private async renewToken(): Promise<void> {
+  /** Renews the token once per expiry, one renewal at a time, not too soon after the last. */
+  private tokenExpiring(expiresAt: number): void {
+    if (this.renewing || this.renewTimer !== undefined || this.renewedFor === expiresAt) {
+      // The token getToken() gave for this expiry expires at the same time: asking again
+      // would only send it again. The server closes with 4001 at expiry; the reconnect asks
+      // for a new token.
+      this.options.logger.debug?.(`token_expiring ${expiresAt}: already renewing or renewed`);
+      return;
+    }
+    const waitMs =
+      this.lastAuthAt === undefined
+        ? 0
+        : this.lastAuthAt + this.options.minAuthIntervalMs - this.options.now();
+    if (waitMs <= 0) {
+      void this.renewToken(expiresAt);
+      return;
+    }
+    this.renewTimer = this.options.timers.setTimeout(() => {
+      this.renewTimer = undefined;
+      void this.renewToken(expiresAt);
+    }, waitMs);
+  }
+
+  private async renewToken(expiresAt: number): Promise<void> {
+    const ws = this.ws;
+    this.renewing = true;
+    this.renewedFor = expiresAt;
     let token: string;
     try {
       token = await this.options.tokens.get(true);
@@ -231,8 +277,13 @@ export class SocketConnection {
       // The server closes with 4001 at expiry; the reconnect asks for a token again.
       this.events.failed({ code: 'auth_failed', message: describeError(error) });
       return;
+    } finally {
+      this.renewing = false;
     }
-    if (this.open) this.send({ type: 'auth', token });
+    // A socket opened meanwhile was opened with a token at least as new.
+    if (!this.open || this.ws !== ws) return;
+    this.lastAuthAt = this.options.now();
+    this.send({ type: 'auth', token });
   }
 
   /** Sends a ping after a quiet interval; a socket that then stays silent is dead. */
@@ -306,6 +357,7 @@ export class SocketConnection {
     this.clearTimer('pingTimer');
     this.clearTimer('pongTimer');
     this.clearTimer('reconnectTimer');
+    this.clearTimer('renewTimer');
     if (ws === undefined) return;
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     if (closeCode === undefined) return;

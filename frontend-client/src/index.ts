@@ -1,5 +1,5 @@
 // Public entry point: `import { RealtimeClient } from '<path>/dist/index.js'` works in a browser.
-export { RealtimeClient, defaultWsUrl } from './client.js';
+export { DEFAULT_MAX_WATCH_MS, RealtimeClient, defaultWsUrl } from './client.js';
 export {
   Backoff,
   backoffCeiling,
@@ -28,7 +28,14 @@ export {
   SUBPROTOCOL,
 } from './codes.js';
 export type { TopicState } from './subscription.js';
-export { isTerminal, isTopic, parseTopic, progressPath, detailPath } from './topics.js';
+export {
+  canonicalTopic,
+  isTerminal,
+  isTopic,
+  parseTopic,
+  progressPath,
+  detailPath,
+} from './topics.js';
 export type {
   ClientFrame,
   ClientOptions,

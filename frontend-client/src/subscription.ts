@@ -43,6 +43,8 @@ export type TopicState = 'pending' | 'live' | 'polling' | 'not_found' | 'ended';
 
 export interface Watcher extends WatchOptions {
   active: boolean;
+  /** The timer that ends the watch at `maxWatchMs`, while it runs. */
+  deadline?: unknown;
 }
 
 export class TopicSubscription {

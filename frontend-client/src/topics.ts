@@ -20,6 +20,27 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   return { kind: match[1] as 'job' | 'video', id: match[2] as string };
 }
 
+/** A UUID as the server writes it (lower case, hyphenated), or 32 hex digits without hyphens. */
+const UUID = /^(?:[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}|[0-9a-f]{32})$/;
+
+/**
+ * The topic as the server names it (`job:<lower-case hyphenated uuid>`), or undefined when
+ * `input` names none. Surrounding whitespace, an upper-case kind or id and an id without
+ * hyphens are accepted; anything else (another kind, extra colons, non-ASCII digits, braces,
+ * hyphens in the wrong places) is not. The server echoes canonical topics only, so a watch
+ * keyed by any other spelling would never be served by the socket (audit F15).
+ */
+export function canonicalTopic(input: string): Topic | undefined {
+  const [kind, id, ...rest] = input.trim().toLowerCase().split(':');
+  if (rest.length > 0 || (kind !== 'job' && kind !== 'video') || id === undefined) {
+    return undefined;
+  }
+  if (!UUID.test(id)) return undefined;
+  const hex = id.replaceAll('-', '');
+  const dashed = [0, 8, 12, 16, 20].map((start, i, all) => hex.slice(start, all[i + 1])).join('-');
+  return `${kind}:${dashed}`;
+}
+
 export function isTopic(topic: string): topic is Topic {
   return parseTopic(topic) !== undefined;
 }

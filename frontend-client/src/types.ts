@@ -100,7 +100,12 @@ export type RealtimeErrorCode =
   /** An HTTP answer the client cannot use (non-2xx other than 401, 404 and 503). */
   | 'http_error'
   /** The detail call after a terminal state failed; onDone still follows, without a record. */
-  | 'detail_failed';
+  | 'detail_failed'
+  /**
+   * The watch reached `maxWatchMs` without a terminal state: it is stopped (no polls, no
+   * socket subscription for it) and gets no further callback. Watch again to go on.
+   */
+  | 'watch_expired';
 
 export interface RealtimeError {
   code: RealtimeErrorCode;
@@ -201,4 +206,14 @@ export interface ClientOptions {
   slowPollMs?: number;
   /** Upper bound of the doubled poll interval after 503 or network errors. Default 30 s. */
   maxPollBackoffMs?: number;
+  /**
+   * A watch that saw no terminal state this long after `watch()` ends with `watch_expired`.
+   * Default 6 h, the TTL of a running topic in Redis; 0 disables the limit.
+   */
+  maxWatchMs?: number;
+  /**
+   * At least this long between two `auth` frames on the socket: a `token_expiring` that comes
+   * sooner waits for the rest of it. Default 10 s.
+   */
+  minAuthIntervalMs?: number;
 }

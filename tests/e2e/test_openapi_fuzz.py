@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from domains.tenants.roles import Role
 
 from domains.tenants import repository
 from domains.tenants.services import auth_token_issue
 from domains.videos.models import Video
+from realtime.identity import Role
 from tests.support.e2e import BASE_DIR, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -180,6 +180,28 @@ def test_complete_upload_marks_uploaded_publishes_and_queues_once(
     assert (snap.status, snap.owner_id) == ("UPLOADED", alpha_teacher.user.id)
 
 
+def test_a_video_encode_job_cannot_be_started_through_the_jobs_api(
+    alpha_teacher: Member,
+) -> None:
+    # given a registered, uploaded video of the teacher's
+    client = alpha_teacher.client()
+    body = register(client, size=len(DATA)).json()
+    assert put_upload(body, DATA) == 200
+
+    # when the teacher asks POST /api/v1/jobs/ for its encode directly
+    response = client.post(
+        "/api/v1/jobs/",
+        {"job_type": "video_encode", "payload": {"video_id": body["video_id"]}},
+        content_type="application/json",
+    )
+
+    # then it is an unknown job type, and no job or message exists
+    assert response.status_code == 400, response.json()
+    assert list(response.json()["fields"]) == ["job_type"]
+    assert not Job.objects.exists()
+    assert video_queue_bodies() == []
+
+
 def test_another_tenant_and_another_teacher_cannot_see_complete_or_list_a_video(
     alpha_teacher: Member, alpha_teacher2: Member, alpha_staff: Member, beta_admin: Member
 ) -> None:
