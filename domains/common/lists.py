@@ -99,7 +99,8 @@ CURSOR_PARAMETER = OpenApiParameter(
 )
 PAGE_SIZE_PARAMETER = OpenApiParameter(
     "page_size",
-    int,
+    # LIST_PAGE_SIZE_MAX's default; a deployment that raises it documents the default range.
+    {"type": "integer", "minimum": 1, "maximum": 100},
     OpenApiParameter.QUERY,
     description="Rows per page: 1 to `LIST_PAGE_SIZE_MAX` (100 by default); "
     "`LIST_PAGE_SIZE` (20 by default) when absent.",
