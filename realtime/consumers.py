@@ -30,6 +30,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
+import struct
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -602,11 +604,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         its connection protocol, which holds the asyncio transport: abort that. The server then
         reports the disconnect, and :meth:`__call__` releases the rest. On a server whose
         ``send`` exposes no transport (daphne) this does nothing, and its own timeouts apply.
+        The ``Protocol.transport`` attribute is uvicorn's, not part of ASGI: tests/integration/
+        realtime/test_stalled_reader_server.py pins it against a real server process.
         """
         server_protocol = getattr(self.base_send, "__self__", None)
         transport = getattr(server_protocol, "transport", None)
         abort = getattr(transport, "abort", None)
         if callable(abort):
+            # Linger 0: the kernel resets the connection and drops its send queue too, rather
+            # than keeping it (and a FIN behind it) for a peer whose window never opens.
+            raw: Any = getattr(transport, "get_extra_info", lambda _name: None)("socket")
+            with contextlib.suppress(AttributeError, OSError):
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             logger.info("websocket transport aborted: the close frame could not be sent")
             abort()
 
