@@ -53,9 +53,11 @@ def group_members(tenant_id: int, topic: Topic) -> int:
     return len(loop_layer.groups.get(store.keyspace().group_channel(tenant_id, topic), ()))
 
 
-def all_group_members() -> int:
+def consumer_memberships() -> int:
+    """Group memberships of consumers' channels (direct channels) in this loop's layer; the
+    watchdog's own channel is not one."""
     loop_layer = get_channel_layer()._get_layer()
-    return sum(len(members) for members in loop_layer.groups.values())
+    return sum(1 for members in loop_layer.groups.values() for name in members if "direct." in name)
 
 
 async def redis_subscribers(tenant_id: int, topic: Topic) -> int:
