@@ -30,6 +30,12 @@ ASGI_SERVERS = ("uvicorn", "daphne")
 # Seconds uvicorn gives open requests and sockets on Ctrl-C (production: 25); below the 10 s
 # that main() waits for its children before killing them.
 DEV_GRACEFUL_SHUTDOWN = 5
+# The largest WebSocket message the server itself buffers (bytes): a little above the
+# application's REALTIME_MAX_FRAME_BYTES (4,096), so that a frame just over that limit still
+# reaches the consumer, which closes with 4008, while nothing near uvicorn's 16 MiB or
+# daphne's 1 MiB default is ever read into memory (audit F8). The production unit says the
+# same (tests/unit/test_devrun.py).
+WS_MAX_SIZE = 5120
 WORKER_KINDS = ("ai", "video", "messaging")
 # Demo workers write emails to files and pace batches, so a job's progress is visible live.
 DEMO_WORKER_ENV = {
@@ -86,6 +92,8 @@ def asgi_server_command(host: str, port: int, *, server: str | None = None) -> l
             "20",
             "--ws-ping-timeout",
             "20",
+            "--ws-max-size",
+            str(WS_MAX_SIZE),
             "--no-access-log",
             "--lifespan",
             "off",
@@ -101,6 +109,10 @@ def asgi_server_command(host: str, port: int, *, server: str | None = None) -> l
             host,
             "-p",
             str(port),
+            "--websocket-max-message-size",
+            str(WS_MAX_SIZE),
+            "--websocket-max-frame-size",
+            str(WS_MAX_SIZE),
             ASGI_APP,
         ]
     raise UnknownServer(f"unknown ASGI server {name!r}; one of {', '.join(ASGI_SERVERS)}")

@@ -30,6 +30,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
+import struct
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from realtime import protocol, store, watchdog
 from realtime.auth import SCOPE_KEY, HandshakeAuth, caller_from_access_token
@@ -64,6 +67,14 @@ MAX_STATE_BACKLOG = 512
 # and a forged one would push every watcher of the topic past the integers JavaScript keeps
 # exact (2^53). A day leaves room for any clock skew between Redis and this process.
 EPOCH_AHEAD_LIMIT_MS = 86_400_000
+# Layer messages kept for a topic while its subscribe reads the snapshot (past this, the newest
+# replaces the last: every state frame is a whole document).
+MAX_EARLY_STATES = 16
+# Seconds to say goodbye (the close frame) before the transport is aborted instead.
+CLOSE_WAIT = 1.0
+# Seconds each group_discard of the cleanup may take (Redis may be down; the layer then
+# forgets the membership anyway).
+DISCARD_WAIT = 2.0
 
 
 @dataclass(slots=True)
@@ -115,15 +126,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """
         layer = get_channel_layer(self.channel_layer_alias)
         if not isinstance(layer, RealtimeChannelLayer):
-            await super().__call__(scope, receive, send)  # any other layer: the stock loop
+            try:
+                await super().__call__(scope, receive, send)  # any other layer: the stock loop
+            finally:
+                await self._release()
             return
         self.scope = scope
         self.channel_layer = layer
         self.channel_name = layer.new_direct_channel()
         self.base_send = send
-        with contextlib.suppress(StopConsumer):
-            while True:
-                await self.dispatch(await receive())
+        try:
+            with contextlib.suppress(StopConsumer):
+                while True:
+                    await self.dispatch(await receive())
+        finally:
+            # Every exit (disconnect, an escaped exception, cancellation at shutdown) lets go of
+            # the receiver, the groups, the timers and the queues.
+            await self._release()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections (a thread hop) before every handler. This
@@ -136,6 +155,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         auth: HandshakeAuth = self.scope[SCOPE_KEY]
         self.subs: dict[str, Subscription] = {}
+        # Topics whose subscribe is reading the snapshot: (group, layer messages that arrived
+        # meanwhile), offered once the subscription exists (audit F16).
+        self._joining: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         self._pending: dict[str, str] = {}
         # Lists, not deques: a deque allocates a 64-slot block even when empty, and these hold
         # a frame or two for a moment; memory per idle connection is what counts here.
@@ -162,26 +184,71 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self._closed = True
-        if (unregister := getattr(self.channel_layer, "unregister_receiver", None)) is not None:
-            unregister(self.channel_name)
+        await self._release()
+        raise StopConsumer()
+
+    async def _release(self) -> None:
+        """Let go of everything the connection holds; runs once, on every way out of
+        :meth:`__call__` (audit F6), and whatever state the connection reached."""
+        if getattr(self, "_released", False):
+            return
+        self._released = True
+        self._closed = True
+        layer = getattr(self, "channel_layer", None)
+        channel = getattr(self, "channel_name", None)
+        if (unregister := getattr(layer, "unregister_receiver", None)) is not None:
+            unregister(channel)
         for timer in getattr(self, "_token_timers", ()):
             timer.cancel()
         if (sender := getattr(self, "_sender_task", None)) is not None:
             sender.cancel()
-        for sub in getattr(self, "subs", {}).values():
-            await self.channel_layer.group_discard(sub.group, self.channel_name)
-        raise StopConsumer()
+        self._drop_queues()
+        subs: dict[str, Subscription] = getattr(self, "subs", {})
+        joining: dict[str, tuple[str, list[dict[str, Any]]]] = getattr(self, "_joining", {})
+        groups = [sub.group for sub in subs.values()] + [group for group, _ in joining.values()]
+        subs.clear()
+        joining.clear()
+        if layer is None or channel is None:
+            return
+        for group in groups:
+            try:
+                await asyncio.wait_for(layer.group_discard(group, channel), timeout=DISCARD_WAIT)
+            except Exception:  # cleanup goes on with the other groups
+                logger.warning("group_discard failed on close group=%s", group, exc_info=True)
+
+    def _drop_queues(self) -> None:
+        """Free every frame waiting for the client."""
+        for name in ("_states", "_control"):
+            if isinstance(queued := getattr(self, name, None), list):
+                queued.clear()
+        if isinstance(pending := getattr(self, "_pending", None), dict):
+            pending.clear()
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         if self._closed or not hasattr(self, "caller"):
             return
+        try:
+            await self._receive_frame(message)
+        except RedisError as exc:  # RealtimeUnavailable, or OOM/READONLY/BUSY (audit F3)
+            logger.warning("frame handling could not reach Redis: %s", exc)
+            await self._error(None, "unavailable", "State is temporarily unavailable.")
+        except Exception:
+            # Whatever a frame does, the consumer lives on until it is closed properly.
+            logger.exception(
+                "frame handling failed tenant=%s user=%s", self.tenant_id, self.caller.user_id
+            )
+            await self._close(CLOSE_POLICY)
+
+    async def _receive_frame(self, message: dict[str, Any]) -> None:
         text = message.get("text")
-        if text is None:
-            await self._error(None, "bad_request", "Frames must be JSON text.")
-            return
-        if len(text) > settings.REALTIME_MAX_FRAME_BYTES or (
-            len(text.encode()) > settings.REALTIME_MAX_FRAME_BYTES
-        ):
+        data = message.get("bytes")
+        # Binary frames count against the size and rate limits like text frames (audit F8).
+        limit = settings.REALTIME_MAX_FRAME_BYTES
+        if text is not None:
+            size = len(text) if len(text) > limit else len(text.encode(errors="surrogatepass"))
+        else:
+            size = len(data) if isinstance(data, bytes | bytearray) else 0
+        if size > limit:
             await self._close(CLOSE_POLICY)
             return
         if not self._bucket.take():
@@ -191,9 +258,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             else:
                 await self._error(None, "rate_limited", "Too many frames; slow down.")
             return
+        if text is None:
+            await self._error(None, "bad_request", "Frames must be JSON text.")
+            return
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting is a RecursionError (audit F6)
             await self._error(None, "bad_request", "Frames must be JSON objects.")
             return
         if not isinstance(frame, dict):
@@ -220,8 +290,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """
         if message.get("type") != "realtime.state":
             return False
+        if self._closed:
+            return True
         sub = self.subs.get(message["topic"])
-        if sub is not None and not self._closed:
+        if sub is None:
+            joining = self._joining.get(message["topic"])
+            if joining is not None:  # its subscribe is reading the snapshot: keep it for then
+                early = joining[1]
+                if len(early) >= MAX_EARLY_STATES:
+                    early[-1] = message
+                else:
+                    early.append(message)
+        else:
             self._offer(
                 sub,
                 (int(message.get("epoch", 0)), int(message["seq"])),
@@ -261,22 +341,36 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._error(key, "too_many_subscriptions", "Subscription limit reached.")
             return
         group = store.keyspace().group(self.caller.tenant_id, topic)
+        early: list[dict[str, Any]] = []
         if sub is None:
             # Join first, then read: a change published in between reaches us through the
-            # group and is de-duplicated by seq, so nothing falls into the gap.
-            await self.channel_layer.group_add(group, self.channel_name)
-        try:
-            snap = await store.asnapshot(self.caller.tenant_id, topic)
-        except RealtimeUnavailable:
-            if sub is None:
+            # group, is held in `early` until the subscription exists, and is then offered
+            # behind the snapshot and de-duplicated by (epoch, seq), so nothing falls into the
+            # gap (audit F16). Noted before joining, so that any way out discards the group.
+            self._joining[key] = (group, early)
+            try:
+                await self.channel_layer.group_add(group, self.channel_name)
+                snap = await store.asnapshot(self.caller.tenant_id, topic)
+            except BaseException as exc:
+                del self._joining[key]
                 await self.channel_layer.group_discard(group, self.channel_name)
-            await self._error(key, "unavailable", "State is temporarily unavailable.")
-            return
+                if isinstance(exc, RealtimeUnavailable):
+                    await self._error(key, "unavailable", "State is temporarily unavailable.")
+                    return
+                raise
+            del self._joining[key]
+        else:
+            try:
+                snap = await store.asnapshot(self.caller.tenant_id, topic)
+            except RealtimeUnavailable:
+                await self._error(key, "unavailable", "State is temporarily unavailable.")
+                return
         if snap is None or not self._visible(snap):
             if sub is None:
                 await self.channel_layer.group_discard(group, self.channel_name)
             else:
-                del self.subs[key]
+                # The topic vanished or is hidden now: leave its group too (audit F17).
+                await self._drop(key)
             await self._error(key, "not_found", "No such topic.")
             return
         if sub is None:
@@ -303,6 +397,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             sub.terminal = False
             await self._send_json(protocol.subscribed(key, snap.seq, snap.epoch))
             watchdog.request_repair(self)
+        for message in early:  # what was published while the snapshot was read (F16)
+            self.deliver_state(message)
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         raw_topic = frame.get("topic")
@@ -311,11 +407,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except InvalidTopic:
             await self._error(raw_topic, "bad_request", "Not a topic.")
             return
+        await self._drop(key)
+        await self._send_json(protocol.unsubscribed(key))
+
+    async def _drop(self, key: str) -> None:
+        """Stop watching a topic: the subscription, its queued frames and its group."""
         sub = self.subs.pop(key, None)
         self._forget_frames(key)
         if sub is not None:
             await self.channel_layer.group_discard(sub.group, self.channel_name)
-        await self._send_json(protocol.unsubscribed(key))
 
     async def _reauthenticate(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")
@@ -333,9 +433,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.caller = caller
         for key, sub in list(self.subs.items()):  # a role change may hide topics
             if not sees_topic(caller, owner_id=sub.owner_id):
-                del self.subs[key]
-                self._forget_frames(key)
-                await self.channel_layer.group_discard(sub.group, self.channel_name)
+                await self._drop(key)
                 await self._error(key, "not_found", "No such topic.")
         self._arm_token_timers()
         await self._send_json(protocol.auth_ok(caller.expires_at))
@@ -427,6 +525,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         )
         if self._sender_task is not None:
             self._sender_task.cancel()
+        self._drop_queues()  # what it did not read is freed now, not at the disconnect
         await self._close(CLOSE_POLICY)
 
     async def repair(self, topic: Topic) -> bool:
@@ -490,9 +589,35 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _close(self, code: int) -> None:
         if not self._closed:
             self._closed = True
-            # A stuck transport must not hold the dispatch loop: bounded wait to say goodbye.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.close(code), timeout=1)
+            # A stuck transport must not hold the dispatch loop: bounded wait to say goodbye,
+            # and a client that cannot take the close frame has its connection aborted (F9).
+            try:
+                await asyncio.wait_for(self.close(code), timeout=CLOSE_WAIT)
+            except Exception:  # noqa: BLE001 - timed out, or the client is already gone
+                self._abort_transport()
+
+    def _abort_transport(self) -> None:
+        """Drop the TCP connection now, with whatever it could not send.
+
+        ASGI has no abort message, and closing a transport waits for its write buffer to drain,
+        which a client that does not read never lets happen. uvicorn's ``send`` is a method of
+        its connection protocol, which holds the asyncio transport: abort that. The server then
+        reports the disconnect, and :meth:`__call__` releases the rest. On a server whose
+        ``send`` exposes no transport (daphne) this does nothing, and its own timeouts apply.
+        The ``Protocol.transport`` attribute is uvicorn's, not part of ASGI: tests/integration/
+        realtime/test_stalled_reader_server.py pins it against a real server process.
+        """
+        server_protocol = getattr(self.base_send, "__self__", None)
+        transport = getattr(server_protocol, "transport", None)
+        abort = getattr(transport, "abort", None)
+        if callable(abort):
+            # Linger 0: the kernel resets the connection and drops its send queue too, rather
+            # than keeping it (and a FIN behind it) for a peer whose window never opens.
+            raw: Any = getattr(transport, "get_extra_info", lambda _name: None)("socket")
+            with contextlib.suppress(AttributeError, OSError):
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            logger.info("websocket transport aborted: the close frame could not be sent")
+            abort()
 
 
 def _count(value: object) -> bool:

@@ -73,6 +73,10 @@ def test_uvicorn_is_the_default_and_daphne_is_chosen_by_the_environment() -> Non
         "127.0.0.1",
         "-p",
         "8123",
+        "--websocket-max-message-size",
+        str(devrun.WS_MAX_SIZE),
+        "--websocket-max-frame-size",
+        str(devrun.WS_MAX_SIZE),
         devrun.ASGI_APP,
     ]
 
