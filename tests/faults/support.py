@@ -237,6 +237,10 @@ class Processes:
         self.started.append(process)
         return process
 
+    def relay(self, *args: str, **env: str) -> Process:
+        """The outbox relay (``manage.py relay_outbox``, workers/relay.py)."""
+        return self.spawn("relay", [sys.executable, "manage.py", "relay_outbox", *args], **env)
+
     def worker(self, queue: str = "messaging", *args: str, **env: str) -> Process:
         argv = [sys.executable, "manage.py", "run_worker", "--queue", queue, *args]
         return self.spawn(f"worker-{queue}", argv, **env)
@@ -319,8 +323,10 @@ class Watcher:
     seq: int = 0
     frames: int = 0
     dropped: int = 0  # state frames not above the held (epoch, seq)
+    error: str | None = None  # the code of the last error frame about the topic
     reconnects: int = 0
-    terminal_at: float | None = None
+    terminal_at: float | None = None  # monotonic
+    terminal_wall: float | None = None  # time.time(), to compare with database timestamps
 
 
 class Watchers:
@@ -343,7 +349,7 @@ class Watchers:
         ready = threading.Event()
         asyncio.run_coroutine_threadsafe(self._run(watcher, ready), self._loop)
         if not ready.wait(subscribed_timeout):
-            raise AssertionError(f"watcher of {topic} never got its first state")
+            raise AssertionError(f"watcher of {topic} got no answer (state, subscribed or error)")
         return watcher
 
     async def _run(self, watcher: Watcher, ready: threading.Event) -> None:
@@ -364,7 +370,9 @@ class Watchers:
                     await socket_.send(json.dumps(frame))
                     async for raw in socket_:
                         message = json.loads(raw)
-                        if message.get("type") in ("state", "subscribed"):
+                        if message.get("type") == "error":
+                            watcher.error = message.get("code")
+                        if message.get("type") in ("state", "subscribed", "error"):
                             ready.set()
                         if message.get("type") == "state":
                             self._take(watcher, message)
@@ -382,7 +390,7 @@ class Watchers:
         (watcher.epoch, watcher.seq), watcher.status = position, state["status"]
         watcher.frames += 1
         if state["status"] in ("DONE", "FAILED"):
-            watcher.terminal_at = time.monotonic()
+            watcher.terminal_at, watcher.terminal_wall = time.monotonic(), time.time()
 
     def statuses(self) -> list[str | None]:
         return [w.status for w in self.watchers]
