@@ -101,7 +101,7 @@ async def test_async_publish_and_read_are_redis_unavailable_too(broken: RedisFau
         with pytest.raises(RealtimeUnavailable):
             await store.asnapshot(TENANT, topic)
         with pytest.raises(RealtimeUnavailable):
-            await store.aseqs_many([(TENANT, topic)])
+            await store.apositions_many([(TENANT, topic)])
 
 
 @pytest.mark.django_db
