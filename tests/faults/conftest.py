@@ -8,6 +8,7 @@ kills processes and waits out timeouts on purpose.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -48,6 +49,9 @@ from workers import sqs
 
 # Short enough that a blackholed call gives up quickly, long enough for a busy 2-core machine.
 FAULT_SOCKET_TIMEOUT = 1.5
+# The suite runs up to fifty unfinished jobs of one user: far over the job quota, which is not
+# under test here (tests/integration covers it).
+SUITE_JOB_QUOTA = 500
 
 
 @pytest.fixture
@@ -243,8 +247,51 @@ class FaultStack:
 
     PACE = "0.3"
 
-    def worker(self, **env: str) -> Process:
-        return self.processes.worker("messaging", **env)
+    def worker(self, *args: str, **env: str) -> Process:
+        return self.processes.worker("messaging", *args, **env)
+
+    def relay(self, **env: str) -> Process:
+        """The outbox relay, quick: a pass every 0.5 s, rows left 1 s to their own sender."""
+        return self.processes.relay("--interval", "0.5", "--grace", "1", **env)
+
+    def worker_redis(self, proxy: FaultProxy) -> dict[str, str]:
+        """Environment for a process that reaches Redis through its own ``proxy``."""
+        return {"REDIS_URL": self.redis.url(port=proxy.port)}
+
+    def get_job(self, member: Member, job: Job) -> dict[str, object]:
+        """The job's record through the server's detail endpoint (which repairs Redis on read)."""
+        port = self.server_port or self.server()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/jobs/{job.job_id}/",
+            headers={"Authorization": f"Bearer {member.access_token()}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            return dict(json.loads(response.read()))
+
+    def post_job(self, member: Member, recipients: int = 8) -> tuple[int, dict[str, object]]:
+        """Create a job through the ASGI server's API, as a browser does: (status, body)."""
+        port = self.server_port or self.server()
+        body = json.dumps(
+            {
+                "job_type": "messaging.send",
+                "payload": {
+                    "subject": "Fault drill",
+                    "body": "Class at ten.",
+                    "recipients": [f"s{i}@example.com" for i in range(recipients)],
+                },
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/jobs/",
+            data=body,
+            method="POST",
+            headers={
+                "Authorization": f"Bearer {member.access_token()}",
+                "Content-Type": "application/json",
+            },
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
 
     def server(self) -> int:
         self.server_port = self.server_port or devservices.free_port()
@@ -361,7 +408,13 @@ def stack(
         "WORKER_DLQ_SWEEP_INTERVAL": "0",
         "REALTIME_RESYNC_INTERVAL": "1",
         "LOG_LEVEL": "INFO",
+        # One user holds every watcher of a scenario (up to 200 sockets): past the per-user cap.
+        "REALTIME_MAX_CONNECTIONS_PER_USER": "1000",
+        "JOB_ACTIVE_MAX_PER_USER": str(SUITE_JOB_QUOTA),
+        "JOB_ACTIVE_MAX_PER_TENANT": str(SUITE_JOB_QUOTA),
     }
+    quotas = (settings.JOB_ACTIVE_MAX_PER_USER, settings.JOB_ACTIVE_MAX_PER_TENANT)
+    settings.JOB_ACTIVE_MAX_PER_USER = settings.JOB_ACTIVE_MAX_PER_TENANT = SUITE_JOB_QUOTA
     processes = Processes(env=env, logs=tmp_path)
     stack = FaultStack(
         redis=server,
@@ -374,5 +427,6 @@ def stack(
         yield stack
     finally:
         processes.stop_all()
+        settings.JOB_ACTIVE_MAX_PER_USER, settings.JOB_ACTIVE_MAX_PER_TENANT = quotas
         dispatch.queue_urls_forget()
         print(processes.tails())  # noqa: T201 - shown by pytest when a scenario failed

@@ -237,6 +237,10 @@ class Processes:
         self.started.append(process)
         return process
 
+    def relay(self, *args: str, **env: str) -> Process:
+        """The outbox relay (``manage.py relay_outbox``, workers/relay.py)."""
+        return self.spawn("relay", [sys.executable, "manage.py", "relay_outbox", *args], **env)
+
     def worker(self, queue: str = "messaging", *args: str, **env: str) -> Process:
         argv = [sys.executable, "manage.py", "run_worker", "--queue", queue, *args]
         return self.spawn(f"worker-{queue}", argv, **env)
@@ -315,16 +319,22 @@ def timer() -> Iterator[Callable[[], float]]:
 class Watcher:
     topic: str
     status: str | None = None
+    epoch: int = 0
     seq: int = 0
     frames: int = 0
+    dropped: int = 0  # state frames not above the held (epoch, seq)
+    error: str | None = None  # the code of the last error frame about the topic
     reconnects: int = 0
-    terminal_at: float | None = None
+    terminal_at: float | None = None  # monotonic
+    terminal_wall: float | None = None  # time.time(), to compare with database timestamps
 
 
 class Watchers:
     """One WebSocket per watched topic, each in its own task on a background loop: subscribe,
-    keep the latest state, and on any disconnect reconnect and resubscribe with ``since``
-    (PROTOCOL.md §4), as the browser client does."""
+    keep the latest state, and on any disconnect reconnect and resubscribe with ``since`` and
+    ``epoch`` (PROTOCOL.md §4), as the browser client does. States are ordered by
+    ``(epoch, seq)`` (§6): a larger epoch wins whatever its seq, anything else not above the
+    held position is dropped."""
 
     def __init__(self, url: str, token: str, origin: str) -> None:
         self.url, self.token, self.origin = url, token, origin
@@ -339,7 +349,7 @@ class Watchers:
         ready = threading.Event()
         asyncio.run_coroutine_threadsafe(self._run(watcher, ready), self._loop)
         if not ready.wait(subscribed_timeout):
-            raise AssertionError(f"watcher of {topic} never got its first state")
+            raise AssertionError(f"watcher of {topic} got no answer (state, subscribed or error)")
         return watcher
 
     async def _run(self, watcher: Watcher, ready: threading.Event) -> None:
@@ -356,21 +366,31 @@ class Watchers:
                 ) as socket_:
                     frame: dict[str, Any] = {"type": "subscribe", "topic": watcher.topic}
                     if watcher.seq:
-                        frame["since"] = watcher.seq
+                        frame["since"], frame["epoch"] = watcher.seq, watcher.epoch
                     await socket_.send(json.dumps(frame))
                     async for raw in socket_:
                         message = json.loads(raw)
-                        if message.get("type") in ("state", "subscribed"):
+                        if message.get("type") == "error":
+                            watcher.error = message.get("code")
+                        if message.get("type") in ("state", "subscribed", "error"):
                             ready.set()
-                        if message.get("type") == "state" and message["seq"] > watcher.seq:
-                            watcher.seq, watcher.status = message["seq"], message["status"]
-                            watcher.frames += 1
-                            if message["status"] in ("DONE", "FAILED"):
-                                watcher.terminal_at = time.monotonic()
+                        if message.get("type") == "state":
+                            self._take(watcher, message)
             except (TimeoutError, OSError, WebSocketException):
                 pass
             watcher.reconnects += 1
             await asyncio.sleep(0.5)
+
+    @staticmethod
+    def _take(watcher: Watcher, state: dict[str, Any]) -> None:
+        position = (int(state.get("epoch", 0)), int(state["seq"]))
+        if position <= (watcher.epoch, watcher.seq):
+            watcher.dropped += 1
+            return
+        (watcher.epoch, watcher.seq), watcher.status = position, state["status"]
+        watcher.frames += 1
+        if state["status"] in ("DONE", "FAILED"):
+            watcher.terminal_at, watcher.terminal_wall = time.monotonic(), time.time()
 
     def statuses(self) -> list[str | None]:
         return [w.status for w in self.watchers]
