@@ -22,6 +22,8 @@ from typing import Generic, TypeVar
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KEY = re.compile(r"(-?[0-9]{1,19})\.([0-9]{1,19})")
+# The URL-safe base64 alphabet without padding: the decoder would otherwise skip other bytes.
+_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 # Longer than any cursor this module writes (two 19-digit numbers in base64).
 CURSOR_MAX_LENGTH = 64
 # PostgreSQL's bigint: an id beyond it can never match a row, and would overflow the query.
@@ -48,7 +50,7 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
-        if not text or len(text) > CURSOR_MAX_LENGTH:
+        if len(text) > CURSOR_MAX_LENGTH or _TEXT.fullmatch(text) is None:
             raise InvalidCursor(text)
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")

@@ -3,9 +3,9 @@
 ``GET /api/v1/jobs/`` and ``GET /media/videos/`` (PROTOCOL.md §5) answer
 ``{"results": [...], "next_cursor": "..." | null, "next": "<path>?…" | null}``. The query takes
 ``cursor`` (from ``next_cursor``) and ``page_size`` (1 to ``LIST_PAGE_SIZE_MAX``, default
-``LIST_PAGE_SIZE``) besides each list's filters. An empty value (``?status=``) means the
-parameter is absent, so a client may fill a URL template; any other value that is not valid is
-``400 invalid`` with the parameter in ``fields``.
+``LIST_PAGE_SIZE``) besides each list's filters. A value that is not valid, an empty one
+(``?status=``) included, is ``400 invalid`` with the parameter in ``fields``: an absent filter
+is left out of the URL, never sent empty, so the document's types are exactly what is accepted.
 """
 
 from __future__ import annotations
@@ -48,14 +48,12 @@ class ListQuerySerializer(serializers.Serializer):
 
 
 def query_data(request: Request, *, repeated: Iterable[str] = ()) -> dict[str, Any]:
-    """The query string as serializer input, without empty values; ``repeated`` names
-    parameters that may be given several times (a list of values)."""
+    """The query string as serializer input; ``repeated`` names parameters that may be given
+    several times (a list of values). Empty values are kept, for the serializer to refuse."""
     many = frozenset(repeated)
     data: dict[str, Any] = {}
     for name in request.query_params:
-        values = [value for value in request.query_params.getlist(name) if value != ""]
-        if not values:
-            continue
+        values = request.query_params.getlist(name)
         data[name] = values if name in many else values[-1]
     return data
 
@@ -74,7 +72,6 @@ def next_link(request: Request, cursor: Cursor | None) -> str | None:
         for name in request.query_params
         if name != "cursor"
         for value in request.query_params.getlist(name)
-        if value != ""
     ]
     return f"{request.path}?{urlencode([*kept, ('cursor', cursor.encode())])}"
 
@@ -93,10 +90,14 @@ def path_of(name: str, kwarg: str) -> Callable[[uuid.UUID], str]:
 # --- OpenAPI --------------------------------------------------------------------------------
 CURSOR_PARAMETER = OpenApiParameter(
     "cursor",
-    str,
+    # Opaque: the alphabet and length are all a schema can say; any other text is 400.
+    {"type": "string", "pattern": rf"^[A-Za-z0-9_-]{{1,{CURSOR_MAX_LENGTH}}}$"},
     OpenApiParameter.QUERY,
-    description="`next_cursor` of the previous page; absent for the first (newest) page.",
+    description="`next_cursor` of the previous page; absent for the first (newest) page. "
+    "Only a cursor this server wrote is accepted.",
 )
+
+
 PAGE_SIZE_PARAMETER = OpenApiParameter(
     "page_size",
     # LIST_PAGE_SIZE_MAX's default; a deployment that raises it documents the default range.

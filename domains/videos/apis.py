@@ -351,7 +351,7 @@ class VideoListApi(APIView):
         parameters=[
             OpenApiParameter(
                 "session_id",
-                int,
+                {"type": "integer", "minimum": 1, "maximum": SESSION_ID_MAX},
                 OpenApiParameter.QUERY,
                 description="Only the videos of this lecture session (1 to 2^63 - 1).",
             ),

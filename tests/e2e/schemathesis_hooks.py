@@ -8,17 +8,24 @@ form fields, the headers) stays as generated, and negative cases are left alone.
 Likewise a video registration's ``filename`` must end with an extension of its
 ``content_type`` and its ``size`` stay under ``VIDEO_UPLOAD_MAX_BYTES``, a relation between
 fields that a schema cannot state: positive cases get an accepted type, name and size.
+
+A list's ``cursor`` is opaque: the schema gives its alphabet and length, but only a cursor the
+server wrote is one. Positive cases that carry a cursor get a real one (of a row that does not
+exist, so the page is simply empty).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import schemathesis
 
+from domains.common.cursors import Cursor
 from project.demo import sample_students_xlsx
 
 _WORKBOOK = sample_students_xlsx(5)
+_CURSOR = Cursor(created_at=datetime(2026, 1, 1, tzinfo=UTC), id=1).encode()
 
 
 @schemathesis.hook
@@ -45,4 +52,11 @@ def map_case(context: Any, case: Any) -> Any:
             "content_type": "video/mp4",
             "size": 1_000_000,
         }
+    if (
+        meta is not None
+        and meta.generation.mode.is_positive
+        and isinstance(case.query, dict)
+        and case.query.get("cursor")
+    ):
+        case.query = {**case.query, "cursor": _CURSOR}
     return case

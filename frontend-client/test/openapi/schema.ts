@@ -776,7 +776,7 @@ export interface operations {
     jobs_list: {
         parameters: {
             query?: {
-                /** @description `next_cursor` of the previous page; absent for the first (newest) page. */
+                /** @description `next_cursor` of the previous page; absent for the first (newest) page. Only a cursor this server wrote is accepted. */
                 cursor?: string;
                 /** @description Only jobs of this type. */
                 job_type?: "excel_import" | "messaging.send" | "video_encode";
@@ -1135,7 +1135,7 @@ export interface operations {
     videos_list: {
         parameters: {
             query?: {
-                /** @description `next_cursor` of the previous page; absent for the first (newest) page. */
+                /** @description `next_cursor` of the previous page; absent for the first (newest) page. Only a cursor this server wrote is accepted. */
                 cursor?: string;
                 /** @description Rows per page: 1 to `LIST_PAGE_SIZE_MAX` (100 by default); `LIST_PAGE_SIZE` (20 by default) when absent. */
                 page_size?: number;

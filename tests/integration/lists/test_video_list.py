@@ -76,7 +76,6 @@ def test_a_cursor_continues_where_its_page_ended_whatever_was_uploaded_since(
         ("status=PROCESSING", ["s2_processing"]),
         ("status=PROCESSING&status=UPLOADED", ["s2_processing", "s1_uploaded"]),
         ("session_id=3", []),
-        ("session_id=", ["s2_processing", "s1_ready", "s1_uploaded"]),
     ],
 )
 def test_filters_narrow_the_list(
@@ -104,6 +103,7 @@ def test_filters_narrow_the_list(
     [
         ("session_id=abc", "session_id"),
         ("session_id=0", "session_id"),
+        ("session_id=", "session_id"),
         (f"session_id={2**63}", "session_id"),
         ("status=DONE", "status"),
         ("cursor=%00", "cursor"),

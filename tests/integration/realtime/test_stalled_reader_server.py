@@ -26,7 +26,7 @@ from project import devrun, devservices
 from realtime import store
 from realtime.keys import Topic
 from realtime.state import Change, Progress
-from tests.integration.realtime.conftest import ALPHA, make_token
+from tests.support.tokens import ALPHA, make_token
 
 SEND_TIMEOUT = 2.0
 RESYNC_INTERVAL = 1.0

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from realtime import store
 from realtime.keys import Topic
 from realtime.state import Change
-from tests.integration.realtime.conftest import ALPHA, make_token
 from tests.integration.realtime.ws_support import (
     connected,
     consumer_memberships,
@@ -29,6 +28,7 @@ from tests.integration.realtime.ws_support import (
     redis_subscribers,
     subscription_count,
 )
+from tests.support.tokens import ALPHA, make_token
 
 TOPIC_SLOT = "<topic>"  # replaced by the example's real topic
 

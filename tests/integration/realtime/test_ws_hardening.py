@@ -21,7 +21,6 @@ from realtime import store
 from realtime.clients import async_redis
 from realtime.keys import Topic
 from realtime.state import Change
-from tests.integration.realtime.conftest import ALPHA, BETA, make_token
 from tests.integration.realtime.ws_support import (
     ORIGIN,
     connected,
@@ -31,6 +30,7 @@ from tests.integration.realtime.ws_support import (
     redis_subscribers,
     subscription_count,
 )
+from tests.support.tokens import ALPHA, BETA, make_token
 
 
 @pytest.fixture(autouse=True)
