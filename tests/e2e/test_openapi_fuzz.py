@@ -23,7 +23,13 @@ from domains.videos.models import Video
 from realtime.identity import Role
 from tests.support.e2e import BASE_DIR, Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    # A run takes ~45 s on an idle machine; the subprocess has its own bound (below).
+    pytest.mark.timeout(900),
+]
 
 PASSWORD = "fuzz-password-1"
 MAX_EXAMPLES = 25
