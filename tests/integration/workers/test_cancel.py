@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
 from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import Job, JobResult
+from domains.jobs.uploads import imports_bucket_ensure
+from domains.students.models import Student
 from domains.tenants.models import Tenant
 from realtime import store
 from realtime.clients import sync_redis
@@ -26,6 +30,7 @@ from realtime.identity import Role
 from realtime.keys import Topic
 from tests.support.handlers import Gate, PausingHandler
 from tests.support.members import Member, member_of
+from tests.support.workbooks import large_xlsx_bytes
 from tests.support.workers import (
     Outage,
     ThreadWorker,
@@ -34,8 +39,11 @@ from tests.support.workers import (
     fast_config,
     job_row,
     queue_counts,
+    thread_worker,
     wait_for,
 )
+from workers.config import queue_config
+from workers.handlers.excel_import import ExcelImportHandler
 from workers.handlers.messaging import MessagingSendHandler
 from workers.relay import Relay
 
@@ -232,6 +240,49 @@ def test_a_finished_job_cannot_be_cancelled(alpha_staff: Member) -> None:
     row = job_row(job.job_id)
     assert (row.status, row.cancel_requested) == ("DONE", False)
     assert (snapshot(job)["status"], snapshot(job)["cancel_requested"]) == ("DONE", False)
+
+
+def test_an_excel_import_stops_between_chunks_and_keeps_the_committed_ones(
+    alpha_staff: Member,
+) -> None:
+    # given an import of 1,200 students (chunks of 500) held right after its first chunk
+    imports_bucket_ensure()
+    handler = PausingHandler(
+        ExcelImportHandler(), pause_when=lambda f: f["step"] == "write" and f["percent"] > 30
+    )
+    config = replace(
+        queue_config(QueueKind.AI),
+        visibility_timeout=6,
+        lease_seconds=5,
+        heartbeat_interval=1.0,
+        max_runtime=120,
+        max_visibility=300,
+    )
+    holder = thread_worker(QueueKind.AI, {"excel_import": handler}, config)
+    try:
+        form = {
+            "job_type": "excel_import",
+            "file": SimpleUploadedFile("students.xlsx", large_xlsx_bytes(1_200)),
+            "initial_password": "first-login-2025",
+        }
+        created = client_for(alpha_staff).post("/api/v1/jobs/", form, format="multipart")
+        assert created.status_code == 202, created.json()
+        job = job_row(created.json()["job_id"])
+        assert handler.reached.wait(60)
+
+        # when a cancel is requested while the first chunk's progress is reported
+        response = cancel(alpha_staff, job.job_id)
+
+        # then the import ends CANCELLED with the first chunk's 500 students written and kept
+        assert response.status_code == 202
+        assert ended(job, timeout=60).status == "CANCELLED"
+    finally:
+        holder.stop()
+    assert Student.objects.filter(tenant_id=alpha_staff.tenant.id).count() == 500
+    assert not JobResult.objects.filter(job__job_id=job.job_id).exists()
+    state = snapshot(job)
+    assert (state["status"], state["cancel_requested"]) == ("CANCELLED", True)
+    wait_for(lambda: job_row(job.job_id).terminal_published_at is not None)
 
 
 # --- who may cancel -----------------------------------------------------------------------------
