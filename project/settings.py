@@ -309,6 +309,9 @@ WORKER_DLQ_SWEEP_INTERVAL = env.float("WORKER_DLQ_SWEEP_INTERVAL", default=60.0)
 WORKER_REPUBLISH_INTERVAL = env.float("WORKER_REPUBLISH_INTERVAL", default=2.0)
 # The supervisor's clock: heartbeats and time limits are checked this often.
 WORKER_TICK = env.float("WORKER_TICK", default=0.5)
+# How often a worker reads its running jobs' cancel requests from Redis (one pipelined read;
+# 0 = only at heartbeats, from the database, which also covers a Redis that lost the flag).
+WORKER_CANCEL_CHECK_INTERVAL = env.float("WORKER_CANCEL_CHECK_INTERVAL", default=1.0)
 # The outbox relay (manage.py relay_outbox, docs/adr/0011-the-job-row-is-the-outbox.md): how
 # often it looks for unsent messages and unpublished terminal states, how many rows a pass
 # takes, and how long a row is left to the process that committed it before the relay steps in.

@@ -70,8 +70,8 @@ ErrorCode = Literal[
     "not_found", "bad_request", "rate_limited", "too_many_subscriptions", "unavailable"
 ]
 
-JobStatus = Literal["PENDING", "PROCESSING", "DONE", "FAILED"]
-VideoStatus = Literal["UPLOADED", "PROCESSING", "READY", "FAILED"]
+JobStatus = Literal["PENDING", "PROCESSING", "DONE", "FAILED", "CANCELLED"]
+VideoStatus = Literal["UPLOADED", "PROCESSING", "READY", "FAILED", "CANCELLED"]
 
 
 # --- the state document (§3) ------------------------------------------------------------------
@@ -94,6 +94,7 @@ class JobDocument(TypedDict):
     status: JobStatus
     progress: ProgressDocument | None  # null before any progress and once terminal
     error: str | None
+    cancel_requested: bool  # a cancel was asked for; the worker ends the job CANCELLED
     updated_at: int  # epoch milliseconds, Redis' clock
     job_type: str | None
     result_in_db: bool  # the result was too large for Redis: read the detail endpoint
@@ -107,6 +108,7 @@ class VideoDocument(TypedDict):
     status: VideoStatus
     progress: ProgressDocument | None
     error: str | None
+    cancel_requested: bool
     updated_at: int
     hls_path: str | None
     duration: float | None  # seconds

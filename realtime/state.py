@@ -18,10 +18,10 @@ from realtime.keys import Topic, TopicKind
 RESULT_MAX_BYTES = 10_240
 RUNNING_TTL_SECONDS = 21_600
 
-JOB_STATUSES = ("PENDING", "PROCESSING", "DONE", "FAILED")
-VIDEO_STATUSES = ("UPLOADED", "PROCESSING", "READY", "FAILED")
+JOB_STATUSES = ("PENDING", "PROCESSING", "DONE", "FAILED", "CANCELLED")
+VIDEO_STATUSES = ("UPLOADED", "PROCESSING", "READY", "FAILED", "CANCELLED")
 STATUSES = {TopicKind.JOB: JOB_STATUSES, TopicKind.VIDEO: VIDEO_STATUSES}
-TERMINAL_STATUSES = frozenset({"DONE", "FAILED", "READY"})
+TERMINAL_STATUSES = frozenset({"DONE", "FAILED", "READY", "CANCELLED"})
 
 PROGRESS_FIELDS = (
     "percent",
@@ -72,6 +72,9 @@ class Change:
     result_in_db: bool = False
     hls_path: str | None = None
     duration: float | None = None
+    # True records a cancel request (PROTOCOL.md §2); False leaves the stored flag as it is,
+    # since a request is never withdrawn.
+    cancel_requested: bool = False
 
     @property
     def is_progress_only(self) -> bool:
@@ -103,6 +106,8 @@ class Change:
                 body["result"] = encoded
         if self.result_in_db:
             body["result_in_db"] = True
+        if self.cancel_requested:
+            body["cancel_requested"] = True
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 

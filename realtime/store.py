@@ -278,6 +278,22 @@ def snapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
         return _snapshot(topic, _sync_script()(keys=keys, args=args))
 
 
+def cancel_requests_many(pairs: Sequence[tuple[int, Topic]]) -> list[bool]:
+    """Whether each (tenant, topic)'s state records a cancel request, in one pipelined trip.
+
+    The worker's supervisor reads its running jobs this way (PROTOCOL.md §2); a topic Redis
+    does not hold reads False (the database's flag, read at each heartbeat, covers it).
+    """
+    if not pairs:
+        return []
+    space = keyspace()
+    with _unavailable_as_one_error(), sync_redis().pipeline(transaction=False) as pipe:
+        for tenant_id, topic in pairs:
+            pipe.hget(space.status_key(tenant_id, topic), "cancel_requested")
+        replies = pipe.execute()
+    return [_text(reply) == "1" if reply is not None else False for reply in replies]
+
+
 # --- async ----------------------------------------------------------------------------------
 _async_scripts: dict[int, AsyncScript] = {}
 

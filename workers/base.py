@@ -3,7 +3,8 @@
 A handler implements one ``run(job, progress) -> dict`` (STYLE.md §9): parse the payload, call a
 service, report progress, return the result. It never touches Redis, SQS or job rows; it
 raises :class:`PermanentError` for a job that can never succeed, lets any other exception
-propagate for a retry, and stops when the progress API raises :class:`LeaseLost`.
+propagate for a retry, and stops when the progress API raises :class:`LeaseLost` or
+:class:`JobCancelled` (a cancel request: the job ends CANCELLED).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from domains.jobs.dispatch import QueueKind
-from domains.jobs.errors import LeaseLost, PermanentError
+from domains.jobs.errors import JobCancelled, LeaseLost, PermanentError
 from realtime.keys import Topic
 from realtime.state import Change, Progress
 from realtime.throttle import ProgressThrottle
 
-__all__ = ["Handler", "JobProgress", "JobRun", "LeaseLost", "PermanentError"]
+__all__ = ["Handler", "JobCancelled", "JobProgress", "JobRun", "LeaseLost", "PermanentError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,20 +50,36 @@ class JobProgress:
     throttle coalesces them to one publish per topic per ``REALTIME_PROGRESS_INTERVAL``.
     """
 
-    def __init__(self, *, job: JobRun, throttle: ProgressThrottle, lost: threading.Event) -> None:
+    def __init__(
+        self,
+        *,
+        job: JobRun,
+        throttle: ProgressThrottle,
+        lost: threading.Event,
+        cancelled: threading.Event | None = None,
+    ) -> None:
         self._job = job
         self._throttle = throttle
         self._lost = lost
+        self._cancelled = threading.Event() if cancelled is None else cancelled
 
     @property
     def lease_lost(self) -> bool:
         """True once this attempt no longer owns the job; the handler should stop."""
         return self._lost.is_set()
 
+    @property
+    def cancel_requested(self) -> bool:
+        """True once the worker has seen a cancel request; the handler should stop."""
+        return self._cancelled.is_set()
+
     def check(self) -> None:
-        """Raise :class:`LeaseLost` if this attempt no longer owns the job."""
+        """Raise :class:`LeaseLost` if this attempt no longer owns the job, else
+        :class:`JobCancelled` if the job was asked to stop. Call it between units of work."""
         if self._lost.is_set():
             raise LeaseLost(f"attempt {self._job.attempt} of job {self._job.job_id} lost its lease")
+        if self._cancelled.is_set():
+            raise JobCancelled(f"job {self._job.job_id} was asked to stop")
 
     def update(
         self,

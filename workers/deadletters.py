@@ -53,7 +53,14 @@ SWEEP_VISIBILITY = 90
 # A long poll: on AWS an empty short poll does not mean an empty queue (it samples servers).
 SWEEP_WAIT_SECONDS = 1
 
-DELETED = frozenset({DeadLetterResult.FAILED, DeadLetterResult.FINISHED, DeadLetterResult.MISSING})
+DELETED = frozenset(
+    {
+        DeadLetterResult.FAILED,
+        DeadLetterResult.CANCELLED,
+        DeadLetterResult.FINISHED,
+        DeadLetterResult.MISSING,
+    }
+)
 
 
 @dataclass

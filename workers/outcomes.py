@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from realtime.throttle import ProgressThrottle
-from workers.base import JobProgress, JobRun, LeaseLost, PermanentError
+from workers.base import JobCancelled, JobProgress, JobRun, LeaseLost, PermanentError
 from workers.registry import Registered
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,12 @@ class Lost:
     :class:`Errored` if the slot still runs (the runner normally abandoned it first)."""
 
 
-Outcome = Done | Failed | Errored | Lost
+@dataclass(frozen=True, slots=True)
+class Cancelled:
+    """The handler stopped on a cancel request (``JobCancelled``): the job is CANCELLED."""
+
+
+Outcome = Done | Failed | Errored | Lost | Cancelled
 
 
 def attempt_run(
@@ -57,6 +62,7 @@ def attempt_run(
     registered: Registered | None,
     throttle: ProgressThrottle,
     lost: threading.Event,
+    cancelled: threading.Event | None = None,
 ) -> Outcome:
     """Validate the stored payload again, run the handler, and say how it ended."""
     try:
@@ -67,11 +73,13 @@ def attempt_run(
             logger.error("stored payload is invalid: %s", serializer.errors)
             raise PermanentError("The job's payload is not valid.")
         run = replace(run, payload=dict(serializer.validated_data))
-        progress = JobProgress(job=run, throttle=throttle, lost=lost)
+        progress = JobProgress(job=run, throttle=throttle, lost=lost, cancelled=cancelled)
         result = registered.handler.run(run, progress)
         _check_result(result)
     except LeaseLost:
         return Lost()
+    except JobCancelled:
+        return Cancelled()
     except PermanentError as exc:
         return Failed(str(exc) or "The job failed.")
     except Exception as exc:

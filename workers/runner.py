@@ -10,8 +10,8 @@
   after commit, delete the message;
 - the **slots** (``workers/slots.py``): the state machine CLAIMING → RUNNING → FINISHING |
   ABANDONED that the job threads, the supervisor and the shutdown share;
-- the **supervisor** (``workers/supervisor.py``): heartbeats, time limits, republishing and
-  the dead-letter sweep (``workers/deadletters.py``);
+- the **supervisor** (``workers/supervisor.py``): heartbeats, time limits, cancel requests,
+  republishing and the dead-letter sweep (``workers/deadletters.py``);
 - :meth:`Worker.shutdown`: the grace period, then releasing what still runs.
 
 A worker holds at most ``concurrency + 1`` database connections (``workers/connections.py``
@@ -49,7 +49,7 @@ from workers.base import Handler, JobRun
 from workers.config import QueueConfig
 from workers.connections import close_all, closing
 from workers.deadletters import DeadLetterSweep
-from workers.outcomes import Done, Errored, Failed, Lost, Outcome, attempt_run
+from workers.outcomes import Cancelled, Done, Errored, Failed, Lost, Outcome, attempt_run
 from workers.poller import Poller
 from workers.registry import Registered, registry_for
 from workers.republish import Republisher
@@ -114,6 +114,7 @@ class Worker:
         tick: float | None = None,
         dlq_sweep_interval: float | None = None,
         republish_interval: float | None = None,
+        cancel_check_interval: float | None = None,
         stuck_exit_after: float = STUCK_EXIT_AFTER,
         clock: Clock = time.monotonic,
     ) -> None:
@@ -133,6 +134,11 @@ class Worker:
         )
         self.republish_interval = (
             settings.WORKER_REPUBLISH_INTERVAL if republish_interval is None else republish_interval
+        )
+        self.cancel_check_interval = (
+            settings.WORKER_CANCEL_CHECK_INTERVAL
+            if cancel_check_interval is None
+            else cancel_check_interval
         )
         self.stuck_exit_after = stuck_exit_after
         self.dlq = dlq
@@ -178,6 +184,7 @@ class Worker:
             republisher=self.republisher,
             tick=self.tick,
             republish_interval=self.republish_interval,
+            cancel_check_interval=self.cancel_check_interval,
             sweep=sweep,
             sweep_interval=self.dlq_sweep_interval,
             clock=clock,
@@ -299,6 +306,7 @@ class Worker:
                         registered=self.registry.get(run.job_type),
                         throttle=self.throttle,
                         lost=slot.lost,
+                        cancelled=slot.cancelled,
                     )
                     self.settle(slot, outcome)
         finally:
@@ -361,6 +369,8 @@ class Worker:
                 self._finish(slot, run, JobStatus.DONE, result=result)
             case Failed(error=error):
                 self._finish(slot, run, JobStatus.FAILED, error=error)
+            case Cancelled():
+                self._finish(slot, run, JobStatus.CANCELLED)
             case Errored() | Lost():
                 if slot.message.receive_count >= self.max_receive_count:
                     self._give_up(slot, run)
@@ -426,6 +436,8 @@ class Worker:
             return False
         if status == JobStatus.DONE:
             self.stats.done += 1
+        elif status == JobStatus.CANCELLED:
+            self.stats.cancelled += 1
         else:
             self.stats.failed += 1
         logger.info("job %s in %.3f s", status, self.clock() - slot.started)
@@ -449,9 +461,11 @@ class Worker:
             self.republisher.retry()
         close_all()
         logger.info(
-            "worker stopped: done=%s failed=%s retried=%s released=%s lost=%s timed_out=%s",
+            "worker stopped: done=%s failed=%s cancelled=%s retried=%s released=%s lost=%s "
+            "timed_out=%s",
             self.stats.done,
             self.stats.failed,
+            self.stats.cancelled,
             self.stats.retried,
             self.stats.released,
             self.stats.lost,

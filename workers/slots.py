@@ -75,6 +75,9 @@ class Slot:
     abandon_reason: str = ""
     heartbeats: int = 0
     lost: threading.Event = field(default_factory=threading.Event)
+    # Set by the supervisor when it sees the job's cancel request; the handler then stops and
+    # the job thread settles the job CANCELLED (a RUNNING slot, not an abandoned one).
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     @property
     def run(self) -> JobRun:

@@ -10,6 +10,7 @@ class WorkerStats:
     received: int = 0
     done: int = 0
     failed: int = 0
+    cancelled: int = 0
     retried: int = 0
     released: int = 0
     lost: int = 0

@@ -9,6 +9,10 @@ Every ``tick`` it
   (:meth:`QueueConfig.extension`). A lease that is gone or a receipt handle SQS refuses loses
   the attempt; a failure that may be a hiccup is retried a second later until the lease
   would run out,
+- sees cancel requests (PROTOCOL.md §2): every ``cancel_check_interval`` it reads the running
+  jobs' flags from Redis in one pipelined call, and each heartbeat reads the job row's flag
+  from the database too, so a request is seen within one heartbeat even if Redis lost it; a
+  job asked to stop gets its slot's ``cancelled`` event, and its handler ends it CANCELLED,
 - every ``republish_interval``, retries the terminal states Redis did not take,
 - every ``dlq_sweep_interval``, runs the dead-letter sweep (``workers/deadletters.py``).
 
@@ -27,6 +31,7 @@ from django.db import DatabaseError
 from domains.jobs import services
 from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import JobStatus
+from realtime import store
 from workers.config import QueueConfig
 from workers.connections import closing
 from workers.deadletters import DeadLetterSweep
@@ -53,6 +58,7 @@ class Supervisor:
         sweep: DeadLetterSweep | None,
         sweep_interval: float,
         clock: Clock,
+        cancel_check_interval: float = 0.0,
     ) -> None:
         self.kind = kind
         self.config = config
@@ -62,6 +68,7 @@ class Supervisor:
         self.republisher = republisher
         self.tick = tick
         self.republish_interval = republish_interval
+        self.cancel_check_interval = cancel_check_interval
         self.sweep = sweep if sweep_interval > 0 else None
         self.sweep_interval = sweep_interval
         self.clock = clock
@@ -81,11 +88,14 @@ class Supervisor:
             self._thread.join(timeout=timeout)
 
     def _loop(self) -> None:
-        next_republish = next_sweep = self.clock()
+        next_republish = next_sweep = next_cancel_check = self.clock()
         while not self._done.wait(self.tick):
             try:
                 with closing():
                     now = self.clock()
+                    if self.cancel_check_interval > 0 and now >= next_cancel_check:
+                        next_cancel_check = now + self.cancel_check_interval
+                        self.check_cancel_requests()
                     self.tend(now)
                     if len(self.republisher) and now >= next_republish:
                         next_republish = now + self.republish_interval
@@ -138,6 +148,7 @@ class Supervisor:
                 self.lose(slot, "another attempt took the job over", release_lease=False)
                 return
             slot.lease_until = now + extension.lease
+            self._cancel_checked_in_database(slot)
             try:
                 self.queue.extend(slot.message, extension.visibility)
             except SQS_ERRORS as exc:
@@ -154,6 +165,46 @@ class Supervisor:
             logger.debug(
                 "heartbeat: visible %s s, lease %s s", extension.visibility, extension.lease
             )
+
+    # --- cancel requests ------------------------------------------------------------------------
+    def check_cancel_requests(self) -> None:
+        """Read the cancel flags of the running jobs not yet told, from Redis, in one trip."""
+        waiting = [slot for slot in self.slots.running() if not slot.cancelled.is_set()]
+        if not waiting:
+            return
+        try:
+            flags = store.cancel_requests_many(
+                [(slot.run.tenant_id, slot.run.topic) for slot in waiting]
+            )
+        except store.RealtimeUnavailable as exc:
+            # The heartbeat reads the database's flag: a request is seen at the latest then.
+            logger.debug("cancel requests not read from Redis: %s", exc)
+            return
+        for slot, requested in zip(waiting, flags, strict=True):
+            if requested:
+                self.cancel(slot, "Redis")
+
+    def _cancel_checked_in_database(self, slot: Slot) -> None:
+        if slot.cancelled.is_set():
+            return
+        run = slot.run
+        try:
+            requested = services.job_cancel_requested(
+                run.tenant_id, job_id=run.job_id, attempt=run.attempt
+            )
+        except DatabaseError as exc:
+            logger.warning("cancel request not read, next heartbeat retries: %s", exc)
+            return
+        if requested:
+            self.cancel(slot, "the database")
+
+    def cancel(self, slot: Slot, source: str) -> None:
+        """Tell the slot's handler that its job was asked to stop (once)."""
+        if slot.cancelled.is_set():
+            return
+        slot.cancelled.set()
+        with slot.log_scope():
+            logger.info("cancel requested (seen in %s); the job stops", source)
 
     def lose(self, slot: Slot, reason: str, *, release_lease: bool) -> None:
         """The attempt no longer owns the job: abandon it; if only SQS refused, give the lease

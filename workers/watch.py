@@ -14,7 +14,7 @@ from typing import Any
 from websockets.sync.client import connect
 from websockets.typing import Subprotocol
 
-TERMINAL = {"DONE", "FAILED", "READY"}
+TERMINAL = {"DONE", "FAILED", "READY", "CANCELLED"}
 
 
 def describe(frame: dict[str, Any]) -> str:

@@ -198,4 +198,15 @@ def success_example(name: str, value: Any, *, status: int = 200) -> OpenApiExamp
     return OpenApiExample(name, value=value, response_only=True, status_codes=[str(status)])
 
 
+# The state documents (PROTOCOL.md §3) are components of their own, ``JobState`` and
+# ``VideoState``, added with the progress operations (project/api/schema.py); a DRF view that
+# answers one refers to them by name.
+STATE_COMPONENTS = {"job": "JobState", "video": "VideoState"}
+
+
+def state_document_schema(kind: str) -> dict[str, str]:
+    """The schema of a ``kind`` ("job" or "video") state document, for ``OpenApiResponse``."""
+    return {"$ref": f"#/components/schemas/{STATE_COMPONENTS[kind]}"}
+
+
 # --- authentication -------------------------------------------------------------------------

@@ -144,6 +144,9 @@ class JobDetailApi(APIView):
         status = serializers.CharField()
         attempt = serializers.IntegerField()
         error = serializers.CharField()
+        cancel_requested = serializers.BooleanField(
+            help_text="A cancel was asked for (POST …/cancel/)."
+        )
         result = serializers.SerializerMethodField()
         created_at = serializers.DateTimeField()
         started_at = serializers.DateTimeField(allow_null=True)
@@ -177,6 +180,41 @@ class JobDetailApi(APIView):
         job = services.job_get_for_caller(caller.tenant_id, job_id=job_id, caller=caller)
         services.job_state_repair(caller.tenant_id, job=job)
         return Response(self.OutputSerializer(job).data)
+
+
+class JobCancelApi(APIView):
+    """POST …/cancel/: ask a PENDING or PROCESSING job to stop (PROTOCOL.md §2, §5)."""
+
+    @extend_schema(
+        operation_id="jobs_cancel",
+        request=None,
+        parameters=[openapi.RETRY_AFTER],
+        responses={
+            202: OpenApiResponse(
+                openapi.state_document_schema("job"),
+                description="The request is recorded; the body is the job's state document "
+                "after it: CANCELLED at once for a PENDING job, `cancel_requested` true for a "
+                "running one, which its worker ends CANCELLED within a heartbeat.",
+            ),
+            **openapi.error_responses(
+                schemas.CANCEL_FORBIDDEN,
+                openapi.NOT_FOUND,
+                schemas.CANCEL_FINISHED,
+                schemas.CANCEL_UNAVAILABLE,
+            ),
+        },
+        examples=schemas.CANCEL_EXAMPLES,
+        description="Ask a job to stop. A PENDING job is CANCELLED without running; a "
+        "PROCESSING one stops at its next unit of work (a messaging batch, an import chunk, "
+        "an encode) and ends CANCELLED; what it already committed stays. Staff and admin "
+        "may cancel any job of the tenant, other roles the jobs they started and may start. "
+        "Repeating the request while the job runs changes nothing and answers its state "
+        "again; once the job has ended it answers 409.",
+    )
+    def post(self, request: Request, job_id: uuid.UUID) -> Response:
+        caller = caller_of(request)
+        document = services.job_cancel(caller.tenant_id, job_id=job_id, caller=caller)
+        return Response(document, status=202)
 
 
 class JsonErrorsNegotiation(BaseContentNegotiation):

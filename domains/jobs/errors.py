@@ -16,3 +16,12 @@ class LeaseLost(Exception):
     Raised by the progress API; the handler should let it propagate. Nothing this attempt does
     afterwards can change the job: its finish is refused by the attempt check.
     """
+
+
+class JobCancelled(Exception):
+    """The job was asked to stop (``cancel_requested``, PROTOCOL.md §2).
+
+    Raised by the progress API once the worker has seen the request; the handler lets it
+    propagate (after stopping what it started), and the job ends CANCELLED. Work already
+    committed stays (an Excel import's written chunks, a message's sent batches).
+    """

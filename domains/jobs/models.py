@@ -12,6 +12,11 @@ class JobStatus(models.TextChoices):
     PROCESSING = "PROCESSING", _("Processing")
     DONE = "DONE", _("Done")
     FAILED = "FAILED", _("Failed")
+    CANCELLED = "CANCELLED", _("Cancelled")
+
+
+# The statuses a job ends in (PROTOCOL.md §2): it never changes again.
+TERMINAL_STATUSES = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class Job(models.Model):
@@ -28,6 +33,9 @@ class Job(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=128, blank=True, default="")
     error = models.TextField(blank=True, default="")
+    # Someone asked the job to stop (POST …/cancel/): a PENDING job is CANCELLED at once, a
+    # running one by its worker, which reads this at its heartbeat (PROTOCOL.md §2).
+    cancel_requested = models.BooleanField(default=False, db_default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -55,7 +63,7 @@ class Job(models.Model):
                 fields=["finished_at"],
                 name="job_unpublished_idx",
                 condition=models.Q(
-                    status__in=["DONE", "FAILED"], terminal_published_at__isnull=True
+                    status__in=["DONE", "FAILED", "CANCELLED"], terminal_published_at__isnull=True
                 ),
             ),
             # The newest-first list (migration 0003).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,11 +137,17 @@ def terminal_change(job: Job, result: Any) -> Change:
         job_type=job.job_type,
         error=job.error or None,
         result=result if job.status == JobStatus.DONE else None,
+        cancel_requested=job.cancel_requested,
     )
 
 
 def terminal_publish_on_commit(
-    tenant_id: int, job: Job, result: Any, *, on_failure: PublishRetry | None = None
+    tenant_id: int,
+    job: Job,
+    result: Any,
+    *,
+    on_failure: PublishRetry | None = None,
+    on_published: Callable[[PublishResult], None] | None = None,
 ) -> None:
     """Publish the job's terminal state after the commit and record that Redis took it.
 
@@ -149,7 +156,7 @@ def terminal_publish_on_commit(
     """
     job_id = job.job_id
 
-    def published(_: PublishResult) -> None:
+    def published(answer: PublishResult) -> None:
         try:
             repository.job_terminal_published_mark(tenant_id, job_id=job_id)
         except DatabaseError:
@@ -159,6 +166,8 @@ def terminal_publish_on_commit(
                 job_id,
                 exc_info=True,
             )
+        if on_published is not None:
+            on_published(answer)
 
     store.publish_on_commit(
         tenant_id,

@@ -17,7 +17,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Now
 
 from domains.common.cursors import Cursor
-from domains.jobs.models import Job, JobResult, JobStatus
+from domains.jobs.models import TERMINAL_STATUSES, Job, JobResult, JobStatus
 
 # What the detail endpoint shows: nothing else is read (payload can be large).
 DETAIL_FIELDS = (
@@ -26,6 +26,7 @@ DETAIL_FIELDS = (
     "status",
     "attempt",
     "error",
+    "cancel_requested",
     "created_by_id",
     "created_at",
     "started_at",
@@ -44,6 +45,7 @@ LIFECYCLE_FIELDS = (
     "lease_owner",
     "lease_expires_at",
     "error",
+    "cancel_requested",
     "created_by_id",
     "started_at",
     "finished_at",
@@ -140,6 +142,17 @@ def job_lease_extend(tenant_id: int, *, job_id: uuid.UUID, attempt: int, seconds
     return updated == 1
 
 
+def job_cancel_requested(tenant_id: int, *, job_id: uuid.UUID, attempt: int) -> bool:
+    """Whether a cancel was asked for while ``attempt`` runs the job (the heartbeat's check)."""
+    return Job.objects.filter(
+        tenant_id=tenant_id,
+        job_id=job_id,
+        attempt=attempt,
+        status=JobStatus.PROCESSING,
+        cancel_requested=True,
+    ).exists()
+
+
 def job_lease_release(tenant_id: int, *, job_id: uuid.UUID, attempt: int) -> bool:
     """End a running attempt's lease now, so the next delivery can claim the job at once."""
     updated = Job.objects.filter(
@@ -171,7 +184,7 @@ def job_terminal_published_mark(tenant_id: int, *, job_id: uuid.UUID) -> None:
     Job.objects.filter(
         tenant_id=tenant_id,
         job_id=job_id,
-        status__in=[JobStatus.DONE, JobStatus.FAILED],
+        status__in=TERMINAL_STATUSES,
         terminal_published_at__isnull=True,
     ).update(terminal_published_at=Now())
 
@@ -201,7 +214,7 @@ def jobs_unpublished(*, limit: int, older_than: float) -> list[tuple[int, uuid.U
     on its own with :func:`job_unpublished_lock`)."""
     return list(
         Job.objects.filter(
-            status__in=[JobStatus.DONE, JobStatus.FAILED],
+            status__in=TERMINAL_STATUSES,
             terminal_published_at__isnull=True,
             finished_at__lte=Now() - timedelta(seconds=older_than),
         )
@@ -216,7 +229,7 @@ def job_unpublished_lock(tenant_id: int, *, job_id: uuid.UUID) -> Job | None:
     return (
         Job.objects.select_for_update(skip_locked=True)
         .filter(
-            status__in=[JobStatus.DONE, JobStatus.FAILED],
+            status__in=TERMINAL_STATUSES,
             terminal_published_at__isnull=True,
             tenant_id=tenant_id,
             job_id=job_id,

@@ -187,6 +187,7 @@ DETAIL_EXAMPLE = openapi.success_example(
         "status": "DONE",
         "attempt": 1,
         "error": "",
+        "cancel_requested": False,
         "result": {
             "dry_run": False,
             "counts": {"created": 296, "restored": 0, "updated": 0, "unchanged": 0, "failed": 4},
@@ -199,3 +200,68 @@ DETAIL_EXAMPLE = openapi.success_example(
         "failures_url": f"/api/v1/jobs/{_JOB_ID}/failures.xlsx",
     },
 )
+
+
+CANCEL_FORBIDDEN = openapi.ErrorCase(
+    403,
+    "permission_denied",
+    "Your role may not cancel this job.",
+    summary="The caller's role may not stop this kind of job",
+)
+CANCEL_FINISHED = openapi.ErrorCase(
+    409,
+    "conflict",
+    "The job has already ended; it cannot be cancelled.",
+    summary="The job is DONE, FAILED or CANCELLED already",
+)
+CANCEL_UNAVAILABLE = openapi.ErrorCase(
+    503,
+    "unavailable",
+    "The cancel is recorded, but its state cannot be shown now. Try again shortly.",
+    summary="Redis did not answer: the request is recorded (the worker reads it from the "
+    "database), its state is not; repeat it after Retry-After seconds",
+)
+CANCEL_EXAMPLES = [
+    openapi.success_example(
+        "A running job asked to stop",
+        {
+            "topic": f"job:{_JOB_ID}",
+            "seq": 8,
+            "epoch": 1764554400123,
+            "status": "PROCESSING",
+            "progress": {
+                "percent": 40,
+                "step": "sending",
+                "step_index": 2,
+                "step_total": 5,
+                "step_name_display": "이메일 발송",
+                "step_percent": None,
+                "remaining_seconds": 30,
+            },
+            "error": None,
+            "cancel_requested": True,
+            "updated_at": 1764554409120,
+            "job_type": "messaging.send",
+            "result_in_db": False,
+            "result": None,
+        },
+        status=202,
+    ),
+    openapi.success_example(
+        "A pending job cancelled at once",
+        {
+            "topic": f"job:{_JOB_ID}",
+            "seq": 2,
+            "epoch": 1764554400123,
+            "status": "CANCELLED",
+            "progress": None,
+            "error": None,
+            "cancel_requested": True,
+            "updated_at": 1764554401901,
+            "job_type": "excel_import",
+            "result_in_db": False,
+            "result": None,
+        },
+        status=202,
+    ),
+]

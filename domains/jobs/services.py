@@ -2,10 +2,15 @@
 
 The database row is the record and the fence. Each transition is one short transaction on the
 row, locked FOR UPDATE: claim (PROCESSING, attempt + 1, lease), lease extension, finish (DONE
-with its result, or FAILED). A finish names its attempt and is refused unless that attempt
-still holds the job, so a worker that lost its lease can never overwrite the outcome
+with its result, FAILED, or CANCELLED). A finish names its attempt and is refused unless that
+attempt still holds the job, so a worker that lost its lease can never overwrite the outcome
 (docs/adr/0004-worker-leases-and-attempt-fencing.md). States are published to Redis only after
 the transaction commits, through ``realtime.store.publish_on_commit`` (STYLE.md §3).
+
+Cancel (PROTOCOL.md §2, §5): :func:`job_cancel` ends a PENDING job CANCELLED at once (a worker
+that receives its message later drops it) and records ``cancel_requested`` on a running one,
+whose worker sees it within a heartbeat and finishes the job CANCELLED through
+:func:`job_finish`, the path every terminal state takes (the outbox, ADR 0011).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -33,18 +39,18 @@ from domains.common.errors import (
     ValidationFailed,
 )
 from domains.jobs import outbox, quotas, repository, uploads
-from domains.jobs.models import Job, JobStatus
+from domains.jobs.models import TERMINAL_STATUSES, Job, JobStatus
 from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
 from domains.students.xlsx import failures_workbook
 from realtime import store
-from realtime.identity import Caller, sees_topic, visible_owner
+from realtime.identity import Caller, Role, sees_topic, visible_owner
 from realtime.keys import Topic
-from realtime.state import Change
+from realtime.state import Change, PublishResult
 from realtime.store import PublishRetry
 
 logger = logging.getLogger(__name__)
 
-TERMINAL = frozenset({JobStatus.DONE, JobStatus.FAILED})
+TERMINAL = frozenset(TERMINAL_STATUSES)
 ERROR_MAX_LENGTH = 2000
 
 
@@ -390,6 +396,11 @@ def job_claim(
         lease = job.lease_expires_at
         if job.status == JobStatus.PROCESSING and lease is not None and lease > now:
             return Claim(ClaimResult.BUSY, lease_remaining=(lease - now).total_seconds())
+        if job.cancel_requested:
+            # Asked to stop while no attempt holds it (its worker died or gave it back): it
+            # ends here, without running again.
+            _cancelled_now(tenant_id, job, now, on_failure=on_publish_failure)
+            return Claim(ClaimResult.FINISHED)
         job.status = JobStatus.PROCESSING
         job.attempt += 1
         job.lease_owner = lease_owner[:128]
@@ -448,7 +459,8 @@ def job_finish(
     error: str = "",
     on_publish_failure: PublishRetry | None = None,
 ) -> bool:
-    """DONE with its result, or FAILED with an error, if ``attempt`` still holds the job.
+    """DONE with its result, FAILED with an error, or CANCELLED (its worker stopped it on a
+    cancel request), if ``attempt`` still holds the job.
 
     Returns False, changing nothing, when another attempt took the job over or it has already
     finished: the caller must then leave the message alone.
@@ -485,7 +497,8 @@ def job_finish(
 
 class DeadLetterResult(StrEnum):
     FAILED = "failed"  # failed now: its worker died on the last receive
-    FINISHED = "finished"  # already DONE or FAILED
+    FINISHED = "finished"  # already DONE, FAILED or CANCELLED
+    CANCELLED = "cancelled"  # cancelled now: it was asked to stop before its worker died
     MISSING = "missing"  # no such job in the tenant
     LEASED = "leased"  # an attempt still holds a live lease
 
@@ -494,7 +507,8 @@ def job_dead_letter_settle(
     tenant_id: int, *, job_id: uuid.UUID, on_publish_failure: PublishRetry | None = None
 ) -> DeadLetterResult:
     """FAILED for a job whose message reached the dead-letter queue unfinished (PENDING, or
-    PROCESSING with its lease over), and what the job's dead letter is now worth.
+    PROCESSING with its lease over), CANCELLED if it had been asked to stop, and what the
+    job's dead letter is now worth.
 
     Nothing happens to a finished job or to one whose lease is still live somewhere.
     """
@@ -508,6 +522,9 @@ def job_dead_letter_settle(
         lease = job.lease_expires_at
         if job.status == JobStatus.PROCESSING and lease is not None and lease > locked.now:
             return DeadLetterResult.LEASED
+        if job.cancel_requested:
+            _cancelled_now(tenant_id, job, locked.now, on_failure=on_publish_failure)
+            return DeadLetterResult.CANCELLED
         job.status = JobStatus.FAILED
         job.error = "The job was abandoned after repeated failed attempts."
         job.finished_at = locked.now
@@ -529,6 +546,144 @@ def job_fail_dead_lettered(
     return settled is DeadLetterResult.FAILED
 
 
+# --- cancel (PROTOCOL.md §2, §5) ---------------------------------------------------------------
+class CancelResult(StrEnum):
+    CANCELLED = "cancelled"  # it was PENDING: CANCELLED now, and no worker will run it
+    REQUESTED = "requested"  # it runs: its worker stops it and ends it CANCELLED
+    FINISHED = "finished"  # already DONE, FAILED or CANCELLED: nothing changed
+
+
+class CancelAnswer:
+    """The state a cancel request published, caught by its after-commit hooks.
+
+    The request's transaction commits inside the service, so by the time it returns the hooks
+    have run (outside any outer transaction, as in a view) and :meth:`document` holds the
+    state Redis answered: the new one, or the current one when nothing changed (a repeated
+    request).
+    """
+
+    def __init__(self) -> None:
+        self.result: PublishResult | None = None
+        self.failed = False
+
+    def published(self, result: PublishResult) -> None:
+        self.result = result
+
+    def unavailable(self, tenant_id: int, topic: Topic, change: Change) -> None:
+        self.failed = True
+
+    def document(self) -> dict[str, Any]:
+        """The state document; :class:`ServiceUnavailable` when Redis could not be written.
+
+        The request itself is recorded either way, and repeating it is harmless.
+        """
+        document = self.result.document if self.result is not None else None
+        if document is None:
+            raise ServiceUnavailable(
+                _("The cancel is recorded, but its state cannot be shown now. Try again shortly."),
+                retry_after=2,
+            )
+        return document
+
+
+def job_may_cancel(caller: Caller, job_type: str) -> bool:
+    """Staff and admin cancel any job of their tenant; other roles the jobs they could start
+    (the visibility rule has already limited them to their own)."""
+    if caller.role in (Role.ADMIN, Role.STAFF):
+        return True
+    spec = job_type_get(job_type)
+    return spec is not None and caller.role in spec.roles
+
+
+def job_cancel(tenant_id: int, *, job_id: uuid.UUID, caller: Caller) -> dict[str, Any]:
+    """``POST /api/v1/jobs/{id}/cancel/``: the job's state document once the request is made.
+
+    NotFound for a job the caller may not see (another tenant's, or another user's for roles
+    below staff), PermissionDenied for a role that may not stop it, Conflict once it has ended.
+    Repeating the request while the job runs changes nothing and answers its state again.
+    """
+    job = job_get_for_caller(tenant_id, job_id=job_id, caller=caller)
+    if not job_may_cancel(caller, job.job_type):
+        raise PermissionDenied(_("Your role may not cancel this job."))
+    answer = CancelAnswer()
+    outcome = job_cancel_request(
+        tenant_id, job_id=job_id, on_published=answer.published, on_failure=answer.unavailable
+    )
+    if outcome is None:
+        raise NotFound()
+    if outcome is CancelResult.FINISHED:
+        raise Conflict(_("The job has already ended; it cannot be cancelled."))
+    logger.info("job cancel %s tenant=%s job=%s", outcome, tenant_id, job_id)
+    return answer.document()
+
+
+def job_cancel_request(
+    tenant_id: int,
+    *,
+    job_id: uuid.UUID,
+    on_published: Callable[[PublishResult], None] | None = None,
+    on_failure: PublishRetry | None = None,
+) -> CancelResult | None:
+    """Ask the job to stop, in one transaction on its locked row; None when there is none.
+
+    PENDING: CANCELLED now, published through the outbox like every terminal state. Running:
+    ``cancel_requested`` is set and the whole state is published with it (so a topic Redis
+    lost comes back with the flag); a repeated request publishes the same state, which Redis
+    answers unchanged. ``on_published`` gets what Redis answered after the commit. Callers
+    holding a transaction (the videos' cancel) get the hooks at their commit.
+    """
+    with transaction.atomic():
+        locked = repository.job_lock(tenant_id, job_id=job_id)
+        if locked is None:
+            return None
+        job = locked.job
+        if job.status in TERMINAL:
+            return CancelResult.FINISHED
+        if job.status == JobStatus.PENDING:
+            _cancelled_now(tenant_id, job, locked.now, on_published=on_published)
+            return CancelResult.CANCELLED
+        if not job.cancel_requested:
+            job.cancel_requested = True
+            repository.job_save(tenant_id, job=job, fields=["cancel_requested"])
+        store.publish_on_commit(
+            tenant_id,
+            Topic.job(job_id),
+            _record_change(job),
+            on_failure=on_failure,
+            on_success=on_published,
+        )
+    return CancelResult.REQUESTED
+
+
+def job_cancel_requested(tenant_id: int, *, job_id: uuid.UUID, attempt: int) -> bool:
+    """Whether the job ``attempt`` runs was asked to stop (read at each heartbeat)."""
+    return repository.job_cancel_requested(tenant_id, job_id=job_id, attempt=attempt)
+
+
+def _cancelled_now(
+    tenant_id: int,
+    job: Job,
+    now: Any,
+    *,
+    on_published: Callable[[PublishResult], None] | None = None,
+    on_failure: PublishRetry | None = None,
+) -> None:
+    """Inside the row's transaction: CANCELLED without (another) run, published after it."""
+    job.status = JobStatus.CANCELLED
+    job.cancel_requested = True
+    job.finished_at = now
+    job.lease_expires_at = None
+    repository.job_save(
+        tenant_id,
+        job=job,
+        fields=["status", "cancel_requested", "finished_at", "lease_expires_at"],
+    )
+    outbox.terminal_publish_on_commit(
+        tenant_id, job, None, on_failure=on_failure, on_published=on_published
+    )
+    logger.info("job cancelled without running tenant=%s job=%s", tenant_id, job.job_id)
+
+
 # --- publishing -----------------------------------------------------------------------------
 def _record_change(job: Job) -> Change:
     """The whole state of a job as its record holds it (a row read with its result)."""
@@ -540,4 +695,5 @@ def _record_change(job: Job) -> Change:
         attempt=job.attempt,
         owner_id=job.created_by_id,
         job_type=job.job_type,
+        cancel_requested=job.cancel_requested,
     )

@@ -64,12 +64,15 @@ def messaging_send(
     batch_size: int,
     send_interval: float = 0.0,
     on_batch: Callable[[BatchDone], None] | None = None,
+    before_batch: Callable[[], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Send ``subject``/``body`` to every recipient; invalid or refused addresses are reported.
 
     Returns ``{sent, failed, failed_addresses: [{address, reason}]}``. A provider that cannot be
     reached raises, so the job is retried; a refused address is a result, not an error.
+    ``before_batch`` is called right before each batch goes out; what it raises stops the
+    sending there (the job was cancelled), the batches already sent staying sent.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -80,6 +83,8 @@ def messaging_send(
     for index in range(batches):
         if index and send_interval > 0:
             sleep(send_interval)
+        if before_batch is not None:
+            before_batch()
         chunk = valid[index * batch_size : (index + 1) * batch_size]
         refused = provider.send_batch(
             [OutgoingEmail(to=address, subject=subject, body=body) for address in chunk]

@@ -58,6 +58,9 @@ class VideoOutputSerializer(serializers.Serializer):
     hls_path = serializers.CharField()
     duration = serializers.FloatField(allow_null=True)
     error = serializers.SerializerMethodField()
+    cancel_requested = serializers.BooleanField(
+        help_text="A cancel was asked for (POST …/cancel/)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     progress_url = serializers.SerializerMethodField()
@@ -194,6 +197,40 @@ class VideoDetailApi(APIView):
         video = services.video_encode_outcome_repair(caller.tenant_id, video=video)
         services.video_state_repair(caller.tenant_id, video=video)
         return Response(VideoOutputSerializer(video).data)
+
+
+class VideoCancelApi(APIView):
+    """POST …/cancel/: stop a video's encode, or the video before it starts (PROTOCOL.md §5)."""
+
+    @extend_schema(
+        operation_id="videos_cancel",
+        request=None,
+        parameters=[openapi.RETRY_AFTER],
+        responses={
+            202: OpenApiResponse(
+                openapi.state_document_schema("video"),
+                description="The request is recorded; the body is the video's state document "
+                "after it: CANCELLED at once when no encode runs yet, `cancel_requested` true "
+                "while its worker stops the encode.",
+            ),
+            **openapi.error_responses(
+                schemas.CANCEL_FORBIDDEN,
+                openapi.NOT_FOUND,
+                schemas.CANCEL_FINISHED,
+                schemas.CANCEL_UNAVAILABLE,
+            ),
+        },
+        examples=schemas.CANCEL_EXAMPLES,
+        description="Cancel a video (admin, staff, teacher; a teacher their own). One "
+        "waiting for its file or queued for encoding is CANCELLED at once; a running encode "
+        "is stopped by its worker (ffmpeg gets SIGTERM, then SIGKILL), its outputs are "
+        "deleted and the video ends CANCELLED. Repeating the request meanwhile changes "
+        "nothing and answers the state again; a READY, FAILED or CANCELLED video answers 409.",
+    )
+    def post(self, request: Request, video_id: uuid.UUID) -> Response:
+        caller = caller_of(request)
+        document = services.video_cancel(caller.tenant_id, caller=caller, video_id=video_id)
+        return Response(document, status=202)
 
 
 def _playlist(text: str) -> HttpResponse:

@@ -14,6 +14,7 @@ class VideoStatus(models.TextChoices):
     PROCESSING = "PROCESSING", _("Processing")
     READY = "READY", _("Ready")
     FAILED = "FAILED", _("Failed")
+    CANCELLED = "CANCELLED", _("Cancelled")
 
 
 class Video(models.Model):
@@ -38,6 +39,8 @@ class Video(models.Model):
     hls_path = models.CharField(max_length=512, blank=True, default="")
     duration = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    # POST …/cancel/ was called: the encode job is asked to stop (PROTOCOL.md §2).
+    cancel_requested = models.BooleanField(default=False, db_default=False)
     # The encode job's attempt that last started on the video (mirrors the job's fence).
     attempt = models.PositiveIntegerField(default=0)
     # Unused: the encode job's row holds the lease (docs/adr/0013-video-encodes-run-as-jobs.md).

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample
 
-from domains.common.openapi import ErrorCase
+from domains.common.openapi import ErrorCase, success_example
 
 VIDEO_ID = "3f2b8a1c-0d4e-4c6b-9a51-2e7f10b4c8d9"
 
@@ -39,7 +39,7 @@ ALREADY_PROCESSED = ErrorCase(
     409,
     "conflict",
     "The video has already been processed.",
-    summary="The video is already READY or FAILED",
+    summary="The video is already READY, FAILED or CANCELLED",
 )
 NOT_READY = ErrorCase(
     409,
@@ -88,6 +88,7 @@ DETAIL_EXAMPLE = OpenApiExample(
         "hls_path": f"videos/7/{VIDEO_ID}/1/master.m3u8",
         "duration": 3012.48,
         "error": "",
+        "cancel_requested": False,
         "created_at": "2026-03-02T09:00:00Z",
         "updated_at": "2026-03-02T09:41:12Z",
         "progress_url": f"/media/videos/{VIDEO_ID}/progress/",
@@ -112,6 +113,7 @@ COMPLETE_EXAMPLE = OpenApiExample(
         "hls_path": "",
         "duration": None,
         "error": "",
+        "cancel_requested": False,
         "created_at": "2026-03-02T09:00:00Z",
         "updated_at": "2026-03-02T09:03:40Z",
         "progress_url": f"/media/videos/{VIDEO_ID}/progress/",
@@ -120,3 +122,65 @@ COMPLETE_EXAMPLE = OpenApiExample(
     response_only=True,
     status_codes=["202"],
 )
+
+CANCEL_FORBIDDEN = ErrorCase(
+    403,
+    "permission_denied",
+    "Your role may not cancel videos.",
+    summary="The caller's role may not upload, nor cancel, videos",
+)
+CANCEL_FINISHED = ErrorCase(
+    409,
+    "conflict",
+    "The video has already been processed; it cannot be cancelled.",
+    summary="The video is READY, FAILED or CANCELLED already",
+)
+CANCEL_UNAVAILABLE = ErrorCase(
+    503,
+    "unavailable",
+    "The cancel is recorded, but its state cannot be shown now. Try again shortly.",
+    summary="Redis did not answer: the request is recorded (the worker reads it from the "
+    "database), its state is not; repeat it after Retry-After seconds",
+)
+CANCEL_EXAMPLES = [
+    success_example(
+        "An encode asked to stop",
+        {
+            "topic": f"video:{VIDEO_ID}",
+            "seq": 12,
+            "epoch": 1764554400123,
+            "status": "PROCESSING",
+            "progress": {
+                "percent": 35.2,
+                "step": "encoding",
+                "step_index": 2,
+                "step_total": 4,
+                "step_name_display": "변환",
+                "step_percent": None,
+                "remaining_seconds": 210,
+            },
+            "error": None,
+            "cancel_requested": True,
+            "updated_at": 1764554412500,
+            "hls_path": None,
+            "duration": None,
+        },
+        status=202,
+    ),
+    success_example(
+        "A video cancelled before its upload",
+        {
+            "topic": f"video:{VIDEO_ID}",
+            "seq": 1,
+            "epoch": 1764554400123,
+            "status": "CANCELLED",
+            "progress": None,
+            "error": None,
+            "cancel_requested": True,
+            "updated_at": 1764554401200,
+            "hls_path": None,
+            "duration": None,
+        },
+        status=202,
+    ),
+]

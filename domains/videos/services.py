@@ -1,7 +1,12 @@
 """Video services: registering an upload, queueing the encode, the encode itself, playback.
 
 The lifecycle (ARCHITECTURE.md "Video encoding", PROTOCOL.md §2):
-``PENDING_UPLOAD`` (database only) → ``UPLOADED`` → ``PROCESSING`` → ``READY`` | ``FAILED``.
+``PENDING_UPLOAD`` (database only) → ``UPLOADED`` → ``PROCESSING`` → ``READY`` | ``FAILED`` |
+``CANCELLED``.
+
+Cancel (``video_cancel``): a video no encode runs for yet is CANCELLED at once (its encode job
+too, if PENDING); a running encode's job gets ``cancel_requested``, its worker stops ffmpeg
+(SIGTERM, then SIGKILL), the video ends CANCELLED and its attempt's outputs are deleted.
 
 The encode runs as a ``video_encode`` job on the ``video`` queue, so the job runner's lease,
 heartbeat, time limit and attempt fencing apply unchanged
@@ -64,7 +69,7 @@ from realtime.state import STATUSES, Change
 logger = logging.getLogger(__name__)
 
 UPLOAD_ROLES = frozenset({Role.ADMIN, Role.STAFF, Role.TEACHER})
-TERMINAL = frozenset({VideoStatus.READY, VideoStatus.FAILED})
+TERMINAL = frozenset({VideoStatus.READY, VideoStatus.FAILED, VideoStatus.CANCELLED})
 FILENAME_MAX_LENGTH = 255
 ERROR_DETAIL_MAX = 2000
 RUNG_NAME = re.compile(r"[0-9]{2,4}p")
@@ -140,11 +145,18 @@ def video_get_for_caller(tenant_id: int, *, video_id: uuid.UUID, caller: Caller)
 
 def video_encode_outcome_repair(tenant_id: int, *, video: Video) -> Video:
     """Read repair: a video whose encode job ended FAILED without the video (the runner's time
-    limit, the last receive, the dead-letter sweep) is failed now, with a teacher's message."""
-    if video.status in TERMINAL or video.encode_job_id is None or video.attempt == 0:
+    limit, the last receive, the dead-letter sweep) is failed now, with a teacher's message;
+    one whose encode job ended CANCELLED (before its worker got to the video, or cancelled
+    through the jobs API) is cancelled now."""
+    if video.status in TERMINAL or video.encode_job_id is None:
+        return video
+    if video.attempt == 0 and video.status != VideoStatus.UPLOADED:
         return video
     outcome = jobs.job_outcome(tenant_id, job_id=video.encode_job_id)
-    if outcome is None or outcome.status != JobStatus.FAILED:
+    if outcome is not None and outcome.status == JobStatus.CANCELLED:
+        _video_cancel_settle(tenant_id, video_id=video.video_id, job_id=video.encode_job_id)
+        return repository.video_for_detail(tenant_id, video_id=video.video_id) or video
+    if video.attempt == 0 or outcome is None or outcome.status != JobStatus.FAILED:
         return video
     message = m.TIMED_OUT if "time limit" in outcome.error else m.ENCODE_FAILED
     video_encode_fail(
@@ -469,6 +481,123 @@ def video_encode_fail(
     return True
 
 
+# --- cancel ---------------------------------------------------------------------------------
+def video_cancel(tenant_id: int, *, caller: Caller, video_id: uuid.UUID) -> dict[str, Any]:
+    """``POST /media/videos/{id}/cancel/``: the video's state document once the request is made.
+
+    NotFound for a video the caller may not see, PermissionDenied for a role that may not
+    upload, Conflict once it is READY, FAILED or CANCELLED. A video no encode runs for yet
+    (waiting for its file, or uploaded with its encode job still queued) is CANCELLED now; a
+    running encode is asked to stop (``cancel_requested`` on the video and its encode job),
+    and its worker ends it CANCELLED. Repeating the request meanwhile changes nothing.
+    """
+    video = video_get_for_caller(tenant_id, video_id=video_id, caller=caller)
+    if caller.role not in UPLOAD_ROLES:
+        raise PermissionDenied(gettext("Your role may not cancel videos."))
+    video = video_encode_outcome_repair(tenant_id, video=video)
+    answer = jobs.CancelAnswer()
+    with transaction.atomic():
+        job = None
+        if video.encode_job_id is not None:
+            # The job row first, then the video (docs/adr/0013-video-encodes-run-as-jobs.md).
+            job = jobs.job_cancel_request(tenant_id, job_id=video.encode_job_id)
+        locked = repository.video_lock(tenant_id, video_id=video_id)
+        if locked is None:
+            raise NotFound()
+        if locked.status in TERMINAL:
+            raise Conflict(gettext("The video has already been processed; it cannot be cancelled."))
+        locked.cancel_requested = True
+        if job is jobs.CancelResult.REQUESTED:
+            # An encode runs (or its job was claimed): its worker stops it.
+            repository.video_save(tenant_id, video=locked, fields=["cancel_requested"])
+            change = _record_change(locked)
+            if change is not None:
+                store.publish_on_commit(
+                    tenant_id,
+                    Topic.video(video_id),
+                    change,
+                    on_success=answer.published,
+                    on_failure=answer.unavailable,
+                )
+        else:
+            _video_cancelled(
+                tenant_id, locked, on_published=answer.published, on_failure=answer.unavailable
+            )
+    logger.info("video cancel requested tenant=%s video=%s job=%s", tenant_id, video_id, job)
+    return answer.document()
+
+
+def _video_cancelled(
+    tenant_id: int,
+    video: Video,
+    *,
+    on_published: Callable[[Any], None] | None = None,
+    on_failure: store.PublishRetry | None = None,
+) -> None:
+    """Inside the video's transaction (video locked): CANCELLED, published after the commit."""
+    video.status = VideoStatus.CANCELLED
+    video.cancel_requested = True
+    repository.video_save(tenant_id, video=video, fields=["status", "cancel_requested"])
+    store.publish_on_commit(
+        tenant_id,
+        Topic.video(video.video_id),
+        Change(
+            status=VideoStatus.CANCELLED,
+            attempt=video.attempt,
+            owner_id=video.created_by_id,
+            cancel_requested=True,
+        ),
+        on_success=on_published,
+        on_failure=on_failure,
+    )
+
+
+def _outputs_delete(tenant_id: int, video_id: uuid.UUID) -> None:
+    """Every output object of the video (each attempt's prefix); logged, never raised."""
+    try:
+        deleted = storage.prefix_delete(video_keys(tenant_id, video_id).outputs)
+    except (BotoCoreError, ClientError):
+        logger.warning("outputs of a video not deleted video=%s", video_id, exc_info=True)
+        return
+    if deleted:
+        logger.info("deleted %s output object(s) video=%s", deleted, video_id)
+
+
+def video_encode_cancelled(
+    tenant_id: int, *, video_id: uuid.UUID, job_id: uuid.UUID, attempt: int
+) -> bool:
+    """The worker stopped the encode on a cancel request: CANCELLED if ``attempt`` still owns
+    the video and its job, then the outputs (the attempt's prefix included) are deleted."""
+    with transaction.atomic():
+        video = _fenced_video(
+            tenant_id, video_id=video_id, job_id=job_id, attempt=attempt, running_job=True
+        )
+        if video is None:
+            logger.warning(
+                "CANCELLED refused tenant=%s video=%s attempt=%s", tenant_id, video_id, attempt
+            )
+            return False
+        _video_cancelled(tenant_id, video)
+    logger.info("video cancelled tenant=%s video=%s attempt=%s", tenant_id, video_id, attempt)
+    _outputs_delete(tenant_id, video_id)
+    return True
+
+
+def _video_cancel_settle(tenant_id: int, *, video_id: uuid.UUID, job_id: uuid.UUID) -> bool:
+    """Its encode job is CANCELLED but the video is not (read repair): cancel it now."""
+    with transaction.atomic():
+        outcome = jobs.job_outcome(tenant_id, job_id=job_id, lock=True)
+        if outcome is None or outcome.status != JobStatus.CANCELLED:
+            return False
+        video = repository.video_lock(tenant_id, video_id=video_id)
+        if video is None or video.encode_job_id != job_id or video.status in TERMINAL:
+            return False
+        _video_cancelled(tenant_id, video)
+    logger.info("video cancelled with its encode job tenant=%s video=%s", tenant_id, video_id)
+    _outputs_delete(tenant_id, video_id)
+    return True
+
+
 # --- the encode ----------------------------------------------------------------------------
 class EncodeProgress(Protocol):
     """What the encode needs from its runner: a place for progress, and whether to stop."""
@@ -479,6 +608,10 @@ class EncodeProgress(Protocol):
 
     def stop_reason(self) -> str | None:
         """Why the attempt must stop now (it lost its job), or None."""
+        ...
+
+    def cancel_requested(self) -> bool:
+        """Whether the job was asked to stop (the encode then ends CANCELLED)."""
         ...
 
 
@@ -493,6 +626,10 @@ class EncodeFailed(Exception):
 
 class EncodeStopped(Exception):
     """The attempt stopped because it no longer owns the job; the record is not changed."""
+
+
+class EncodeCancelled(Exception):
+    """The encode stopped on a cancel request; the video is CANCELLED, its outputs deleted."""
 
 
 class DiskFull(Exception):
@@ -515,10 +652,19 @@ class _Run:
         self.step = step
         self.progress.report(step=step, percent=percent, remaining_seconds=remaining)
 
+    def stop_reason(self) -> str | None:
+        """What stops ffmpeg: the lost job first, then a cancel request."""
+        reason = self.progress.stop_reason()
+        if reason is None and self.progress.cancel_requested():
+            return "cancel requested"
+        return reason
+
     def check(self) -> None:
         reason = self.progress.stop_reason()
         if reason is not None:
             raise EncodeStopped(reason)
+        if self.progress.cancel_requested():
+            raise EncodeCancelled(f"cancel requested while {self.step}")
         if time.monotonic() >= self.deadline:
             self.fail(m.TIMED_OUT, f"time limit reached while {self.step}")
 
@@ -557,8 +703,9 @@ def video_encode(
     """Encode one uploaded video into HLS under its attempt's prefix and make it READY.
 
     Raises :class:`EncodeRefused`, :class:`EncodeFailed` (the video is FAILED, cleaned up),
-    :class:`EncodeStopped` (lost the job: nothing recorded), :class:`DiskFull` (retry) or a
-    transient error (S3, database: retried). The work directory is always removed.
+    :class:`EncodeStopped` (lost the job: nothing recorded), :class:`EncodeCancelled` (a cancel
+    request: the video is CANCELLED, cleaned up), :class:`DiskFull` (retry) or a transient
+    error (S3, database: retried). The work directory is always removed.
     """
     started = time.monotonic() if started is None else started
     limit = encode_time_limit() if time_limit is None else time_limit
@@ -568,10 +715,18 @@ def video_encode(
         return EncodeResult(video_id, video.hls_path, video.duration, video.attempt)
     if video.status == VideoStatus.FAILED:
         raise EncodeFailed(m.ENCODE_FAILED, f"video already FAILED: {video.error}")
+    if video.status == VideoStatus.CANCELLED:
+        raise EncodeCancelled("video already CANCELLED")
     run = _Run(tenant_id, video, job_id, attempt, progress, deadline=started + limit)
     workdir = Path(tempfile.mkdtemp(prefix=f"video-{video_id}-{attempt}-", dir=work_root()))
     try:
+        if video.cancel_requested:
+            raise EncodeCancelled("cancel requested before the encode began")
         return _encode_in(run, workdir)
+    except EncodeCancelled:
+        # ffmpeg has exited and no upload is in flight: nothing writes the outputs any more.
+        video_encode_cancelled(tenant_id, video_id=video_id, job_id=job_id, attempt=attempt)
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -619,12 +774,13 @@ def _encode_in(run: _Run, workdir: Path) -> EncodeResult:
     encoded = encoder.run_encode(
         command,
         on_progress=on_progress,
-        should_stop=run.progress.stop_reason,
+        should_stop=run.stop_reason,
         deadline=run.deadline,
     )
     if encoded.stopped == "time limit":
         run.fail(m.TIMED_OUT, f"ffmpeg stopped at the time limit: {encoded.stderr_tail}")
     if encoded.stopped is not None:
+        run.check()  # EncodeStopped (lost the job) or EncodeCancelled
         raise EncodeStopped(encoded.stopped)
     if encoded.returncode != 0:
         run.fail(m.ENCODE_FAILED, f"ffmpeg exited {encoded.returncode}: {encoded.stderr_tail}")
@@ -640,11 +796,15 @@ def _encode_in(run: _Run, workdir: Path) -> EncodeResult:
     names = hls.upload_order
     begun = time.monotonic()
     run.report("uploading", 0.0)
-    for done, _name in enumerate(storage.upload_files(output, names, prefix), start=1):
-        run.check()
-        elapsed = time.monotonic() - begun
-        left = elapsed / done * (len(names) - done)
-        run.report("uploading", done / len(names), left)
+    uploads = storage.upload_files(output, names, prefix)
+    try:
+        for done, _name in enumerate(uploads, start=1):
+            run.check()
+            elapsed = time.monotonic() - begun
+            left = elapsed / done * (len(names) - done)
+            run.report("uploading", done / len(names), left)
+    finally:
+        uploads.close()  # a stop between files: the queued uploads are dropped, not awaited
 
     run.report("finalizing", 0.0, 0)
     hls_path = prefix + MASTER_PLAYLIST
@@ -804,6 +964,7 @@ def _record_change(video: Video) -> Change | None:
         error=video.error or None,
         hls_path=video.hls_path or None,
         duration=video.duration,
+        cancel_requested=video.cancel_requested,
     )
 
 

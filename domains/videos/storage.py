@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,7 +160,7 @@ def download(key: str, path: Path) -> None:
         raise
 
 
-def upload_files(directory: Path, names: Iterable[str], prefix: str) -> Iterator[str]:
+def upload_files(directory: Path, names: Iterable[str], prefix: str) -> Generator[str, None, None]:
     """Upload ``directory/<name>`` to ``prefix + name`` with its HLS content type, in order
     of completion; the caller consumes the iterator (and may stop between files)."""
     client = s3_client()
@@ -175,8 +175,13 @@ def upload_files(directory: Path, names: Iterable[str], prefix: str) -> Iterator
         )
         return name
 
-    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="s3-up") as pool:
+    pool = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="s3-up")
+    try:
         yield from pool.map(put, names)
+    finally:
+        # Closed early (a stop between files): the uploads not yet started are dropped, the
+        # running ones finish, so nothing writes under the prefix once this returns.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def put_text(key: str, text: str) -> None:

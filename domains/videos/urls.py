@@ -11,6 +11,7 @@ urlpatterns = [
         name="video-complete-upload",
     ),
     path("<uuid:video_id>/progress/", apis.video_progress_api, name="video-progress"),
+    path("<uuid:video_id>/cancel/", apis.VideoCancelApi.as_view(), name="video-cancel"),
     path("<uuid:video_id>/playlist.m3u8", apis.VideoPlaylistApi.as_view(), name="video-playlist"),
     path(
         "<uuid:video_id>/hls/<str:rung>/index.m3u8",

@@ -149,6 +149,32 @@ export class RealtimeClient {
   }
 
   /**
+   * Asks a job to stop (`POST /api/v1/jobs/{id}/cancel/`). Resolves with its state document
+   * after the request: CANCELLED at once if it was PENDING, else `cancel_requested: true` while
+   * its worker stops it (a watch of the job then ends on CANCELLED). Rejects with an `ApiError`:
+   * 404 (not yours, or absent), 403 (your role may not), 409 (it has already ended), 503.
+   * The state is also handed to a watch of the job, so it sees the request at once.
+   */
+  cancelJob(jobId: string): Promise<StateDocument> {
+    return this.cancel('job', jobId);
+  }
+
+  /** As `cancelJob`, for a video (`POST /media/videos/{id}/cancel/`): a running encode is
+   * stopped and the video ends CANCELLED. */
+  cancelVideo(videoId: string): Promise<StateDocument> {
+    return this.cancel('video', videoId);
+  }
+
+  private async cancel(kind: 'job' | 'video', id: string): Promise<StateDocument> {
+    const topic = canonicalTopic(`${kind}:${id}`);
+    if (topic === undefined) throw new TypeError(`not a ${kind} id: ${JSON.stringify(id)}`);
+    const state = await this.http.cancel(topic);
+    const sub = this.subs.get(topic);
+    if (sub !== undefined && state.topic === topic) this.acceptState(sub, state);
+    return state;
+  }
+
+  /**
    * Watches a topic until its terminal state, `stop()`, or `maxWatchMs`. The topic is taken in
    * its canonical spelling (`JOB:7C9E…`, an id without hyphens or surrounding whitespace all
    * become `job:7c9e…`); a string that names no topic throws a TypeError and nothing is polled.

@@ -28,10 +28,10 @@ export const SERVER_ERROR_CODES = [
   'unavailable',
 ] as const;
 
-export const JOB_STATUSES = ['PENDING', 'PROCESSING', 'DONE', 'FAILED'] as const;
-export const VIDEO_STATUSES = ['UPLOADED', 'PROCESSING', 'READY', 'FAILED'] as const;
-/** DONE and FAILED end a job, READY and FAILED end a video. */
-export const TERMINAL_STATUSES = ['DONE', 'FAILED', 'READY'] as const;
+export const JOB_STATUSES = ['PENDING', 'PROCESSING', 'DONE', 'FAILED', 'CANCELLED'] as const;
+export const VIDEO_STATUSES = ['UPLOADED', 'PROCESSING', 'READY', 'FAILED', 'CANCELLED'] as const;
+/** DONE, FAILED and CANCELLED end a job; READY, FAILED and CANCELLED end a video. */
+export const TERMINAL_STATUSES = ['DONE', 'FAILED', 'READY', 'CANCELLED'] as const;
 
 /** The fields of a state document's `progress`, by JSON type. */
 export const NUMERIC_PROGRESS_FIELDS = [

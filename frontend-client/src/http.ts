@@ -1,5 +1,6 @@
-// The HTTP calls of PROTOCOL.md section 5 the client makes, all GET with the bearer token: a
-// topic's progress (Redis only), its database record, and the job and video lists.
+// The HTTP calls of PROTOCOL.md section 5 the client makes, with the bearer token: a topic's
+// progress (Redis only), its database record, the job and video lists (all GET), and the
+// cancel request (POST).
 import {
   jobListPath,
   parseErrorBody,
@@ -12,9 +13,10 @@ import {
   type VideoListItem,
   type VideoListParams,
 } from './lists.js';
+import { parseStateDocument } from './protocol.js';
 import type { TokenSource } from './token.js';
-import { detailPath, progressPath } from './topics.js';
-import type { DetailRecord, FetchLike, Topic } from './types.js';
+import { cancelPath, detailPath, progressPath } from './topics.js';
+import type { DetailRecord, FetchLike, StateDocument, Topic } from './types.js';
 
 export interface HttpAnswer {
   status: number;
@@ -72,6 +74,19 @@ export class HttpApi {
     return this.page<VideoListItem>(videoListPath(params));
   }
 
+  /**
+   * Asks the topic's job or video to stop: its state document after the request (202), or an
+   * ApiError (404 not yours or absent, 403 your role may not, 409 already ended, 503).
+   */
+  async cancel(topic: Topic): Promise<StateDocument> {
+    const answer = await this.send('POST', cancelPath(topic));
+    const body = await answer.json().catch(() => undefined);
+    if (answer.status !== 202) throw new ApiError(answer.status, parseErrorBody(body));
+    const parsed = parseStateDocument(body);
+    if (!parsed.ok) throw new Error(`cancel of ${topic}: ${parsed.reason}`);
+    return parsed.document;
+  }
+
   private async page<Row extends { topic: Topic }>(path: string): Promise<ListPage<Row>> {
     const answer = await this.get(path);
     const body = await answer.json().catch(() => undefined);
@@ -79,15 +94,20 @@ export class HttpApi {
     return parseListPage<Row>(body);
   }
 
-  /** GET with the bearer token; a 401 gets one retry with a fresh token. */
-  private async get(path: string): Promise<HttpAnswer> {
-    const get = (token: string): Promise<HttpAnswer> =>
+  private get(path: string): Promise<HttpAnswer> {
+    return this.send('GET', path);
+  }
+
+  /** A bodiless request with the bearer token; a 401 gets one retry with a fresh token (a
+   * cancel is idempotent, so repeating it is harmless). */
+  private async send(method: 'GET' | 'POST', path: string): Promise<HttpAnswer> {
+    const call = (token: string): Promise<HttpAnswer> =>
       this.fetchImpl(this.baseUrl + path, {
-        method: 'GET',
+        method,
         headers: { Authorization: `Bearer ${token}`, Accept: 'application/json' },
       });
-    const answer = await get(await this.tokens.get(false));
+    const answer = await call(await this.tokens.get(false));
     if (answer.status !== 401) return answer;
-    return get(await this.tokens.get(true));
+    return call(await this.tokens.get(true));
   }
 }

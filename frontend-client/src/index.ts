@@ -35,6 +35,7 @@ export {
   parseTopic,
   progressPath,
   detailPath,
+  cancelPath,
 } from './topics.js';
 export type {
   ClientFrame,

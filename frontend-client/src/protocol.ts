@@ -110,6 +110,7 @@ function checkDocument(doc: Json, where = 'state document'): StateDocument {
   required(doc, 'progress', where, 'an object or null', (v) => v === null || isObject(v));
   if (doc['progress'] !== null) checkProgress(doc['progress'] as Json, where);
   required(doc, 'error', where, 'a string or null', isTextOrNull);
+  optional(doc, 'cancel_requested', where, 'a boolean', (v) => typeof v === 'boolean');
   nonNegativeInteger(doc, 'updated_at', where);
   optional(doc, 'job_type', where, 'a string or null', isTextOrNull);
   optional(doc, 'result_in_db', where, 'a boolean', (v) => typeof v === 'boolean');

@@ -4,7 +4,7 @@ import type { DetailRecord, StateDocument, Status, Topic } from './types.js';
 
 const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATUSES);
 
-/** DONE and FAILED end a job, READY and FAILED end a video. */
+/** DONE, FAILED and CANCELLED end a job; READY, FAILED and CANCELLED end a video. */
 export function isTerminal(status: string | null | undefined): boolean {
   return status !== null && status !== undefined && TERMINAL.has(status);
 }
@@ -59,6 +59,11 @@ export function detailPath(topic: Topic): string {
   return kind === 'job' ? `/api/v1/jobs/${encoded}/` : `/media/videos/${encoded}/`;
 }
 
+/** `POST` here asks the job or video to stop (PROTOCOL.md section 5). */
+export function cancelPath(topic: Topic): string {
+  return `${detailPath(topic)}cancel/`;
+}
+
 /**
  * A state document standing in for a terminal record found in the database when Redis holds
  * nothing (the status hash expired): same fields, no progress, `(epoch, seq)` as last seen.
@@ -83,6 +88,9 @@ export function stateFromRecord(
     ...(pick('result') !== undefined && { result: pick('result') }),
     ...(pick('hls_path') !== undefined && { hls_path: pick('hls_path') as string | null }),
     ...(pick('duration') !== undefined && { duration: pick('duration') as number | null }),
+    ...(typeof pick('cancel_requested') === 'boolean' && {
+      cancel_requested: pick('cancel_requested') as boolean,
+    }),
     result_in_db: false,
   };
 }

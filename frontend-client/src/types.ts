@@ -33,6 +33,11 @@ export interface StateDocument {
   /** null once terminal. */
   progress: Progress | null;
   error: string | null;
+  /**
+   * A cancel was asked for (`cancelJob`, `cancelVideo`): the worker stops and the topic ends
+   * CANCELLED. Every current server sends it; absent means false.
+   */
+  cancel_requested?: boolean;
   /** Epoch milliseconds. */
   updated_at: number;
   // Jobs.
@@ -159,7 +164,7 @@ export type WebSocketConstructor = new (
 /** The part of fetch the client uses; the global fetch satisfies it. */
 export type FetchLike = (
   url: string,
-  init: { method: 'GET'; headers: Record<string, string> },
+  init: { method: 'GET' | 'POST'; headers: Record<string, string> },
 ) => Promise<{
   status: number;
   headers: { get(name: string): string | null };

@@ -121,6 +121,7 @@ export interface FakeAnswer {
 export interface HttpCall {
   url: string;
   path: string;
+  method: 'GET' | 'POST';
   authorization: string | undefined;
   /** Milliseconds since the harness started (fake clock). */
   at: number;
@@ -146,6 +147,7 @@ export class FakeHttp {
     const call: HttpCall = {
       url,
       path,
+      method: init.method,
       authorization: init.headers.Authorization,
       at: Date.now() - this.startedAt,
     };

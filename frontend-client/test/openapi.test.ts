@@ -9,11 +9,17 @@ import openapiTS, { astToString } from 'openapi-typescript';
 import { describe, expect, it } from 'vitest';
 
 import type { DetailRecord, JobStatus, Progress, StateDocument, VideoStatus } from '../src/types.js';
-import type { components } from './openapi/schema.js';
+import type { components, paths } from './openapi/schema.js';
 import committed from './openapi/schema.ts?raw';
 
 type Schemas = components['schemas'];
 type NonNull<T> = Exclude<T, null>;
+/** The JSON body of an operation's 202 answer. */
+type Accepted<Path extends keyof paths> = paths[Path] extends {
+  post: { responses: { 202: { content: { 'application/json': infer Body } } } };
+}
+  ? Body
+  : never;
 
 /** true when every value of From is a value of To. */
 type Assignable<From, To> = [From] extends [To] ? true : false;
@@ -34,7 +40,10 @@ const stateDocuments: [
   Assignable<Schemas['VideoDetailResponse'], DetailRecord>,
   // Every field the client reads from a state document exists on the server's.
   Assignable<keyof StateDocument, keyof Schemas['JobState'] | keyof Schemas['VideoState']>,
-] = [true, true, true, true, true, true, true, true, true];
+  // What cancelJob and cancelVideo resolve with is the state document the endpoints answer.
+  Same<Accepted<'/api/v1/jobs/{job_id}/cancel/'>, Schemas['JobState']>,
+  Same<Accepted<'/media/videos/{video_id}/cancel/'>, Schemas['VideoState']>,
+] = [true, true, true, true, true, true, true, true, true, true, true];
 
 describe('the OpenAPI types', () => {
   it('are what openapi-typescript generates from the committed schema', async () => {

@@ -38,6 +38,7 @@ from domains.common.openapi import (
     PARSE_ERROR,
     PASSWORD_CHANGE_REQUIRED,
     PROTOCOL_DOC,
+    STATE_COMPONENTS,
     TOKEN_NOT_VALID,
     UNAVAILABLE,
     UNSUPPORTED_MEDIA_TYPE,
@@ -220,6 +221,10 @@ def _state_schema(kind: str, statuses: Sequence[str], extra: dict[str, Any]) -> 
         "status": {"type": "string", "enum": list(statuses)},
         "progress": {"$ref": "#/components/schemas/Progress"},
         "error": _NULLABLE_STRING,
+        "cancel_requested": {
+            "type": "boolean",
+            "description": "A cancel was asked for (POST …/cancel/); the worker ends it CANCELLED.",
+        },
         "updated_at": {"type": "integer", "description": "Epoch milliseconds."},
     }
     properties = {**common, **extra}
@@ -264,6 +269,7 @@ JOB_STATE_EXAMPLE = {
         "remaining_seconds": 12,
     },
     "error": None,
+    "cancel_requested": False,
     "updated_at": 1763780000123,
     "job_type": "excel_import",
     "result_in_db": False,
@@ -276,6 +282,7 @@ VIDEO_STATE_EXAMPLE = {
     "status": "READY",
     "progress": None,
     "error": None,
+    "cancel_requested": False,
     "updated_at": 1763780000123,
     "hls_path": "videos/1/3f2b8a1c-0d4e-4c6b-9a51-2e7f10b4c8d9/1/master.m3u8",
     "duration": 312.4,
@@ -428,14 +435,16 @@ def add_plain_django_operations(
     result.setdefault("info", {})["description"] = DESCRIPTION
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Progress"] = PROGRESS_SCHEMA
-    schemas["JobState"] = JOB_STATE_SCHEMA
-    schemas["VideoState"] = VIDEO_STATE_SCHEMA
+    schemas[STATE_COMPONENTS["job"]] = JOB_STATE_SCHEMA
+    schemas[STATE_COMPONENTS["video"]] = VIDEO_STATE_SCHEMA
     paths = result.setdefault("paths", {})
     paths["/api/v1/jobs/{job_id}/progress/"] = {
-        "get": _progress_operation("job", "jobs", "JobState", JOB_STATE_EXAMPLE)
+        "get": _progress_operation("job", "jobs", STATE_COMPONENTS["job"], JOB_STATE_EXAMPLE)
     }
     paths["/media/videos/{video_id}/progress/"] = {
-        "get": _progress_operation("video", "videos", "VideoState", VIDEO_STATE_EXAMPLE)
+        "get": _progress_operation(
+            "video", "videos", STATE_COMPONENTS["video"], VIDEO_STATE_EXAMPLE
+        )
     }
     paths.update(_health_operations())
     accepted = paths.get("/api/v1/jobs/", {}).get("post", {}).get("responses", {}).get("202")

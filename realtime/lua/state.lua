@@ -27,10 +27,10 @@
 -- (14 significant digits) must never round one. A hash written before epochs existed reads 0.
 
 local RANK = {
-  job = {PENDING = 0, PROCESSING = 1, DONE = 2, FAILED = 2},
-  video = {UPLOADED = 0, PROCESSING = 1, READY = 2, FAILED = 2},
+  job = {PENDING = 0, PROCESSING = 1, DONE = 2, FAILED = 2, CANCELLED = 2},
+  video = {UPLOADED = 0, PROCESSING = 1, READY = 2, FAILED = 2, CANCELLED = 2},
 }
-local TERMINAL = {DONE = true, FAILED = true, READY = true}
+local TERMINAL = {DONE = true, FAILED = true, READY = true, CANCELLED = true}
 local PROGRESS_FIELDS = {
   'percent', 'step', 'step_index', 'step_total', 'step_name_display', 'step_percent',
   'remaining_seconds',
@@ -69,6 +69,7 @@ local function build(kind, topic, st, pr, with_type)
     doc.progress = p
   end
   doc.error = str(st.error)
+  doc.cancel_requested = st.cancel_requested == '1'
   doc.updated_at = tonumber(st.updated_at)
   local epoch = st.epoch
   if blank(epoch) then epoch = '0' end
@@ -179,6 +180,8 @@ if not blank(ch.job_type) and blank(st.job_type) then set('job_type', ch.job_typ
 if not blank(ch.error) then set('error', ch.error) end
 if not blank(ch.hls_path) then set('hls_path', ch.hls_path) end
 if not blank(ch.duration) then set('duration', ch.duration) end
+-- A cancel request (PROTOCOL.md §2) is recorded once and never withdrawn.
+if ch.cancel_requested == true then set('cancel_requested', '1') end
 if ch.result_in_db == true then
   set('result_in_db', '1')
 elseif not blank(ch.result) then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,3 +117,69 @@ class ConcurrencyProbe:
 class Noop:
     def run(self, job: JobRun, progress: JobProgress) -> dict[str, Any]:
         return {}
+
+
+class PausedProgress:
+    """A job's progress API that holds the handler at the first report ``pause_when`` picks,
+    until the worker has seen a cancel request (and ``release`` is set, when given): as if the
+    request arrived while that unit of work (a batch, a chunk) ran. Everything else goes to the
+    real progress unchanged."""
+
+    def __init__(
+        self,
+        real: JobProgress,
+        *,
+        pause_when: Callable[[dict[str, Any]], bool],
+        reached: threading.Event,
+        release: threading.Event | None = None,
+        timeout: float = 30,
+    ) -> None:
+        self._real = real
+        self._pause_when = pause_when
+        self._reached = reached
+        self._release = release
+        self._timeout = timeout
+        self._paused = False
+
+    def _held(self) -> bool:
+        released = self._release is None or self._release.is_set()
+        return not (self._real.cancel_requested and released)
+
+    @property
+    def lease_lost(self) -> bool:
+        return self._real.lease_lost
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self._real.cancel_requested
+
+    def check(self) -> None:
+        self._real.check()
+
+    def update(self, **fields: Any) -> None:
+        if not self._paused and self._pause_when(fields):
+            self._paused = True
+            self._reached.set()
+            deadline = time.monotonic() + self._timeout
+            while self._held() and time.monotonic() < deadline:
+                time.sleep(0.02)
+        self._real.update(**fields)
+
+
+class PausingHandler:
+    """Runs a real handler with :class:`PausedProgress`; ``reached`` is set at the pause. With
+    ``hold=True`` the pause also waits for ``release``, which the test sets."""
+
+    def __init__(
+        self, inner: Any, *, pause_when: Callable[[dict[str, Any]], bool], hold: bool = False
+    ) -> None:
+        self.inner = inner
+        self.pause_when = pause_when
+        self.reached = threading.Event()
+        self.release = threading.Event() if hold else None
+
+    def run(self, job: JobRun, progress: JobProgress) -> dict[str, Any]:
+        paused = PausedProgress(
+            progress, pause_when=self.pause_when, reached=self.reached, release=self.release
+        )
+        return self.inner.run(job, paused)  # type: ignore[no-any-return]

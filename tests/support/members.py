@@ -32,3 +32,11 @@ class Member:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.access_token()}")
         return client
+
+
+def member_of(tenant: Tenant, username: str, role: Role) -> Member:
+    """A member of ``tenant`` with ``role``, created (or updated) with :data:`PASSWORD`."""
+    from domains.tenants import repository
+
+    user = repository.member_upsert(tenant.id, username=username, password=PASSWORD, role=role)
+    return Member(tenant=tenant, user=user, role=role)

@@ -201,3 +201,28 @@ class Outage:
 
     start: Callable[[], None]
     end: Callable[[], None]
+
+
+def thread_worker(
+    kind: QueueKind, handlers: dict[str, Any], config: QueueConfig, **kwargs: Any
+) -> ThreadWorker:
+    """A worker of ``kind`` running ``handlers`` in a thread, with test timings; stop() it."""
+    options: dict[str, Any] = {
+        "config": config,
+        "wait_seconds": 1,
+        "grace": 5,
+        "retry_delay": 0,
+        "tick": 0.1,
+        "dlq_sweep_interval": 0,
+        "republish_interval": 0.2,
+    }
+    options.update(kwargs)
+    worker = Worker(kind, handlers=handlers, **options)
+    holder = ThreadWorker(worker=worker, thread=threading.Thread(target=lambda: None))
+
+    def _run() -> None:
+        holder.exit_code = worker.run()
+
+    holder.thread = threading.Thread(target=_run, name=f"test-{kind}-worker", daemon=True)
+    holder.thread.start()
+    return holder

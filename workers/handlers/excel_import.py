@@ -20,7 +20,7 @@ from domains.jobs.uploads import UploadMissing, upload_get
 from domains.students.errors import StudentsImportBusy, StudentsImportRejected, TenantNotFound
 from domains.students.progress import STEP_DISPLAY
 from domains.students.services import students_import_file
-from workers.base import JobProgress, JobRun, LeaseLost, PermanentError
+from workers.base import JobCancelled, JobProgress, JobRun, LeaseLost, PermanentError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,9 @@ class ImportBusyRetry(Exception):
 class ProgressAdapter:
     """The importer's progress port (domains/students/progress.py) onto the job's progress.
 
-    A failing update never fails the import, except :class:`LeaseLost`: then the attempt stops.
+    A failing update never fails the import, except :class:`LeaseLost` and
+    :class:`JobCancelled`: then the attempt stops. The importer reports after each chunk it
+    committed, so a cancel stops it between chunks and the committed ones stay.
     """
 
     def __init__(self, progress: JobProgress) -> None:
@@ -57,7 +59,7 @@ class ProgressAdapter:
                 if remaining_seconds is None
                 else max(0, math.ceil(remaining_seconds)),
             )
-        except LeaseLost:
+        except (LeaseLost, JobCancelled):
             raise
         except Exception:
             logger.warning("import progress not published step=%s", step, exc_info=True)

@@ -1,4 +1,8 @@
-"""``messaging.send``: one email per recipient, in batches, progress after each batch."""
+"""``messaging.send``: one email per recipient, in batches, progress after each batch.
+
+A cancel request (or a lost lease) is checked before each batch: the batches sent stay sent,
+the next one is not.
+"""
 
 from __future__ import annotations
 
@@ -42,4 +46,5 @@ class MessagingSendHandler:
             batch_size=settings.MESSAGING_BATCH_SIZE,
             send_interval=settings.MESSAGING_SEND_INTERVAL,
             on_batch=on_batch,
+            before_batch=progress.check,
         )

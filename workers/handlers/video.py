@@ -5,8 +5,9 @@ The job's lease, heartbeat and attempt fence the encode
 (``domains.videos.services.video_encode``) does the work and records the video's states.
 This handler adapts the job's progress API to the service's port, publishing on the
 ``video:<id>`` topic through the runner's throttle, and turns the service's outcomes into
-the runner's: a FAILED video fails the job (no retry), a full disk or a transient error
-retries it, a lost job stops the attempt.
+the runner's: a FAILED video fails the job (no retry), a CANCELLED one (a cancel request
+stopped ffmpeg) cancels it, a full disk or a transient error retries it, a lost job stops the
+attempt.
 """
 
 from __future__ import annotations
@@ -21,9 +22,15 @@ from django.conf import settings
 from django.utils import translation
 
 from domains.videos import services
-from domains.videos.services import DiskFull, EncodeFailed, EncodeRefused, EncodeStopped
+from domains.videos.services import (
+    DiskFull,
+    EncodeCancelled,
+    EncodeFailed,
+    EncodeRefused,
+    EncodeStopped,
+)
 from realtime.keys import Topic
-from workers.base import JobProgress, JobRun, LeaseLost, PermanentError
+from workers.base import JobCancelled, JobProgress, JobRun, LeaseLost, PermanentError
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +62,16 @@ class VideoProgress:
                 if remaining_seconds is None
                 else max(0, math.ceil(remaining_seconds)),
             )
-        except LeaseLost:
-            pass  # stop_reason() says so at the next check
+        except (LeaseLost, JobCancelled):
+            pass  # stop_reason() and cancel_requested() say so at the next check
         except Exception:
             logger.warning("video progress not published step=%s", step, exc_info=True)
 
     def stop_reason(self) -> str | None:
         return "the attempt lost its job" if self._progress.lease_lost else None
+
+    def cancel_requested(self) -> bool:
+        return self._progress.cancel_requested
 
 
 class VideoEncodeHandler:
@@ -87,6 +97,8 @@ class VideoEncodeHandler:
         except EncodeFailed as exc:
             with translation.override(settings.LANGUAGE_CODE):
                 raise PermanentError(services.teacher_text(exc.message)) from exc
+        except EncodeCancelled as exc:
+            raise JobCancelled(str(exc)) from exc
         except EncodeStopped as exc:
             services.video_encode_lost(job.tenant_id, video_id=video_id, job_id=job.job_id)
             raise LeaseLost(str(exc)) from exc

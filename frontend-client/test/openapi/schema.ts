@@ -114,6 +114,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/jobs/{job_id}/cancel/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Ask a job to stop. A PENDING job is CANCELLED without running; a PROCESSING one stops at its next unit of work (a messaging batch, an import chunk, an encode) and ends CANCELLED; what it already committed stays. Staff and admin may cancel any job of the tenant, other roles the jobs they started and may start. Repeating the request while the job runs changes nothing and answers its state again; once the job has ended it answers 409. */
+        post: operations["jobs_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/jobs/{job_id}/failures.xlsx": {
         parameters: {
             query?: never;
@@ -213,6 +230,23 @@ export interface paths {
         get: operations["videos_retrieve"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/videos/{video_id}/cancel/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Cancel a video (admin, staff, teacher; a teacher their own). One waiting for its file or queued for encoding is CANCELLED at once; a running encode is stopped by its worker (ffmpeg gets SIGTERM, then SIGKILL), its outputs are deleted and the video ends CANCELLED. Repeating the request meanwhile changes nothing and answers the state again; a READY, FAILED or CANCELLED video answers 409. */
+        post: operations["videos_cancel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -340,6 +374,8 @@ export interface components {
             status: string;
             attempt: number;
             error: string;
+            /** @description A cancel was asked for (POST …/cancel/). */
+            cancel_requested: boolean;
             readonly result: unknown;
             /** Format: date-time */
             created_at: string;
@@ -372,9 +408,10 @@ export interface components {
          *     * `PROCESSING` - Processing
          *     * `DONE` - Done
          *     * `FAILED` - Failed
+         *     * `CANCELLED` - Cancelled
          * @enum {string}
          */
-        JobListItemStatusEnum: "PENDING" | "PROCESSING" | "DONE" | "FAILED";
+        JobListItemStatusEnum: "PENDING" | "PROCESSING" | "DONE" | "FAILED" | "CANCELLED";
         JobListPage: {
             results: components["schemas"]["JobListItem"][];
             /** @description Pass as `cursor` for the next page; null on the last page. */
@@ -452,6 +489,8 @@ export interface components {
             /** Format: double */
             duration: number | null;
             readonly error: string;
+            /** @description A cancel was asked for (POST …/cancel/). */
+            cancel_requested: boolean;
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
@@ -511,9 +550,10 @@ export interface components {
          *     * `PROCESSING` - Processing
          *     * `READY` - Ready
          *     * `FAILED` - Failed
+         *     * `CANCELLED` - Cancelled
          * @enum {string}
          */
-        VideoStatusEnum: "PENDING_UPLOAD" | "UPLOADED" | "PROCESSING" | "READY" | "FAILED";
+        VideoStatusEnum: "PENDING_UPLOAD" | "UPLOADED" | "PROCESSING" | "READY" | "FAILED" | "CANCELLED";
         /** @description The running step; null once terminal. */
         Progress: {
             percent: number | null;
@@ -532,9 +572,11 @@ export interface components {
             /** @description Set when the state was created (Redis TIME, ms); a state rebuilt after Redis lost it has a larger one. `(epoch, seq)` orders states. */
             epoch: number;
             /** @enum {string} */
-            status: "PENDING" | "PROCESSING" | "DONE" | "FAILED";
+            status: "PENDING" | "PROCESSING" | "DONE" | "FAILED" | "CANCELLED";
             progress: components["schemas"]["Progress"];
             error: string | null;
+            /** @description A cancel was asked for (POST …/cancel/); the worker ends it CANCELLED. */
+            cancel_requested: boolean;
             /** @description Epoch milliseconds. */
             updated_at: number;
             job_type: string | null;
@@ -551,9 +593,11 @@ export interface components {
             /** @description Set when the state was created (Redis TIME, ms); a state rebuilt after Redis lost it has a larger one. `(epoch, seq)` orders states. */
             epoch: number;
             /** @enum {string} */
-            status: "UPLOADED" | "PROCESSING" | "READY" | "FAILED";
+            status: "UPLOADED" | "PROCESSING" | "READY" | "FAILED" | "CANCELLED";
             progress: components["schemas"]["Progress"];
             error: string | null;
+            /** @description A cancel was asked for (POST …/cancel/); the worker ends it CANCELLED. */
+            cancel_requested: boolean;
             /** @description Epoch milliseconds. */
             updated_at: number;
             hls_path: string | null;
@@ -783,7 +827,7 @@ export interface operations {
                 /** @description Rows per page: 1 to `LIST_PAGE_SIZE_MAX` (100 by default); `LIST_PAGE_SIZE` (20 by default) when absent. */
                 page_size?: number;
                 /** @description Only jobs in this status; repeat for any of several. */
-                status?: ("DONE" | "FAILED" | "PENDING" | "PROCESSING")[];
+                status?: ("CANCELLED" | "DONE" | "FAILED" | "PENDING" | "PROCESSING")[];
             };
             header?: never;
             path?: never;
@@ -973,6 +1017,75 @@ export interface operations {
             };
         };
     };
+    jobs_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The request is recorded; the body is the job's state document after it: CANCELLED at once for a PENDING job, `cancel_requested` true for a running one, which its worker ends CANCELLED within a heartbeat. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobState"];
+                };
+            };
+            /** @description No Authorization header; A bad or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role may not stop this kind of job; The user still has an initial password (POST /api/v1/auth/password/) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such record in your tenant, or not yours to see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The job is DONE, FAILED or CANCELLED already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis did not answer: the request is recorded (the worker reads it from the database), its state is not; repeat it after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     "api_v1_jobs_failures.xlsx_retrieve": {
         parameters: {
             query?: never;
@@ -1142,7 +1255,7 @@ export interface operations {
                 /** @description Only the videos of this lecture session (1 to 2^63 - 1). */
                 session_id?: number;
                 /** @description Only videos in this status; repeat for any of several. */
-                status?: ("FAILED" | "PENDING_UPLOAD" | "PROCESSING" | "READY" | "UPLOADED")[];
+                status?: ("CANCELLED" | "FAILED" | "PENDING_UPLOAD" | "PROCESSING" | "READY" | "UPLOADED")[];
             };
             header?: never;
             path?: never;
@@ -1305,6 +1418,75 @@ export interface operations {
             };
         };
     };
+    videos_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                video_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The request is recorded; the body is the video's state document after it: CANCELLED at once when no encode runs yet, `cancel_requested` true while its worker stops the encode. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VideoState"];
+                };
+            };
+            /** @description No Authorization header; A bad or expired token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The caller's role may not upload, nor cancel, videos; The user still has an initial password (POST /api/v1/auth/password/) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such record in your tenant, or not yours to see */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The video is READY, FAILED or CANCELLED already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Redis did not answer: the request is recorded (the worker reads it from the database), its state is not; repeat it after Retry-After seconds */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     videos_complete_upload: {
         parameters: {
             query?: never;
@@ -1360,7 +1542,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The video is already READY or FAILED */
+            /** @description The video is already READY, FAILED or CANCELLED */
             409: {
                 headers: {
                     [name: string]: unknown;

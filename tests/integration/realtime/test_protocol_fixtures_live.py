@@ -97,11 +97,21 @@ def test_documents_the_script_builds_have_the_fixture_shapes() -> None:
     store.publish(ALPHA, ready, Change(status="READY", hls_path="a/master.m3u8", duration=1.5))
     pending = Topic.job(uuid.uuid4())
     store.publish(ALPHA, pending, Change(status="PENDING", owner_id=OWNER, job_type="t"))
+    # and a job and a video cancelled while they ran, as the cancel endpoint and the worker do
+    cancelled, stopped = Topic.job(uuid.uuid4()), Topic.video(uuid.uuid4())
+    store.publish(ALPHA, cancelled, Change(status="PROCESSING", attempt=1, owner_id=OWNER))
+    store.publish(ALPHA, cancelled, Change(cancel_requested=True))
+    store.publish(ALPHA, cancelled, Change(status="CANCELLED", cancel_requested=True))
+    store.publish(ALPHA, stopped, Change(status="PROCESSING", attempt=1, owner_id=OWNER))
+    store.publish(ALPHA, stopped, Change(status="CANCELLED", cancel_requested=True))
     expected_documents = _fixture_shapes(_fixture_samples("document-*.json"))
     expected_frames = _fixture_shapes(_fixture_samples("frame-state.json"))
 
     # when each is read back as the progress endpoint and the WebSocket serve it
-    snaps = [store.snapshot(ALPHA, topic) for topic in [*topics, done, ready, pending]]
+    snaps = [
+        store.snapshot(ALPHA, topic)
+        for topic in [*topics, done, ready, pending, cancelled, stopped]
+    ]
 
     # then documents and state frames pass the checks and have a sampled shape of their status
     seen = set()

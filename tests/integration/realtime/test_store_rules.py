@@ -286,6 +286,7 @@ def test_video_topics_carry_hls_path_and_duration(r: redis.Redis) -> None:
         "status": "READY",
         "progress": None,
         "error": None,
+        "cancel_requested": False,
         "hls_path": "v/1/index.m3u8",
         "duration": 61.5,
         "updated_at": ready.document["updated_at"],  # type: ignore[index]

@@ -128,3 +128,24 @@ def test_F13_invisible_characters_and_fullwidth_letters_do_not_make_a_second_rec
     # then it gets one message, in its first spelling
     assert provider.batches == [["kim@example.com"]]
     assert result == {"sent": 1, "failed": 0, "failed_addresses": []}
+
+
+def test_what_before_batch_raises_stops_the_sending_before_that_batch() -> None:
+    # given five recipients in batches of two, and a check that fails from the second batch on
+    provider = FakeProvider()
+    checks: list[int] = []
+
+    def before_batch() -> None:
+        checks.append(len(provider.batches))
+        if len(provider.batches) >= 1:
+            raise RuntimeError("cancelled")
+
+    recipients = [f"r{i}@example.com" for i in range(5)]
+
+    # when the message is sent
+    with pytest.raises(RuntimeError, match="cancelled"):
+        _send(provider, recipients, before_batch=before_batch)
+
+    # then the check ran before each batch, and only the first batch went out
+    assert checks == [0, 1]
+    assert provider.batches == [recipients[:2]]

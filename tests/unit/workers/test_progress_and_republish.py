@@ -13,7 +13,7 @@ from realtime.keys import Topic
 from realtime.state import Change, InvalidChange
 from realtime.store import RealtimeUnavailable
 from realtime.throttle import ProgressThrottle
-from workers.base import JobProgress, JobRun, LeaseLost
+from workers.base import JobCancelled, JobProgress, JobRun, LeaseLost
 from workers.republish import Republisher
 
 
@@ -79,6 +79,45 @@ def test_progress_after_the_lease_is_lost_raises_and_publishes_nothing() -> None
     with pytest.raises(LeaseLost):
         progress.update(percent=50)
     assert publish.calls == []
+
+
+def test_progress_after_a_cancel_request_raises_job_cancelled_and_publishes_nothing() -> None:
+    # given job progress whose worker has seen a cancel request
+    publish = Recorder()
+    cancelled = threading.Event()
+    progress = JobProgress(
+        job=_run(),
+        throttle=ProgressThrottle(publish, interval=0, auto_flush=False),
+        lost=threading.Event(),
+        cancelled=cancelled,
+    )
+    progress.check()  # nothing asked yet
+    cancelled.set()
+
+    # when/then a check or an update raises JobCancelled and nothing is published
+    assert progress.cancel_requested
+    with pytest.raises(JobCancelled):
+        progress.check()
+    with pytest.raises(JobCancelled):
+        progress.update(percent=50)
+    assert publish.calls == []
+
+
+def test_a_lost_lease_outranks_a_cancel_request() -> None:
+    # given an attempt that lost its job and was also asked to stop
+    lost, cancelled = threading.Event(), threading.Event()
+    progress = JobProgress(
+        job=_run(),
+        throttle=ProgressThrottle(Recorder(), interval=0, auto_flush=False),
+        lost=lost,
+        cancelled=cancelled,
+    )
+    lost.set()
+    cancelled.set()
+
+    # when/then it stops as lost: it may not end the job, whose new owner decides
+    with pytest.raises(LeaseLost):
+        progress.check()
 
 
 def test_an_impossible_percent_is_a_handler_bug_raised_at_once() -> None:

@@ -18,10 +18,10 @@ from rest_framework import serializers
 from domains.jobs.dispatch import QueueKind
 from domains.jobs.types import OPERATOR_ROLES, JobType
 from realtime.throttle import ProgressThrottle
-from workers.base import JobProgress, JobRun, LeaseLost, PermanentError
+from workers.base import JobCancelled, JobProgress, JobRun, LeaseLost, PermanentError
 from workers.config import Extension, queue_config
 from workers.deadletters import DeadLetterSweep
-from workers.outcomes import Done, Errored, Failed, Lost, attempt_run
+from workers.outcomes import Cancelled, Done, Errored, Failed, Lost, attempt_run
 from workers.poller import Poller
 from workers.registry import Registered
 from workers.slots import Slots, SlotState, SlotStateError
@@ -250,6 +250,7 @@ def _registered(action: Any) -> Registered:
         ("not a dict", Failed("The job produced no result.")),
         ({"at": object()}, Failed("The job produced a result that cannot be stored.")),
         (LeaseLost("gone"), Lost()),
+        (JobCancelled("asked to stop"), Cancelled()),
     ],
 )
 def test_each_way_a_handler_ends_is_one_kind_of_outcome(action: Any, expected: Any) -> None:
