@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install client
+demo: install client ffmpeg
 	$(PY) -m project.devrun
 
 test: install lint typecheck imports infra-check frontend pytest
@@ -74,8 +74,15 @@ $(NODE_STAMP): frontend-client/package-lock.json
 	cd frontend-client && npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
+# The demo pages' own dependencies (hls.js for the video page): not the client library's.
+DEMO_NODE_STAMP := frontend-client/demo/node_modules/.installed
+
+$(DEMO_NODE_STAMP): frontend-client/demo/package-lock.json
+	cd frontend-client/demo && npm ci --no-audit --no-fund
+	touch $(DEMO_NODE_STAMP)
+
 # The TypeScript client library, built into frontend-client/dist/ (the demo page loads it).
-client: $(NODE_STAMP)
+client: $(NODE_STAMP) $(DEMO_NODE_STAMP)
 	cd frontend-client && npm run build
 
 # ... and its checks: type-check, unit tests, build.

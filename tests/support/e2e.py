@@ -32,6 +32,8 @@ CHROMIUM_ARGS = [
 ]
 
 SCREENSHOTS = BASE_DIR / "docs" / "img"
+# The video page's sample lecture (project/demo_video.py), made once and kept between runs.
+DEMO_CACHE = BASE_DIR / ".run" / "e2e-demo-cache"
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
