@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -309,6 +310,10 @@ def _mib(value: float) -> str:
     return f"{value / 1024**2:.0f} MiB"
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -316,6 +321,7 @@ def main() -> int:
     parser.add_argument("--sizes", nargs="+", default=["1280x720", "1920x1080"])
     args = parser.parse_args()
     LOGS.mkdir(parents=True)
+    signal.signal(signal.SIGTERM, _interrupted)  # stop the worker and server on the way out
     _environment()
     import django
 
@@ -372,10 +378,11 @@ def main() -> int:
                     f"{subj['first_processing'] * 1000:.0f} ms",
                     flush=True,
                 )
+            # Written after every round: a run cut short still leaves its complete pairs.
+            write_results(args, pairs, settings.VIDEO_ENCODE_PRESET, settings.VIDEO_ENCODE_THREADS)
     finally:
         devservices.stop_process(worker, timeout=60)
         devservices.stop_process(server, timeout=20)
-    write_results(args, pairs, settings.VIDEO_ENCODE_PRESET, settings.VIDEO_ENCODE_THREADS)
     shutil.rmtree(WORK, ignore_errors=True)
     return 0
 
@@ -390,6 +397,8 @@ def write_results(
         f"{os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
+    done = min(len(p) for p in pairs.values())
+    pairs = {size: p[:done] for size, p in pairs.items()}
     ffmpeg_version = subprocess.run(
         ["ffmpeg", "-version"], capture_output=True, text=True, check=True
     ).stdout.split(" Copyright", 1)[0]
@@ -397,8 +406,8 @@ def write_results(
         "# Video encoding benchmark",
         "",
         f"`make bench-video` on {datetime.now(UTC):%Y-%m-%d} ({machine}; {ffmpeg_version}).",
-        f"{args.rounds} rounds per size; each round runs the baseline and the subject back to "
-        "back, in alternating order. Clips: "
+        f"{done} of {args.rounds} rounds per size; each round runs the baseline and the "
+        "subject back to back, in alternating order. Clips: "
         f"{args.seconds:g} s of lavfi testsrc2 + sine at 25 fps, H.264/AAC. x264 preset "
         f"`{preset}`, threads {threads or 'ffmpeg default'}; the ladder is the worker's "
         "(no upscaling: 720p → 720p + 360p, 1080p → 1080p + 720p + 360p).",
@@ -511,7 +520,6 @@ def write_results(
         "",
     ]
     RESULTS.write_text("\n".join(lines))
-    print(RESULTS.read_text())
 
 
 if __name__ == "__main__":
