@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
-        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists
+        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-video
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install client
+demo: install client ffmpeg
 	$(PY) -m project.devrun
 
 test: install lint typecheck imports infra-check frontend pytest
@@ -74,8 +74,15 @@ $(NODE_STAMP): frontend-client/package-lock.json
 	cd frontend-client && npm ci --no-audit --no-fund
 	touch $(NODE_STAMP)
 
+# The demo pages' own dependencies (hls.js for the video page): not the client library's.
+DEMO_NODE_STAMP := frontend-client/demo/node_modules/.installed
+
+$(DEMO_NODE_STAMP): frontend-client/demo/package-lock.json
+	cd frontend-client/demo && npm ci --no-audit --no-fund
+	touch $(DEMO_NODE_STAMP)
+
 # The TypeScript client library, built into frontend-client/dist/ (the demo page loads it).
-client: $(NODE_STAMP)
+client: $(NODE_STAMP) $(DEMO_NODE_STAMP)
 	cd frontend-client && npm run build
 
 # ... and its checks: type-check, unit tests, build.
@@ -100,7 +107,7 @@ messages: install
 # same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
 BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
 
-bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists
+bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-video
 
 bench-http: install
 	$(BENCH_PY) -m bench.http.run
@@ -120,6 +127,10 @@ bench-excel: install
 
 bench-lists: install
 	$(BENCH_PY) -m bench.lists.run
+
+# 60 s clips at 720p and 1080p: the worker path against its ffmpeg command alone, paired.
+bench-video: install ffmpeg
+	$(BENCH_PY) bench/video/run.py
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -145,6 +145,7 @@ def _banner(services: devservices.Services, server: str) -> str:
         "academy-realtime is running",
         f"  API            {base}/api/v1/",
         f"  API docs       {base}/api/docs/",
+        f"  Demo pages     {base}/demo/ (jobs), {base}/demo/video/ (video upload and playback)",
         f"  WebSocket      ws://{HOST}:{PORT}/ws/v1/",
         f"  Health         {base}/health/ready/",
         f"  Admin          {base}/admin/",
@@ -169,6 +170,18 @@ def _banner(services: devservices.Services, server: str) -> str:
     return "\n".join(lines)
 
 
+def _sample_lecture() -> None:
+    """The video page's sample lecture, made once into the demo's cache directory."""
+    from project import demo_video
+
+    try:
+        sample = demo_video.sample_lecture_ensure()
+    except demo_video.SampleUnavailable as exc:
+        print(f"The video page's sample lecture is not available: {exc}")
+    else:
+        print(f"Sample lecture for the video page: {sample}")
+
+
 def main() -> int:
     try:
         server = asgi_server_name()
@@ -191,6 +204,7 @@ def main() -> int:
         _manage("migrate", "--noinput")
         _manage("seed_demo")
         _manage("create_queues")
+        _sample_lecture()
         children.append(
             subprocess.Popen(
                 asgi_server_command(HOST, PORT, server=server), cwd=devservices.BASE_DIR

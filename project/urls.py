@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from project import demo, health
+from project import demo, demo_video, health
 from project.api import docs
 
 urlpatterns = [
@@ -20,7 +20,7 @@ urlpatterns = [
 ]
 
 if settings.DEMO_ENABLED:
-    urlpatterns += demo.urlpatterns
+    urlpatterns += demo.urlpatterns + demo_video.urlpatterns
 
 handler404 = "project.api.exception_handlers.handler404"
 handler500 = "project.api.exception_handlers.handler500"

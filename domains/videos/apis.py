@@ -171,13 +171,15 @@ class VideoCompleteUploadApi(APIView):
                 schemas.COMPLETE_INVALID,
                 openapi.NOT_FOUND,
                 schemas.ALREADY_PROCESSED,
+                schemas.COMPLETE_QUOTA_EXCEEDED,
                 openapi.UNAVAILABLE,
             ),
         },
         examples=[schemas.COMPLETE_EXAMPLE],
         description="The uploaded object is checked (it exists, with the declared size), the "
         "video becomes UPLOADED and its encoding is queued. Repeating it while the video is "
-        "not terminal changes nothing.",
+        "not terminal changes nothing. The encode is a job, so the job quotas apply: past "
+        "them the answer is 429 and the video waits, still PENDING_UPLOAD, for a retry.",
     )
     def post(self, request: Request, video_id: uuid.UUID) -> Response:
         caller = caller_of(request)

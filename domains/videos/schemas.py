@@ -41,6 +41,13 @@ ALREADY_PROCESSED = ErrorCase(
     "The video has already been processed.",
     summary="The video is already READY, FAILED or CANCELLED",
 )
+COMPLETE_QUOTA_EXCEEDED = ErrorCase(
+    429,
+    "quota_exceeded",
+    "You already have 20 unfinished jobs. Wait until one finishes.",
+    summary="The encode is a job, and the caller or its tenant has too many unfinished ones; "
+    "the upload stays PENDING_UPLOAD: call again after Retry-After seconds",
+)
 NOT_READY = ErrorCase(
     409,
     "conflict",

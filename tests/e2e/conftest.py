@@ -20,7 +20,7 @@ from django.core.management import call_command
 from domains.tenants import repository
 from project import devservices
 from realtime.identity import Role
-from tests.support.e2e import BASE_DIR, CHROMIUM, CHROMIUM_ARGS, Stack, Wire
+from tests.support.e2e import BASE_DIR, CHROMIUM, CHROMIUM_ARGS, DEMO_CACHE, Stack, Wire
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (make browser)"
@@ -44,6 +44,7 @@ def stack(browser: Any, transactional_db: None, tmp_path: Path) -> Iterator[Stac
         "AWS_ENDPOINT_URL": settings.AWS_ENDPOINT_URL,
         "REALTIME_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
         "DEMO_ENABLED": "true",
+        "DEMO_CACHE_DIR": str(DEMO_CACHE),
         "LOG_LEVEL": "INFO",
         # A paced provider makes jobs last long enough to watch: 20 recipients per second.
         "MESSAGING_BATCH_SIZE": "20",

@@ -161,6 +161,19 @@ def test_headers_that_matter_are_documented(document: dict[str, Any]) -> None:
     assert progress["responses"]["503"]["headers"]["Retry-After"]["required"] is True
 
 
+def test_complete_upload_documents_its_job_quota_answer(document: dict[str, Any]) -> None:
+    # given the operation that queues a video's encode job
+    complete = document["paths"]["/media/videos/{video_id}/complete-upload/"]["post"]
+
+    # when its 429 answer is read
+    refused = complete["responses"]["429"]
+
+    # then it is the job quota, as an Error example, with the Retry-After header
+    examples = refused["content"]["application/json"]["examples"].values()
+    assert [example["value"]["code"] for example in examples] == ["quota_exceeded"]
+    assert refused["headers"]["Retry-After"]["required"] is True
+
+
 def test_the_description_points_to_the_websocket_protocol(document: dict[str, Any]) -> None:
     # given the document the server serves (the fixture)
     # when its description is read

@@ -32,6 +32,10 @@ CHROMIUM_ARGS = [
 ]
 
 SCREENSHOTS = BASE_DIR / "docs" / "img"
+# Seconds a server may take to listen: Django's imports on two cores shared with other runs.
+SERVER_START_TIMEOUT = 60
+# The video page's sample lecture (project/demo_video.py), made once and kept between runs.
+DEMO_CACHE = BASE_DIR / ".run" / "e2e-demo-cache"
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -61,7 +65,7 @@ class Stack:
         self.processes["server"] = self._spawn(
             "server", devrun.asgi_server_command("127.0.0.1", self.port)
         )
-        wait_for_port(self.port, self.processes["server"])
+        wait_for_port(self.port, self.processes["server"], timeout=SERVER_START_TIMEOUT)
 
     def stop_server(self) -> None:
         self._stop("server")

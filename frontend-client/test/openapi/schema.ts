@@ -262,7 +262,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description The uploaded object is checked (it exists, with the declared size), the video becomes UPLOADED and its encoding is queued. Repeating it while the video is not terminal changes nothing. */
+        /** @description The uploaded object is checked (it exists, with the declared size), the video becomes UPLOADED and its encoding is queued. Repeating it while the video is not terminal changes nothing. The encode is a job, so the job quotas apply: past them the answer is 429 and the video waits, still PENDING_UPLOAD, for a retry. */
         post: operations["videos_complete_upload"];
         delete?: never;
         options?: never;
@@ -1545,6 +1545,17 @@ export interface operations {
             /** @description The video is already READY, FAILED or CANCELLED */
             409: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The encode is a job, and the caller or its tenant has too many unfinished ones; the upload stays PENDING_UPLOAD: call again after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After": number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from django.test import override_settings
 
 from domains.common.aws import s3_client
+from domains.jobs import repository as jobs_repository
 from domains.jobs.models import Job
 from domains.videos.models import Video
 from realtime import store
@@ -178,6 +180,62 @@ def test_complete_upload_marks_uploaded_publishes_and_queues_once(
     snap = store.snapshot(alpha_teacher.tenant.id, Topic.video(video.video_id))
     assert snap is not None
     assert (snap.status, snap.owner_id) == ("UPLOADED", alpha_teacher.user.id)
+
+
+@override_settings(JOB_ACTIVE_MAX_PER_USER=2, JOB_QUOTA_RETRY_AFTER=30)
+def test_complete_upload_past_the_job_quota_is_a_429_and_the_video_waits_for_a_retry(
+    alpha_teacher: Member, beta_admin: Member
+) -> None:
+    # given a teacher with two unfinished jobs (the quota here), an uploaded file, and a
+    # member of another tenant with one unfinished job and an uploaded file too
+    client = alpha_teacher.client()
+    body = register(client, size=len(DATA)).json()
+    assert put_upload(body, DATA) == 200
+    unfinished = [_unfinished_job(alpha_teacher) for _ in range(2)]
+    _unfinished_job(beta_admin)
+    other = beta_admin.client()
+    other_body = register(other, size=len(DATA)).json()
+    assert put_upload(other_body, DATA) == 200
+
+    # when both declare their upload complete
+    refused = client.post(f"/media/videos/{body['video_id']}/complete-upload/")
+    accepted = other.post(f"/media/videos/{other_body['video_id']}/complete-upload/")
+
+    # then the teacher gets 429 quota_exceeded with Retry-After, and nothing changed: the
+    # video waits, no encode job or message exists and Redis holds no state for it
+    assert refused.status_code == 429, refused.json()
+    assert refused["Retry-After"] == "30"
+    assert refused.json()["code"] == "quota_exceeded"
+    assert refused.json()["fields"] == {}
+    video = video_row(body["video_id"])
+    assert (video.status, video.encode_job_id) == ("PENDING_UPLOAD", None)
+    assert store.snapshot(alpha_teacher.tenant.id, Topic.video(video.video_id)) is None
+    # and the other tenant's quota is its own
+    assert accepted.status_code == 202, accepted.json()
+    assert [json.loads(text)["tenant_id"] for text in video_queue_bodies()] == [
+        beta_admin.tenant.id
+    ]
+
+    # when one of the teacher's jobs finishes and the call is repeated
+    Job.objects.filter(job_id=unfinished[0]).update(status="DONE")
+    retried = client.post(f"/media/videos/{body['video_id']}/complete-upload/")
+
+    # then the encode is queued
+    assert retried.status_code == 202, retried.json()
+    assert video_row(body["video_id"]).status == "UPLOADED"
+    assert len(video_queue_bodies()) == 2
+
+
+def _unfinished_job(member: Member) -> uuid.UUID:
+    job = jobs_repository.job_insert(
+        member.tenant.id,
+        job_type="messaging.send",
+        payload={},
+        created_by_id=member.user.id,
+        idempotency_key="",
+        job_id=uuid.uuid4(),
+    )
+    return job.job_id
 
 
 def test_a_video_encode_job_cannot_be_started_through_the_jobs_api(
