@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
+.PHONY: demo demo-scale test test-faults test-scale install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
         bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists
 
 $(STAMP): pyproject.toml
@@ -17,6 +17,13 @@ install: $(STAMP)
 
 demo: install client
 	$(PY) -m project.devrun
+
+# The web tier as production runs it: PROCESSES uvicorn servers behind Debian's nginx on :8000
+# (infra/proxy/nginx.conf, least_conn; project/scale.py), one metrics directory for them all.
+PROCESSES ?= 3
+
+demo-scale: install client proxy
+	$(PY) -m project.devrun --processes $(PROCESSES)
 
 test: install lint typecheck imports infra-check frontend pytest
 
@@ -67,6 +74,16 @@ test-faults: install
 	mkdir -p $(dir $(FAULT_RESULTS)) && rm -f $(FAULT_RESULTS)
 	FAULT_RESULTS_FILE=$(abspath $(FAULT_RESULTS)) $(VENV)/bin/pytest tests/faults
 	@test ! -s $(FAULT_RESULTS) || cat $(FAULT_RESULTS)
+
+# The scale suite (tests/scale): several real ASGI processes behind a real nginx, killed on
+# purpose, and "hosts" made of network namespaces (root). Not in `make test`'s testpaths: each
+# scenario starts several servers. Each prints a SCALE-RESULT line (docs/RELIABILITY.md).
+SCALE_LOG ?= .run/scale-results.log
+
+test-scale: install proxy
+	mkdir -p $(dir $(SCALE_LOG))
+	$(VENV)/bin/pytest -s -rA tests/scale > $(SCALE_LOG) 2>&1; status=$$?; \
+		grep '^SCALE-RESULT' $(SCALE_LOG); tail -n 40 $(SCALE_LOG); exit $$status
 
 NODE_STAMP := frontend-client/node_modules/.installed
 

@@ -21,6 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connection
 
 from tests.faults.proxy import FaultProxy, Mode
 from tests.faults.support import RedisServer, wait_for
@@ -106,7 +110,7 @@ class BrowserLikeClient:
             self.dropped_at.append(time.monotonic())
             attempt += 1
             ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1))
-            await asyncio.sleep(random.uniform(0, ceiling))  # noqa: S311
+            await asyncio.sleep(random.uniform(0, ceiling))
 
     def _take(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -349,6 +353,20 @@ class SourceRouter:
         self._thread.join(5)
 
 
+def database_url(host: str | None = None, port: int | None = None) -> str:
+    """The test database's URL for a child process, optionally through another address."""
+    db = connection.settings_dict
+    host = host or db.get("HOST") or "127.0.0.1"
+    port = port or int(db.get("PORT") or 5432)
+    return f"postgres://{db['USER']}@{host}:{port}/{db['NAME']}"
+
+
+def moto_port() -> int:
+    port = urlsplit(settings.AWS_ENDPOINT_URL).port
+    assert port is not None
+    return port
+
+
 def read_metric_lines(text: str, name: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(name)]
 
@@ -357,4 +375,4 @@ def log_tail(path: Path, chars: int = 2000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
 
-__all__ += ["log_tail", "netns_unavailable", "read_metric_lines"]
+__all__ += ["database_url", "log_tail", "moto_port", "netns_unavailable", "read_metric_lines"]
