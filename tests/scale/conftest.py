@@ -69,6 +69,7 @@ def base_env(transactional_db: None, tmp_path: Path, redis_server: RedisServer) 
         "REALTIME_MAX_CONNECTIONS_PER_USER": QUOTA,
         "JOB_ACTIVE_MAX_PER_USER": QUOTA,
         "JOB_ACTIVE_MAX_PER_TENANT": QUOTA,
+        "MESSAGING_MAX_RECIPIENTS": "2000",
     }
 
 

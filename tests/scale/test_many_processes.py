@@ -67,12 +67,18 @@ def test_a_jobs_states_reach_clients_on_every_process_exactly_once_and_in_order(
         assert watcher.positions == [(final[0], seq) for seq in range(1, final[1] + 1)]
         assert watcher.connects == 1
     assert final[1] >= 6  # PENDING, PROCESSING, progress steps (throttled), DONE
-    # and the host's metrics (one scrape, every process) counted what was sent
-    samples = parse(scrape(f"{tier.server_url(1)}/metrics"))
+    # and the host's metrics (one scrape, every process) counted what was sent (tallies reach
+    # the files within a second)
+    def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return parse(scrape(f"{tier.server_url(1)}/metrics"))
+
+    sent = 12 * final[1]
+    wait_for(lambda: value(scraped(), "academy_ws_frames_sent_total") >= sent, timeout=10)
+    samples = scraped()
     assert value(samples, "academy_ws_connections") == 12
     assert value(samples, "academy_ws_subscriptions") == 12
-    assert value(samples, "academy_ws_frames_sent_total") >= 12 * final[1]
-    assert value(samples, "academy_publish_deliver_lag_seconds_count") >= 12 * (final[1] - 1)
+    assert value(samples, "academy_ws_frames_sent_total") == sent
+    assert value(samples, "academy_publish_deliver_lag_seconds_count") == 12 * (final[1] - 1)
     assert value(samples, "academy_worker_jobs_total", kind="messaging", outcome="done") == 1
     _report(
         "states on every process",
@@ -143,7 +149,7 @@ def test_redis_connections_per_process_stay_fixed_through_1000_worker_publishes(
     # Redis's connection counters once everything has connected
     tier = web_tier(scale.local_upstreams(PROCESSES))
     token = alpha_staff.access_token()
-    job = post_job(tier.server_url(PROCESSES - 1), token, recipients=1000, origin=ORIGIN)
+    job = post_job(tier.server_url(PROCESSES - 1), token, recipients=1100, origin=ORIGIN)
     topic = f"job:{job['job_id']}"
     watchers = [clients_pool.open(tier.ws_url, token, ORIGIN, topic) for _ in range(6)]
     worker = workers(MESSAGING_SEND_INTERVAL="0", REALTIME_PROGRESS_INTERVAL="0")
@@ -154,14 +160,14 @@ def test_redis_connections_per_process_stay_fixed_through_1000_worker_publishes(
     held_before = connections_by_pid(redis_server.port, pids)
     seq_before = watchers[0].held[1]
 
-    # when the worker publishes the rest of its ~1,000 progress states and DONE
+    # when the worker publishes the rest of its progress states (over 1,000) and DONE
     wait_for(lambda: all(w.status == "DONE" for w in watchers), timeout=300)
     publishes = watchers[0].held[1] - seq_before
 
     # then Redis accepted no new connection, and each process holds what it held before
     after = info.info("stats")["total_connections_received"]
     held_after = connections_by_pid(redis_server.port, pids)
-    assert publishes >= 900
+    assert publishes >= 1000
     assert after - before == 0
     assert held_after == held_before
     servers = [held_after[pid] for pid in pids[:-1]]

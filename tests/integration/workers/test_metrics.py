@@ -6,14 +6,18 @@ worker process through ``serve_metrics``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from domains.common.aws import sqs_client
+from domains.jobs.dispatch import queue_url
 from domains.jobs.models import Job
 from tests.support.handlers import Gate
 from tests.support.members import Member
 from tests.support.metrics import sample
+from tests.support.scale import FaultProxy
 from tests.support.workers import (
     KIND,
     ThreadWorker,
@@ -24,6 +28,7 @@ from tests.support.workers import (
 )
 from workers.config import dlq_url
 from workers.relay import Relay
+from workers.sqs import QueueClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 StartWorker = Callable[..., ThreadWorker]
@@ -108,3 +113,44 @@ def test_the_dead_letter_sweep_reports_the_dlq_depth(start_worker: StartWorker) 
 
     # then the depth gauge showed the three kept messages (what an alarm on it would see)
     assert sample("academy_dlq_depth", kind=K) == 3
+
+
+def test_heartbeats_that_sqs_refuses_are_counted_by_step(
+    alpha_staff: Member, start_worker: StartWorker, settings: Any
+) -> None:
+    # given a worker whose queue client reaches moto through a fault proxy, running a job
+    gate = Gate()
+    moto_port = urlsplit(settings.AWS_ENDPOINT_URL).port
+    assert moto_port is not None
+    before = sample("academy_worker_heartbeat_failures_total", kind=K, step="visibility")
+    lease_before = sample("academy_worker_heartbeat_failures_total", kind=K, step="lease")
+    with FaultProxy("127.0.0.1", moto_port) as proxy:
+        real = settings.AWS_ENDPOINT_URL
+        settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{proxy.port}"
+        sqs_client.cache_clear()
+        queue = QueueClient(queue_url(KIND))  # the project's own client, through the proxy
+        settings.AWS_ENDPOINT_URL = real
+        sqs_client.cache_clear()
+        job = create_job(alpha_staff, "test.gate")
+        running = start_worker(handlers={"test.gate": gate}, queue=queue)
+        assert gate.running.wait(15)
+
+        # when SQS refuses connections for a few heartbeats, then answers again
+        proxy.drop()
+        wait_for(
+            lambda: (
+                sample("academy_worker_heartbeat_failures_total", kind=K, step="visibility")
+                >= before + 2
+            ),
+            timeout=20,
+        )
+        proxy.pass_()
+        gate.release.set()
+        wait_for(lambda: job_status(job.job_id) in ("DONE", "FAILED"), timeout=30)
+        running.stop()
+
+    # then the failed heartbeats were counted at the visibility step, none at the lease step
+    assert (
+        sample("academy_worker_heartbeat_failures_total", kind=K, step="visibility") >= before + 2
+    )
+    assert sample("academy_worker_heartbeat_failures_total", kind=K, step="lease") == lease_before
