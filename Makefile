@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo demo-scale test test-faults test-scale install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
-        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists
+        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -117,7 +117,7 @@ messages: install
 # same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
 BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
 
-bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists
+bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics
 
 bench-http: install
 	$(BENCH_PY) -m bench.http.run
@@ -137,6 +137,9 @@ bench-excel: install
 
 bench-lists: install
 	$(BENCH_PY) -m bench.lists.run
+
+bench-metrics: install
+	$(BENCH_PY) -m bench.metrics.run
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
