@@ -184,21 +184,23 @@ def test_a_host_cut_off_from_redis_resynchronises_its_clients_when_it_heals(
         lambda: all(w.status == "PROCESSING" for ws in by_host.values() for w in ws), timeout=60
     )
 
-    # when h1 is cut off from Redis (its packets vanish) for a while, mid-job, then heals
+    # when h1 is cut off from Redis (its packets vanish) until the job has finished on the
+    # other hosts, then heals
+    cut_started = time.monotonic()
     hosts.proxies["h1"].set_mode(Mode.BLACKHOLE)
     cut_at = max(w.held[1] for w in by_host["h2"])
-    time.sleep(4)
-    others_moved = min(w.held[1] for w in by_host["h2"] + by_host["h3"]) > cut_at
+    others = by_host["h2"] + by_host["h3"]
+    wait_for(lambda: all(w.status == "DONE" for w in others), timeout=120)
     stalled = max(w.held[1] for w in by_host["h1"])
     hosts.proxies["h1"].pass_()
     healed_at = time.monotonic()
-    wait_for(lambda: all(w.status == "DONE" for ws in by_host.values() for w in ws), timeout=120)
+    wait_for(lambda: all(w.status == "DONE" for w in by_host["h1"]), timeout=60)
     converged = time.monotonic() - healed_at
 
-    # then the other hosts went on meanwhile, h1's clients stood still, and once it healed
-    # they caught up to the terminal state, in order, without reconnecting
+    # then h1's clients stood still during the cut, and once it healed the resync brought
+    # them the terminal state (published while they were cut off), in order, without a
+    # reconnect: the layer lost messages, the watchdog saw the gap, the sweep repaired
     everyone = [w for ws in by_host.values() for w in ws]
-    assert others_moved
     assert stalled <= cut_at + 2  # what was in flight when the cut began
     assert {w.held for w in everyone} == {everyone[0].held}
     assert all(w.in_order_once() for w in everyone)
@@ -206,12 +208,15 @@ def test_a_host_cut_off_from_redis_resynchronises_its_clients_when_it_heals(
     h1 = parse(scrape(f"{tier.server_url(0)}/metrics"))
     gaps = value(h1, "academy_layer_gaps_total")
     repaired = value(h1, "academy_resync_repairs_total", cause="behind")
-    assert gaps + repaired >= 1  # h1 noticed the loss and resent from Redis
+    assert gaps >= 1
+    assert repaired >= len(by_host["h1"])  # each cut-off client got DONE from the sweep
+    cut_for = healed_at - cut_started
     _report(
-        "one of three hosts cut off from Redis for 4 s",
+        "one of three hosts cut off from Redis until the job ended elsewhere",
         hosts=3,
         clients=12,
         lost_terminal=0,
+        seconds_cut=round(cut_for, 2),
         seconds_to_converge_after_heal=round(converged, 2),
         layer_gaps=gaps,
         resync_repairs=repaired,
