@@ -17,7 +17,9 @@ NAME = re.compile(r"\b(academy_[a-z_]+)")
 
 
 def _defined() -> set[str]:
-    assert realtime.metrics and workers.metrics  # imported: their metrics are registered
+    # realtime.metrics and workers.metrics are imported above: their metrics are registered
+    assert realtime.metrics.CONNECTIONS is not None
+    assert workers.metrics.JOBS is not None
     names = set()
     for family in REGISTRY.collect():
         names |= {sample.name for sample in family.samples} | {family.name}
