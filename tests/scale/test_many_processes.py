@@ -67,6 +67,7 @@ def test_a_jobs_states_reach_clients_on_every_process_exactly_once_and_in_order(
         assert watcher.positions == [(final[0], seq) for seq in range(1, final[1] + 1)]
         assert watcher.connects == 1
     assert final[1] >= 6  # PENDING, PROCESSING, progress steps (throttled), DONE
+
     # and the host's metrics (one scrape, every process) counted what was sent (tallies reach
     # the files within a second)
     def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
