@@ -130,3 +130,23 @@ def workers(
         devservices.stop_process(process, timeout=10)
         print(f"--- {log.name}\n{log_tail(log)}")  # noqa: T201
     dispatch.queue_urls_forget()
+
+
+@pytest.fixture
+def metrics_exporter(
+    base_env: dict[str, str],
+) -> Iterator[Callable[[int], subprocess.Popen[bytes]]]:
+    """Start ``manage.py serve_metrics`` (a workers' host's exporter) on a port."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _start(port: int) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "manage.py", "serve_metrics", "--port", str(port)]
+        process = subprocess.Popen(
+            argv, cwd=BASE_DIR, env=base_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        started.append(process)
+        return process
+
+    yield _start
+    for process in started:
+        devservices.stop_process(process, timeout=10)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from project import scale
+from project import devservices, scale
 from tests.support.members import Member
 from tests.support.metrics import parse, scrape, value
 from tests.support.scale import (
@@ -45,6 +45,7 @@ def test_a_jobs_states_reach_clients_on_every_process_exactly_once_and_in_order(
     alpha_staff: Member,
     web_tier: Callable[..., scale.WebTier],
     workers: Callable[..., object],
+    metrics_exporter: Callable[[int], object],
     clients_pool: Clients,
 ) -> None:
     # given three servers behind nginx and twelve clients watching one job through nginx
@@ -81,6 +82,13 @@ def test_a_jobs_states_reach_clients_on_every_process_exactly_once_and_in_order(
     assert value(samples, "academy_ws_frames_sent_total") == sent
     assert value(samples, "academy_publish_deliver_lag_seconds_count") == 12 * (final[1] - 1)
     assert value(samples, "academy_worker_jobs_total", kind="messaging", outcome="done") == 1
+    # and a host without a server shows the same through `manage.py serve_metrics`
+    port = devservices.free_port()
+    metrics_exporter(port)
+    wait_for(lambda: devservices.port_open("127.0.0.1", port), timeout=30)
+    exported = parse(scrape(f"http://127.0.0.1:{port}/metrics"))
+    assert value(exported, "academy_worker_jobs_total", kind="messaging", outcome="done") == 1
+    assert value(exported, "academy_ws_frames_sent_total") == sent
     _report(
         "states on every process",
         processes=PROCESSES,
