@@ -199,7 +199,7 @@ def test_a_host_cut_off_from_redis_resynchronises_its_clients_when_it_heals(
 
     # then h1's clients stood still during the cut, and once it healed the resync brought
     # them the terminal state (published while they were cut off), in order, without a
-    # reconnect: the layer lost messages, the watchdog saw the gap, the sweep repaired
+    # reconnect: the layer lost messages and the resync sweep repaired them
     everyone = [w for ws in by_host.values() for w in ws]
     assert stalled <= cut_at + 2  # what was in flight when the cut began
     assert {w.held for w in everyone} == {everyone[0].held}
@@ -208,8 +208,9 @@ def test_a_host_cut_off_from_redis_resynchronises_its_clients_when_it_heals(
     h1 = parse(scrape(f"{tier.server_url(0)}/metrics"))
     gaps = value(h1, "academy_layer_gaps_total")
     repaired = value(h1, "academy_resync_repairs_total", cause="behind")
-    assert gaps >= 1
-    assert repaired >= len(by_host["h1"])  # each cut-off client got DONE from the sweep
+    # each cut-off client got DONE from the sweep (the periodic one, or one the watchdog
+    # started early when it saw a gap in its beats: which one comes first is a matter of timing)
+    assert repaired >= len(by_host["h1"])
     cut_for = healed_at - cut_started
     _report(
         "one of three hosts cut off from Redis until the job ended elsewhere",
