@@ -4,8 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-faults install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
-        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-video
+.PHONY: demo demo-scale test test-faults test-scale install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
+        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ install: $(STAMP)
 
 demo: install client ffmpeg
 	$(PY) -m project.devrun
+
+# The web tier as production runs it: PROCESSES uvicorn servers behind Debian's nginx on :8000
+# (infra/proxy/nginx.conf, least_conn; project/scale.py), one metrics directory for them all.
+PROCESSES ?= 3
+
+demo-scale: install client proxy
+	$(PY) -m project.devrun --processes $(PROCESSES)
 
 test: install lint typecheck imports infra-check frontend pytest
 
@@ -68,6 +75,16 @@ test-faults: install
 	FAULT_RESULTS_FILE=$(abspath $(FAULT_RESULTS)) $(VENV)/bin/pytest tests/faults
 	@test ! -s $(FAULT_RESULTS) || cat $(FAULT_RESULTS)
 
+# The scale suite (tests/scale): several real ASGI processes behind a real nginx, killed on
+# purpose, and "hosts" made of network namespaces (root). Not in `make test`'s testpaths: each
+# scenario starts several servers. Each prints a SCALE-RESULT line (docs/RELIABILITY.md).
+SCALE_LOG ?= .run/scale-results.log
+
+test-scale: install proxy
+	mkdir -p $(dir $(SCALE_LOG))
+	$(VENV)/bin/pytest -s -rA tests/scale > $(SCALE_LOG) 2>&1; status=$$?; \
+		grep '^SCALE-RESULT' $(SCALE_LOG); tail -n 40 $(SCALE_LOG); exit $$status
+
 NODE_STAMP := frontend-client/node_modules/.installed
 
 $(NODE_STAMP): frontend-client/package-lock.json
@@ -107,7 +124,7 @@ messages: install
 # same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
 BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
 
-bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-video
+bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video
 
 bench-http: install
 	$(BENCH_PY) -m bench.http.run
@@ -131,6 +148,9 @@ bench-lists: install
 # 60 s clips at 720p and 1080p: the worker path against its ffmpeg command alone, paired.
 bench-video: install ffmpeg
 	$(BENCH_PY) bench/video/run.py
+
+bench-metrics: install
+	$(BENCH_PY) -m bench.metrics.run
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -14,6 +14,7 @@ django_asgi_app = get_asgi_application()
 # Imported after Django is set up: they import models and settings.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from project.metrics import MetricsEndpoint  # noqa: E402
 from realtime.auth import TokenAuthMiddleware  # noqa: E402
 from realtime.fastpath import ProgressFastPath  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
@@ -25,8 +26,9 @@ if settings.ASGI_GC_TUNING:  # see the setting's comment
 
 application = ProtocolTypeRouter(
     {
-        # GET …/progress/ is answered before Django's middleware; everything else is Django.
-        "http": ProgressFastPath(django_asgi_app),
+        # GET /metrics (internal scrapers only) and GET …/progress/ are answered before
+        # Django's middleware; everything else is Django.
+        "http": MetricsEndpoint(ProgressFastPath(django_asgi_app)),
         "websocket": TokenAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -3,6 +3,12 @@
 Run as ``python -m project.devrun``. Everything it starts (embedded PostgreSQL/Redis, moto's
 server, the ASGI server, workers and the outbox relay) is stopped again on Ctrl-C or SIGTERM.
 
+``--processes N`` (``make demo-scale``, N ≥ 2) serves the app as production's web tier does: N
+uvicorn processes on free ports behind Debian's nginx on :8000 (``infra/proxy/nginx.conf``,
+``least_conn``; ``project/scale.py``). Every process of the demo then writes its metrics to one
+``PROMETHEUS_MULTIPROC_DIR`` (``.run/metrics``, emptied at start), and any server's
+``/metrics`` shows them all.
+
 The ASGI server is the one production runs: uvicorn with the sans-I/O websockets protocol,
 uvloop, httptools and per-message deflate off, with the flags of
 ``infra/asgi/academy-asgi@.service`` (docs/adr/0009-demo-runs-the-production-asgi-server.md).
@@ -12,7 +18,9 @@ server with :func:`asgi_server_command` too, so they test what production runs.
 
 from __future__ import annotations
 
+import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,11 +190,27 @@ def _sample_lecture() -> None:
         print(f"Sample lecture for the video page: {sample}")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m project.devrun")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="ASGI server processes; 2 or more run behind nginx on :8000 (make demo-scale)",
+    )
+    processes = parser.parse_args(argv).processes
+    from project import scale  # it imports this module (the server command)
+
+    if processes < 1:
+        print("--processes must be at least 1.")
+        return 1
     try:
         server = asgi_server_name()
     except UnknownServer as exc:
         print(exc)
+        return 1
+    if processes > 1 and server != "uvicorn":
+        print("--processes runs the production server, uvicorn; unset ACADEMY_ASGI_SERVER.")
         return 1
     if devservices.port_open(HOST, PORT):
         print(f"Port {PORT} on {HOST} is already in use; stop what runs there first.")
@@ -195,6 +219,12 @@ def main() -> int:
     os.environ.update(services.env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     children: list[subprocess.Popen[bytes]] = []
+    tier: scale.WebTier | None = None
+    if processes > 1:
+        metrics_dir = devservices.RUN_DIR / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -205,11 +235,20 @@ def main() -> int:
         _manage("seed_demo")
         _manage("create_queues")
         _sample_lecture()
-        children.append(
-            subprocess.Popen(
-                asgi_server_command(HOST, PORT, server=server), cwd=devservices.BASE_DIR
+        if processes > 1:
+            tier = scale.WebTier(
+                scale.local_upstreams(processes, HOST),
+                env=dict(os.environ),
+                run_dir=devservices.RUN_DIR / "scale",
+                proxy_host=HOST,
+                proxy_port=PORT,
+            ).start()
+        else:
+            children.append(
+                subprocess.Popen(
+                    asgi_server_command(HOST, PORT, server=server), cwd=devservices.BASE_DIR
+                )
             )
-        )
         worker_env = {**os.environ}
         for name, value in DEMO_WORKER_ENV.items():
             worker_env.setdefault(name, value)
@@ -219,7 +258,13 @@ def main() -> int:
 
         django.setup()
         print(_banner(services, server), flush=True)
-        while all(child.poll() is None for child in children):
+        if tier is not None:
+            servers = ", ".join(upstream.address for upstream in tier.upstreams)
+            print(f"  {processes} ASGI processes ({servers}) behind nginx on :{PORT};", flush=True)
+            print(f"  metrics of all: {tier.server_url(0)}/metrics; logs in {tier.run_dir}")
+        while all(child.poll() is None for child in children) and (
+            tier is None or all(tier.alive())
+        ):
             time.sleep(0.5)
         print("A server process exited; stopping.")
         return 1
@@ -227,6 +272,8 @@ def main() -> int:
         print("\nStopping...")
         return 0
     finally:
+        if tier is not None:
+            tier.stop()
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGINT)

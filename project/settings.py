@@ -230,6 +230,16 @@ CHANNEL_LAYERS = {
     }
 }
 
+# --- Metrics (realtime/metrics.py, workers/metrics.py; docs/development.md "Metrics") -------
+# Prometheus exposition at GET /metrics (project/metrics.py). Multiprocess mode is the library's
+# own switch, the environment variable PROMETHEUS_MULTIPROC_DIR (set before start; one tmpfs
+# directory per host, shared by its ASGI servers and workers, emptied at boot).
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+# Peers that may scrape: the host's own agent. Requests through the proxy never may.
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+# When set, scrapers must also send "Authorization: Bearer <METRICS_TOKEN>".
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- AWS (SQS, S3) --------------------------------------------------------------------------
 AWS_REGION = env.str("AWS_REGION", default="ap-northeast-2")
 # Set to moto's server locally and in tests; empty means the real AWS endpoints.

@@ -19,7 +19,7 @@ from django.conf import settings
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from realtime import connections
+from realtime import connections, metrics
 from realtime.identity import Caller, InvalidClaims
 from realtime.protocol import (
     BEARER_PREFIX,
@@ -110,12 +110,20 @@ class TokenAuthMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] != "websocket":
             return await self.app(scope, receive, send)
+        metrics.connection_opened()
+        try:
+            return await self._serve(scope, receive, send)
+        finally:
+            metrics.connection_ended()
+
+    async def _serve(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         auth = authenticate_handshake(scope)
         slot = None
         if auth.caller is not None:
             slot = await connections.acquire(auth.caller.tenant_id, auth.caller.user_id)
             if slot is None:
                 await _refuse(receive, send, auth.subprotocol, REASON_TOO_MANY_CONNECTIONS)
+                metrics.connection_closed(CLOSE_POLICY)
                 return None
         try:
             return await self.app({**scope, SCOPE_KEY: auth}, receive, send)

@@ -44,7 +44,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from realtime import protocol, store, watchdog
+from realtime import metrics, protocol, store, watchdog
 from realtime.auth import SCOPE_KEY, HandshakeAuth, caller_from_access_token
 from realtime.identity import Caller, InvalidClaims, sees_topic
 from realtime.keys import InvalidTopic, Topic
@@ -183,6 +183,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         logger.debug("websocket open tenant=%s user=%s", self.caller.tenant_id, self.caller.user_id)
 
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        self._close_code = getattr(self, "_close_code", None) or message.get("code")
         self._closed = True
         await self._release()
         raise StopConsumer()
@@ -194,6 +195,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         self._released = True
         self._closed = True
+        metrics.connection_closed(getattr(self, "_close_code", None))
         layer = getattr(self, "channel_layer", None)
         channel = getattr(self, "channel_name", None)
         if (unregister := getattr(layer, "unregister_receiver", None)) is not None:
@@ -206,6 +208,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         subs: dict[str, Subscription] = getattr(self, "subs", {})
         joining: dict[str, tuple[str, list[dict[str, Any]]]] = getattr(self, "_joining", {})
         groups = [sub.group for sub in subs.values()] + [group for group, _ in joining.values()]
+        metrics.SUBSCRIPTIONS.dec(len(subs))
         subs.clear()
         joining.clear()
         if layer is None or channel is None:
@@ -302,6 +305,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 else:
                     early.append(message)
         else:
+            metrics.state_delivered(message)
             self._offer(
                 sub,
                 (int(message.get("epoch", 0)), int(message["seq"])),
@@ -377,6 +381,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             sub = self.subs[key] = Subscription(
                 topic=topic, key=key, group=group, owner_id=snap.owner_id
             )
+            metrics.SUBSCRIPTIONS.inc()
         # Without an epoch, `since` counts in the stored epoch (a client from before epochs).
         stored = snap.position
         claimed = None if since is None else (snap.epoch if epoch is None else epoch, since)
@@ -415,6 +420,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         sub = self.subs.pop(key, None)
         self._forget_frames(key)
         if sub is not None:
+            metrics.SUBSCRIPTIONS.dec()
             await self.channel_layer.group_discard(sub.group, self.channel_name)
 
     async def _reauthenticate(self, frame: dict[str, Any]) -> None:
@@ -462,7 +468,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         sub.sent, sub.terminal = position, terminal
         key = sub.key
-        self._pending.pop(key, None)
+        if self._pending.pop(key, None) is not None:
+            metrics.FRAMES_COALESCED.inc()
         if coalesce:
             self._pending[key] = frame  # the newest goes to the back
         elif len(self._states) >= MAX_STATE_BACKLOG:
@@ -496,6 +503,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 frame = self._pending.pop(next(iter(self._pending)))
             self._sending_since = time.monotonic()
             await self.base_send({"type": "websocket.send", "text": frame})
+            metrics.FRAMES_SENT.inc()
             self._sending_since = None
         self._sender_task = None  # nothing waits: drop the finished task too
 
@@ -589,6 +597,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _close(self, code: int) -> None:
         if not self._closed:
             self._closed = True
+            self._close_code = code
             # A stuck transport must not hold the dispatch loop: bounded wait to say goodbye,
             # and a client that cannot take the close frame has its connection aborted (F9).
             try:

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
-from realtime import store
+from realtime import metrics, store
 from realtime.auth import caller_from_access_token
 from realtime.identity import Caller, InvalidClaims
 from realtime.keys import Topic
 from realtime.protocol import error_body
+from realtime.state import is_terminal
 from realtime.store import RealtimeUnavailable
 
 RETRY_AFTER_SECONDS = 2
@@ -48,6 +49,13 @@ def _error(status: int, code: str, detail: str, *headers: tuple[str, str]) -> Re
 
 async def progress_reply(authorization: str, topic: Topic) -> Reply:
     """The answer to ``GET …/progress/`` (PROTOCOL.md §5), in the active language."""
+    reply, outcome = await _progress(authorization, topic)
+    metrics.progress_request(topic.kind.value, outcome)
+    return reply
+
+
+async def _progress(authorization: str, topic: Topic) -> tuple[Reply, str]:
+    """The reply and its outcome for the metrics (realtime/metrics.py)."""
     caller = bearer_caller(authorization)
     if caller is None:
         return _error(
@@ -55,11 +63,13 @@ async def progress_reply(authorization: str, topic: Topic) -> Reply:
             "not_authenticated",
             _("A valid access token is required."),
             ("WWW-Authenticate", 'Bearer realm="api"'),
-        )
+        ), "unauthenticated"
     if caller.must_change_password:
         # As every other endpoint but "me" and the password change (ADR 0102, audit F25):
         # from the token's claim, so still without SQL.
-        return _error(403, "password_change_required", _("Change your initial password first."))
+        return _error(
+            403, "password_change_required", _("Change your initial password first.")
+        ), "forbidden"
     try:
         snap = await store.asnapshot(caller.tenant_id, topic)
     except RealtimeUnavailable:
@@ -68,11 +78,12 @@ async def progress_reply(authorization: str, topic: Topic) -> Reply:
             "unavailable",
             _("The service is temporarily unavailable. Try again shortly."),
             ("Retry-After", str(RETRY_AFTER_SECONDS)),
-        )
+        ), "unavailable"
     if snap is None or not snap.visible_to(caller):
         # Missing and not-yours look the same; the client then reads the record once.
-        return _error(404, "not_found", _("Not found."))
-    return Reply(200, snap.document.encode(), (("Cache-Control", "no-store"),))
+        return _error(404, "not_found", _("Not found.")), "not_found"
+    outcome = "terminal" if is_terminal(snap.status) else "running"
+    return Reply(200, snap.document.encode(), (("Cache-Control", "no-store"),)), outcome
 
 
 async def progress_response(request: HttpRequest, topic: Topic) -> HttpResponse:

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from realtime import rebuild, store
+from realtime import metrics, rebuild, store
 from realtime.keys import Topic
 from realtime.state import Position
 from realtime.store import RealtimeUnavailable
@@ -90,6 +90,7 @@ class LayerWatchdog:
 
     def _notify(self) -> None:
         self.gaps += 1
+        metrics.LAYER_GAPS.inc()
         listeners = list(self.listeners)
         logger.warning(
             "channel layer lost messages; resynchronising %s connection(s)", len(listeners)
@@ -194,12 +195,14 @@ class Sweeper:
                     lost[(connection.tenant_id, topic)] = (max(known, sent), waiting)
                 elif position > sent and await connection.repair(topic):
                     repaired += 1
+                    metrics.REPAIRED_BEHIND.inc()
         for (tenant_id, topic), (known, waiting) in lost.items():
             if not await self._rebuild(tenant_id, topic, known):
                 continue
             for connection in waiting:
                 if await connection.repair(topic):
                     repaired += 1
+                    metrics.REPAIRED_REBUILT.inc()
         if repaired:
             logger.info("resync repaired %s topic(s) over %s watched", repaired, len(watched))
         return repaired

@@ -70,6 +70,7 @@ class SweepReport:
     deleted: int = 0  # dead letters removed from the DLQ
     kept: int = 0  # dead letters left for a later sweep or an operator
     exhausted: bool = False  # stopped by its bound, not because the DLQ had nothing left
+    depth: int | None = None  # visible in the DLQ after the sweep (the metric); None: unread
 
 
 class DeadLetterSweep:
@@ -123,6 +124,7 @@ class DeadLetterSweep:
             report.kept = len(kept)
             if kept:
                 self.dlq.release_many(kept)
+            report.depth = self.dlq.depth()
         if report.received:
             logger.info(
                 "dead-letter sweep: received=%s failed=%s deleted=%s kept=%s%s",

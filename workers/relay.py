@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from domains.jobs import outbox
+from workers import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Relay:
             republished = outbox.unpublished_terminals_republish(
                 limit=self.batch, older_than=self.grace
             )
+            metrics.outbox_backlog(outbox.outbox_backlog())
         except DatabaseError:
             logger.warning("relay: database unavailable; retrying", exc_info=True)
             db.connection.close()  # a broken connection is opened afresh next tick

@@ -45,6 +45,7 @@ from domains.jobs.services import ClaimResult
 from realtime import rebuild, store
 from realtime.throttle import ProgressThrottle
 from workers import config as worker_config
+from workers import metrics
 from workers.base import Handler, JobRun
 from workers.config import QueueConfig
 from workers.connections import close_all, closing
@@ -230,10 +231,12 @@ class Worker:
             self.wait_seconds,
         )
         self.supervisor.start()
+        metrics.slots_opened(self.kind, self.concurrency)
         try:
             self.poller.run()
         finally:
             code = self.shutdown()
+            metrics.slots_closed(self.kind, self.concurrency)
         return code
 
     def _exit_stuck(self) -> None:
@@ -242,6 +245,7 @@ class Worker:
 
     def _start(self, message: ReceivedMessage) -> None:
         slot = self.slots.open(message, self.config)
+        metrics.slot_taken(self.kind)
         self.stats.peak_running = self.slots.peak
         thread = threading.Thread(
             target=self.execute,
@@ -262,6 +266,7 @@ class Worker:
         finally:
             close_all()
             self.slots.free(slot)
+            metrics.slot_freed(self.kind)
 
     def _give_back(self, slot: Slot) -> None:
         """After an unexpected error: end this attempt's lease and make the message visible
@@ -334,6 +339,7 @@ class Worker:
         if claim.result is ClaimResult.FINISHED:
             logger.info("job already finished; dropping a duplicate delivery")
             self.stats.duplicates += 1
+            metrics.job_settled(self.kind, "duplicate")
             self.queue.delete(received)
             return None
         if claim.result is ClaimResult.BUSY:
@@ -401,6 +407,7 @@ class Worker:
             delay = max(delay, math.ceil(slot.lease_until - self.clock()) + 1)
         self.queue.release(slot.message, delay)
         self.stats.retried += 1
+        metrics.job_settled(self.kind, "retried")
         logger.warning("attempt failed; the job is retried in %s s", delay)
 
     def _finish(
@@ -433,6 +440,7 @@ class Worker:
             # Another attempt holds the job, or it has finished: this one changes nothing,
             # not even the message (its receipt handle may now control someone else's).
             self.stats.lost += 1
+            metrics.job_settled(self.kind, "lost")
             return False
         if status == JobStatus.DONE:
             self.stats.done += 1
@@ -440,6 +448,7 @@ class Worker:
             self.stats.cancelled += 1
         else:
             self.stats.failed += 1
+        metrics.job_settled(self.kind, status.lower(), self.clock() - slot.started)
         logger.info("job %s in %.3f s", status, self.clock() - slot.started)
         if delete:
             self.queue.delete(slot.message)
@@ -488,4 +497,5 @@ class Worker:
                 logger.exception("lease release failed; the next attempt waits for it to end")
             if self.queue.release(slot.message, 0):
                 self.stats.released += 1
+                metrics.job_settled(self.kind, "released")
             logger.warning("released a running job at shutdown")

@@ -81,6 +81,10 @@ class MessageQueue(Protocol):
 
     def release_many(self, messages: Sequence[ReceivedMessage]) -> int: ...
 
+    def depth(self) -> int | None:
+        """Messages visible now (approximate, as SQS counts them); None if SQS did not answer."""
+        ...
+
 
 class QueueClient:
     def __init__(
@@ -186,6 +190,16 @@ class QueueClient:
                 logger.warning("release failed for one message: %s", failure.get("Code"))
             released += len(response.get("Successful", []))
         return released
+
+    def depth(self) -> int | None:
+        try:
+            attributes = self._client.get_queue_attributes(
+                QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+        except SQS_ERRORS as exc:
+            logger.warning("queue depth not read: %s", exc)
+            return None
+        return int(attributes["ApproximateNumberOfMessages"])
 
 
 # --- creating (dev, tests, and a first deployment to a real account) -------------------------

@@ -32,6 +32,7 @@ from domains.jobs import services
 from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import JobStatus
 from realtime import store
+from workers import metrics
 from workers.config import QueueConfig
 from workers.connections import closing
 from workers.deadletters import DeadLetterSweep
@@ -104,6 +105,8 @@ class Supervisor:
                         report = self.sweep.sweep(between_batches=self.tend)
                         self.stats.failed += report.failed
                         self.stats.dead_letters_deleted += report.deleted
+                        if report.depth is not None:
+                            metrics.dlq_depth(self.kind, report.depth)
                         # Bound reached: more may be waiting, so go on at the next tick.
                         next_sweep = now if report.exhausted else now + self.sweep_interval
             except Exception:
@@ -138,6 +141,7 @@ class Supervisor:
                     lease_seconds=extension.lease,
                 )
             except DatabaseError as exc:
+                metrics.heartbeat_failed(self.kind, "lease")
                 if now + self.tick >= slot.lease_until:
                     self.lose(slot, f"lease could not be extended: {exc}", release_lease=False)
                 else:
@@ -152,6 +156,7 @@ class Supervisor:
             try:
                 self.queue.extend(slot.message, extension.visibility)
             except SQS_ERRORS as exc:
+                metrics.heartbeat_failed(self.kind, "visibility")
                 if is_lost_handle(exc) or now + self.tick >= slot.visible_until:
                     self.lose(slot, f"visibility could not be extended: {exc}", release_lease=True)
                 else:
@@ -213,6 +218,7 @@ class Supervisor:
             return
         run = slot.run
         self.stats.lost += 1
+        metrics.job_settled(self.kind, "lost")
         logger.warning("lease lost (%s); the attempt stops", reason)
         if release_lease:
             try:
@@ -242,4 +248,5 @@ class Supervisor:
                 return
             if finished:
                 self.stats.failed += 1
+                metrics.job_settled(self.kind, "timed_out", self.clock() - slot.started)
                 self.queue.delete(slot.message)

@@ -209,3 +209,15 @@ def unpublished_terminals_republish(*, limit: int, older_than: float) -> int:
         published += 1
         logger.info("relay: terminal state republished tenant=%s job=%s", tenant_id, job_id)
     return published
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxBacklog:
+    unsent: int  # job messages not recorded as sent
+    unpublished: int  # terminal states not recorded as published
+
+
+def outbox_backlog() -> OutboxBacklog:
+    """What the relay still has to send, across tenants (its metric)."""
+    unsent, unpublished = repository.outbox_backlog_counts()
+    return OutboxBacklog(unsent=unsent, unpublished=unpublished)

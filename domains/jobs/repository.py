@@ -223,6 +223,17 @@ def jobs_unpublished(*, limit: int, older_than: float) -> list[tuple[int, uuid.U
     )
 
 
+def outbox_backlog_counts() -> tuple[int, int]:
+    """(PENDING jobs whose message is not recorded as sent, finished jobs whose terminal state
+    is not recorded as published), across tenants: the relay's backlog (two counts on the
+    outbox's partial indexes)."""
+    unsent = Job.objects.filter(status=JobStatus.PENDING, message_sent_at__isnull=True).count()
+    unpublished = Job.objects.filter(
+        status__in=[JobStatus.DONE, JobStatus.FAILED], terminal_published_at__isnull=True
+    ).count()
+    return unsent, unpublished
+
+
 def job_unpublished_lock(tenant_id: int, *, job_id: uuid.UUID) -> Job | None:
     """The finished job, locked FOR UPDATE SKIP LOCKED, if its terminal state is still not
     recorded as published and no other transaction holds it (call inside ``atomic``)."""

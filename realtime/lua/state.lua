@@ -7,7 +7,8 @@
 --   ARGV[6] terminal TTL (s, 0 = none), ARGV[7] result size limit (bytes), ARGV[8] change (JSON)
 --   returns {accepted 0|1, reason, frame JSON or false, seq, epoch}
 --   On acceptance the frame is published as a RedisPubSubChannelLayer group message:
---   msgpack {type = "realtime.state", topic, seq, epoch, terminal, frame, progress_only}.
+--   msgpack {type = "realtime.state", topic, seq, epoch, terminal, frame, progress_only,
+--   updated_at} (updated_at as in the document: Redis TIME in ms; the consumers' lag metric).
 --   A change that creates the hash gives it its epoch: Redis TIME in ms, set once and kept.
 --
 -- ARGV[1] = "rebuild": ARGV[2..8] as for apply (the change is the topic's whole state, built
@@ -238,7 +239,7 @@ local frame = build(kind, topic, st, pr, true)
 local epoch = epoch_of(st)
 redis.call('PUBLISH', channel, cmsgpack.pack({
   type = 'realtime.state', topic = topic, seq = seq, epoch = epoch, terminal = terminal,
-  frame = frame, progress_only = progress_only,
+  frame = frame, progress_only = progress_only, updated_at = now_num,
 }))
 local reason = 'ok'
 if op == 'rebuild' then reason = 'rebuilt' end

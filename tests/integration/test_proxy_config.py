@@ -173,3 +173,85 @@ def test_F10_nginx_writes_no_token_to_its_logs(proxy: Proxy, upstream: None) -> 
         if log.exists():
             assert SECRET not in log.read_text(), log
             assert "token=" not in log.read_text(), log
+
+
+def test_the_scale_launcher_renders_the_shipped_config_for_n_servers_and_nginx_accepts_it(
+    tmp_path: Path,
+) -> None:
+    # given the shipped configuration rendered by project/scale.py for three servers
+    from project import scale
+
+    upstreams = [scale.Upstream("127.0.0.1", port) for port in (18001, 18002, 18003)]
+    root = tmp_path / "nginx"
+    (root / "logs").mkdir(parents=True)
+    (root / "temp").mkdir()
+    include = root / "academy.conf"
+    include.write_text(
+        scale.render_proxy_config(
+            CONF.read_text(), listen="127.0.0.1:18080", upstreams=upstreams, log_dir=root / "logs"
+        )
+    )
+    (root / "nginx.conf").write_text(scale.nginx_main_config(root, include))
+
+    # when nginx checks it
+    result = subprocess.run(
+        [
+            NGINX,
+            "-p",
+            str(root),
+            "-e",
+            str(root / "error.log"),
+            "-c",
+            str(root / "nginx.conf"),
+            "-t",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    # then it is valid, plain HTTP on the address, the three servers under least_conn, and
+    # everything else as shipped (the upgrade headers, the log format without queries)
+    assert result.returncode == 0, result.stderr
+    text = include.read_text()
+    assert "listen 127.0.0.1:18080;" in text
+    assert "ssl" not in text.replace("academy_no_query", "")
+    upstream_block = text.split("upstream academy_asgi {", 1)[1].split("}", 1)[0]
+    assert "least_conn;" in upstream_block
+    assert [line.strip() for line in upstream_block.splitlines() if "server " in line] == [
+        "server 127.0.0.1:18001;",
+        "server 127.0.0.1:18002;",
+        "server 127.0.0.1:18003;",
+    ]
+    assert "proxy_set_header Upgrade $http_upgrade;" in text
+    assert "location = /metrics" in text
+    assert "/var/log/nginx" not in text
+
+
+@pytest.mark.slow
+def test_the_proxy_never_forwards_metrics_to_a_server(proxy: Proxy, upstream: None) -> None:
+    # given nginx running the shipped configuration in front of an upstream answering any GET
+    process = subprocess.Popen(proxy.nginx(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while not devservices.port_open("127.0.0.1", proxy.port):
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.1)
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+
+        # when a client asks the proxy for /metrics, and for another path
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"https://127.0.0.1:{proxy.port}/metrics", context=context)
+        with urllib.request.urlopen(
+            f"https://127.0.0.1:{proxy.port}/health/", context=context, timeout=10
+        ) as response:
+            other = response.read()
+    finally:
+        devservices.stop_process(process)
+
+    # then /metrics is answered 404 by nginx itself, while other paths reach the upstream
+    assert refused.value.code == 404
+    assert other == b"ok"

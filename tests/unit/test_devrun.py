@@ -101,3 +101,41 @@ def test_the_demo_runs_a_worker_per_kind_and_the_outbox_relay() -> None:
         ["manage.py", "run_worker", "--queue", "messaging"],
         ["manage.py", "relay_outbox"],
     ]
+
+
+def test_demo_scale_refuses_fewer_than_one_process_and_another_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given daphne chosen as the server
+    monkeypatch.setenv(devrun.ASGI_SERVER_ENV, "daphne")
+
+    # when the runner is asked for no process, and for two daphne processes
+    none = devrun.main(["--processes", "0"])
+    daphne = devrun.main(["--processes", "2"])
+
+    # then both stop before starting anything, saying why
+    assert (none, daphne) == (1, 1)
+    said = capsys.readouterr().out
+    assert "at least 1" in said
+    assert "uvicorn" in said
+
+
+def test_the_scale_launcher_runs_each_server_with_the_production_command() -> None:
+    # given three local servers of the launcher, one of them in a namespace
+    from project import scale
+
+    upstreams = [
+        *scale.local_upstreams(2),
+        scale.Upstream("10.77.0.11", 8001, ("ip", "netns", "exec", "h1")),
+    ]
+
+    # when their commands are built as WebTier builds them
+    commands = [[*u.launcher, *devrun.asgi_server_command(u.host, u.port)] for u in upstreams]
+
+    # then each is the production command on its own address, behind its launcher
+    assert len({(u.host, u.port) for u in upstreams}) == 3
+    for upstream, argv in zip(upstreams, commands, strict=True):
+        options = _options(argv)
+        assert (options["--host"], options["--port"]) == (upstream.host, str(upstream.port))
+        assert options["--ws"] == "websockets-sansio"
+    assert commands[2][:4] == ["ip", "netns", "exec", "h1"]

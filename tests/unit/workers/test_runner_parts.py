@@ -84,6 +84,9 @@ class FakeQueue:
         self.released += messages
         return len(messages)
 
+    def depth(self) -> int | None:
+        return len(self.bodies)
+
 
 def _message(body: str = "{}", *, at: float = 1000.0) -> ReceivedMessage:
     return ReceivedMessage(
