@@ -25,6 +25,7 @@ DETAIL_FIELDS = (
     "hls_path",
     "duration",
     "error",
+    "cancel_requested",
     "attempt",
     "created_by_id",
     "created_at",

@@ -463,5 +463,6 @@ _JOB_LINKS = {
     for name, operation_id, description in (
         ("JobDetail", "api_v1_jobs_retrieve", "The job's record (`detail_url`)."),
         ("JobProgress", "jobs_progress_retrieve", "The job's live state (`progress_url`)."),
+        ("JobCancel", "jobs_cancel", "Ask the job to stop (`POST …/cancel/`)."),
     )
 }
