@@ -105,6 +105,7 @@ class Sampler:
     ffmpeg_first: float | None = None
     ffmpeg_last: float | None = None
     ffmpeg_cpu: list[tuple[float, float]] = field(default_factory=list)  # (t, CPU s so far)
+    worker_cpu: list[tuple[float, float]] = field(default_factory=list)  # the worker's own
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -128,6 +129,8 @@ class Sampler:
             if root is not None:
                 try:
                     tree = [root, *root.children(recursive=True)]
+                    own = root.cpu_times()
+                    self.worker_cpu.append((now, own.user + own.system))
                     rss = 0
                     for process in tree:
                         try:
@@ -288,10 +291,16 @@ def subject(api: Api, source: Path, worker_pid: int) -> dict[str, Any]:
         if progress.get("remaining_seconds") is not None:
             eta_errors.append(abs(progress["remaining_seconds"] - (end - t)))
     job_minutes = (ready - processing) / 60
+    # CPU time does not stretch when other load shares the cores, as wall time does.
+    ffmpeg_cpu = sampler.ffmpeg_cpu[-1][1]
+    worker_during = [c for t, c in sampler.worker_cpu if start <= t <= end]
+    worker_cpu = worker_during[-1] - worker_during[0] if len(worker_during) > 1 else 0.0
     encode_frames = sum(1 for t, f in frames if (f.get("progress") or {}).get("step") == "encoding")
     return {
         "ffmpeg_wall": end - start,
         "job_wall": ready - processing,
+        "ffmpeg_cpu": ffmpeg_cpu,
+        "worker_cpu": worker_cpu,
         "first_processing": processing - completed_at,
         "progress_gap": max(gaps) if gaps else float("nan"),
         "progress_gap_cpu": max(cpu_gaps) if cpu_gaps else float("nan"),
@@ -395,7 +404,9 @@ def main() -> int:
                 print(
                     f"  ffmpeg alone {base['wall']:.1f} s, "
                     f"in the worker {subj['ffmpeg_wall']:.1f} s "
-                    f"({subj['ffmpeg_wall'] / base['wall']:.3f}x), job {subj['job_wall']:.1f} s, "
+                    f"({subj['ffmpeg_wall'] / base['wall']:.3f}x), CPU "
+                    f"{(subj['ffmpeg_cpu'] + subj['worker_cpu']) / base['cpu']:.3f}x, "
+                    f"job {subj['job_wall']:.1f} s, "
                     f"gap {subj['progress_gap']:.1f} pts "
                     f"(CPU {subj['progress_gap_cpu']:.1f}), first PROCESSING "
                     f"{subj['first_processing'] * 1000:.0f} ms",
@@ -464,6 +475,25 @@ def write_results(
         lambda p: (
             f"**{_median(ratios(p, 'ffmpeg_wall')):.3f}** "
             f"({_span(ratios(p, 'ffmpeg_wall'), '{:.3f}')})"
+        ),
+    )
+
+    def cpu_ratios(p: list[Any], worker: bool) -> list[float]:
+        return [(s["ffmpeg_cpu"] + (s["worker_cpu"] if worker else 0)) / b["cpu"] for b, s in p]
+
+    row(
+        "CPU s: ffmpeg alone / ffmpeg in the worker / the worker process meanwhile, median",
+        lambda p: (
+            f"{_median([b['cpu'] for b, _ in p]):.1f} / "
+            f"{_median([s['ffmpeg_cpu'] for _, s in p]):.1f} / "
+            f"{_median([s['worker_cpu'] for _, s in p]):.1f}"
+        ),
+    )
+    row(
+        "**CPU, (worker's ffmpeg + worker process) / ffmpeg alone**, paired ratio, median "
+        "(range) — load-independent",
+        lambda p: (
+            f"**{_median(cpu_ratios(p, True)):.3f}** ({_span(cpu_ratios(p, True), '{:.3f}')})"
         ),
     )
     row(
@@ -536,7 +566,10 @@ def write_results(
         f"{SAMPLE_EVERY * 1000:.0f} ms; the ffmpeg child's life is from its first to its last "
         "sample (± half a sample at each end). The baseline is the same argv (built by "
         "`hls_encode_command` from the same probe), run by the benchmark with its progress "
-        "output sent to /dev/null; its peak RSS is the kernel's (`wait4`).",
+        "output sent to /dev/null; its peak RSS and CPU time are the kernel's (`wait4`). "
+        "In the worker, ffmpeg's CPU time is its last sample (at most one sample short) and "
+        "the worker process' own CPU time is counted over the same window (reading the "
+        "progress pipe, publishing, heartbeats).",
         "- *progress accuracy*: every `state` frame of the encoding step received while ffmpeg "
         "ran; its percent is mapped back from the step's share of the bar "
         "(`STEP_RANGES['encoding']`, 2-90 %) to 0-100 % and compared with the fraction of "
