@@ -24,8 +24,8 @@ it is counted but not timed.
 
 Protocol with the orchestrator (JSON lines): first stdin line is the job; then commands
 ``connect``, ``drive`` (``scale``: multiplier of the job and list rates; 0 stops them),
-``report`` (counters since the last report), ``storm`` (watch the sockets of one port
-reconnect), ``storm_report``, ``quit``.
+``report`` (counters since the last report), ``watch`` (every socket subscribes to
+``topics``), ``storm`` (watch the sockets of one port reconnect), ``storm_report``, ``quit``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import os
 import random
 import sys
@@ -55,6 +56,15 @@ BACKOFF_BASE = 0.5
 BACKOFF_CAP = 20.0
 TERMINAL = {"DONE", "FAILED", "READY", "CANCELLED"}
 POLICY_RETRY = 30.0
+
+
+def _poisson(mean: float) -> int:
+    """A Poisson-distributed count (Knuth; the means here are far below 1 per tick)."""
+    limit, k, product = math.exp(-mean), 0, random.random()
+    while product > limit:
+        k += 1
+        product *= random.random()
+    return k
 
 
 def _now_ms() -> float:
@@ -106,7 +116,7 @@ class Process:
         self.source: str = job["source"]
         self.host: str = job["host"]
         self.ports: list[int] = job["ports"]
-        self.http = Client(self.source, per_server=int(job.get("http_per_server", 4)))
+        self.http = Client(self.source, per_server=int(job.get("http_per_server", 8)))
         self.conns: list[Conn] = [
             Conn(i, uid, tid, role, token, port)
             for i, (uid, tid, role, token, port) in enumerate(job["connections"])
@@ -134,9 +144,10 @@ class Process:
         self.task_errors = 0
         self.stopping = False
         self.tasks: set[asyncio.Task[Any]] = set()
+        fixtures = job.get("fixtures") or {}
         self.fixtures = {
-            "xlsx": [Path(p).read_bytes() for p in job["fixtures"]["xlsx"]],
-            "video": Path(job["fixtures"]["video"]).read_bytes(),
+            "xlsx": [Path(p).read_bytes() for p in fixtures.get("xlsx", [])],
+            "video": Path(fixtures["video"]).read_bytes() if fixtures.get("video") else b"",
         }
         self.xlsx_next = 0
         self.session_base = 10_000 * (int(job["index"]) + 1)
@@ -177,7 +188,6 @@ class Process:
             conn.ws = ws
             conn.attempts = 0
             conn.opened += 1
-            stats = self.port_stats[conn.port]
             for topic, position in list(conn.wanted.items()):
                 await self._subscribe(conn, topic, position)
             if not conn.wanted:
@@ -186,7 +196,8 @@ class Process:
                 first.set_result(True)
             try:
                 async for message in ws:
-                    self._on_frame(conn, stats, message)
+                    # Looked up per frame: report() replaces the counters.
+                    self._on_frame(conn, self.port_stats[conn.port], message)
             except ConnectionClosed:
                 pass
             conn.ws = None
@@ -352,16 +363,17 @@ class Process:
         users = [u for role in roles for u in self.tenants[tid].get(role, []) if u in self.by_user]
         return self.by_user[random.choice(users)] if users else None
 
-    async def arrivals(self, name: str, rate: float) -> None:
-        """Poisson arrivals of activity ``name`` at ``rate`` per second times the scale."""
+    async def arrivals(self, rates: dict[str, float]) -> None:
+        """Poisson arrivals of every activity at its rate per second times the scale, drawn per
+        0.1 s tick (so a change of scale takes effect at once)."""
+        tick = 0.1
         while not self.stopping:
-            current = rate * self.scale
-            if current <= 0:
-                await asyncio.sleep(0.5)
+            await asyncio.sleep(tick)
+            if self.scale <= 0:
                 continue
-            await asyncio.sleep(random.expovariate(current))
-            if self.scale > 0:
-                self._spawn(self.activity(name))
+            for name, rate in rates.items():
+                for _ in range(_poisson(rate * self.scale * tick)):
+                    self._spawn(self.activity(name))
 
     async def activity(self, name: str) -> None:
         model = self.job["model"]
@@ -585,8 +597,8 @@ async def main() -> None:
             results = await asyncio.gather(*(one(c) for c in proc.conns))
             gc.freeze()
             background.append(asyncio.create_task(proc.ping_loop()))
-            for name, rate in proc.job["rates"].items():
-                background.append(asyncio.create_task(proc.arrivals(name, float(rate))))
+            rates = {name: float(rate) for name, rate in proc.job["rates"].items()}
+            background.append(asyncio.create_task(proc.arrivals(rates)))
             _say(
                 {
                     "ready": sum(results),
@@ -599,6 +611,11 @@ async def main() -> None:
             _say({"ok": True})
         elif cmd == "report":
             _say(proc.report())
+        elif cmd == "watch":
+            for conn in proc.conns:
+                for topic in command["topics"]:
+                    proc.watch(conn, topic)
+            _say({"ok": True})
         elif cmd == "storm":
             _say({"watching": proc.storm(int(command["port"]))})
         elif cmd == "storm_report":

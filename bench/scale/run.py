@@ -1099,7 +1099,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.smoke:
         args.users, args.processes, args.client_processes = 200, 2, 2
-        args.duration, args.burst_duration, args.drain_limit, args.settle = 20, 15, 30, 3
+        args.duration, args.burst_duration, args.drain_limit, args.settle = 20, 20, 60, 3
+        args.burst = 300.0  # enough jobs in 20 s for every kind to run a few
         args.workbooks = 4
     if args.connections is None:
         args.connections = args.users
