@@ -23,7 +23,8 @@ the first frame after a (re)subscribe is the snapshot and carries an older ``upd
 it is counted but not timed.
 
 Protocol with the orchestrator (JSON lines): first stdin line is the job; then commands
-``connect``, ``drive`` (``scale``: multiplier of the job and list rates; 0 stops them),
+``connect``, ``drive`` (``scale``: multiplier of the job rates, ``reads``: of the list reads;
+0 stops them),
 ``report`` (counters since the last report), ``watch`` (every socket subscribes to
 ``topics``), ``storm`` (watch the sockets of one port reconnect), ``storm_report``, ``quit``.
 """
@@ -31,6 +32,7 @@ Protocol with the orchestrator (JSON lines): first stdin line is the job; then c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import math
@@ -139,7 +141,8 @@ class Process:
         self.jobs: dict[str, dict[str, Any]] = defaultdict(
             lambda: {"created": 0, "refused": {}, "finished": 0, "seq": [], "e2e_ms": []}
         )
-        self.scale = 0.0
+        self.scale = 0.0  # job creation (messages, imports, uploads)
+        self.read_scale = 0.0  # list reads
         self.pings_sent = 0
         self.task_errors = 0
         self.stopping = False
@@ -223,10 +226,8 @@ class Process:
         ws = conn.ws
         if ws is None:
             return
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps(frame))
-        except ConnectionClosed:
-            pass
 
     def _on_frame(self, conn: Conn, stats: PortStats, message: str | bytes) -> None:
         doc = json.loads(message)
@@ -286,10 +287,8 @@ class Process:
         self.tracks.pop(topic, None)
 
     async def _send_quietly(self, ws: ClientConnection, frame: dict[str, Any]) -> None:
-        try:
+        with contextlib.suppress(ConnectionClosed):
             await ws.send(json.dumps(frame))
-        except ConnectionClosed:
-            pass
 
     def watch(self, conn: Conn, topic: str) -> None:
         if topic in conn.wanted:
@@ -364,16 +363,16 @@ class Process:
         return self.by_user[random.choice(users)] if users else None
 
     async def arrivals(self, rates: dict[str, float]) -> None:
-        """Poisson arrivals of every activity at its rate per second times the scale, drawn per
-        0.1 s tick (so a change of scale takes effect at once)."""
+        """Poisson arrivals of every activity at its rate per second times its scale (job
+        creation or list reads), drawn per 0.1 s tick, so a new scale applies at once."""
         tick = 0.1
         while not self.stopping:
             await asyncio.sleep(tick)
-            if self.scale <= 0:
-                continue
             for name, rate in rates.items():
-                for _ in range(_poisson(rate * self.scale * tick)):
-                    self._spawn(self.activity(name))
+                scale = self.read_scale if name.startswith("list_") else self.scale
+                if scale > 0:
+                    for _ in range(_poisson(rate * scale * tick)):
+                        self._spawn(self.activity(name))
 
     async def activity(self, name: str) -> None:
         model = self.job["model"]
@@ -588,7 +587,7 @@ async def main() -> None:
             gate = asyncio.Semaphore(int(command.get("concurrency", 50)))
             started = time.monotonic()
 
-            async def one(conn: Conn) -> bool:
+            async def one(conn: Conn, gate: asyncio.Semaphore = gate) -> bool:
                 async with gate:
                     first: asyncio.Future[bool] = loop.create_future()
                     conn_tasks.append(asyncio.create_task(proc.run_conn(conn, first)))
@@ -608,6 +607,7 @@ async def main() -> None:
             )
         elif cmd == "drive":
             proc.scale = float(command["scale"])
+            proc.read_scale = float(command.get("reads", command["scale"]))
             _say({"ok": True})
         elif cmd == "report":
             _say(proc.report())
@@ -623,7 +623,7 @@ async def main() -> None:
         elif cmd == "quit":
             break
     proc.stopping = True
-    proc.scale = 0
+    proc.scale = proc.read_scale = 0
     for task in background:
         task.cancel()
     for conn in proc.conns:

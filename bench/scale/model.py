@@ -262,8 +262,8 @@ def markdown(mixes: list[Mix]) -> str:
             row(
                 f"{name}: busy slots (cap {CAPS[name]}) / backlog growth per hour",
                 [
-                    f"{m.kinds[name].busy_slots:,.2f} / {m.kinds[name].backlog_growth_per_hour:,.1f}"
-                    for m in mixes
+                    f"{k.busy_slots:,.2f} / {k.backlog_growth_per_hour:,.1f}"
+                    for k in (m.kinds[name] for m in mixes)
                 ],
             ),
         ]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -51,6 +52,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.scale import model as scale_model  # noqa: E402
+from bench.scale.report import markdown  # noqa: E402
 from bench.scale.services import (  # noqa: E402
     Managed,
     Services,
@@ -280,10 +282,9 @@ def _with_app_name(url: str, name: str) -> str:
 
 def start_asgi(run: Run, index: int, port: int, db_url: str) -> Managed:
     argv = devrun.asgi_server_command("127.0.0.1", port, server="uvicorn")
-    managed = run.services.spawn(
+    return run.services.spawn(
         f"asgi-{index}", argv, env={"DATABASE_URL": _with_app_name(db_url, f"bench-asgi-{index}")}
     )
-    return managed
 
 
 def setup(run: Run) -> dict[str, Any]:
@@ -334,12 +335,12 @@ def setup(run: Run) -> dict[str, Any]:
         autocommit=True,
         application_name="bench-sampler",
     )
-    run.sqs = boto3.client(
+    run.sqs = boto3.client(  # moto accepts any credentials
         "sqs",
         endpoint_url=moto_url,
         region_name="ap-northeast-2",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_secret_access_key="testing",  # noqa: S106
     )
     for kind in scale_model.CAPS:
         run.queue_urls[kind] = run.sqs.get_queue_url(QueueName=f"academy-{kind}")["QueueUrl"]
@@ -717,8 +718,9 @@ def system_window(run: Run, sampler: Sampler, window: tuple[Sample, Sample]) -> 
 
 
 def phase(run: Run, sampler: Sampler, name: str, seconds: float, scale: float) -> dict[str, Any]:
-    print(f"phase {name}: {seconds:.0f} s at {scale:g}x the peak-hour mix", flush=True)
-    run.all({"cmd": "drive", "scale": scale})
+    print(f"phase {name}: {seconds:.0f} s, jobs at {scale:g}x the peak-hour rate", flush=True)
+    # The burst multiplies the jobs started; list reads follow the users online, not the jobs.
+    run.all({"cmd": "drive", "scale": scale, "reads": 1.0})
     run.all({"cmd": "report"})  # forget what came before
     sampler.phase = name
     started = time.monotonic()
@@ -728,9 +730,10 @@ def phase(run: Run, sampler: Sampler, name: str, seconds: float, scale: float) -
     elapsed = time.monotonic() - started
     merged = merge_reports(run.all({"cmd": "report"}))
     summary = summarize_phase(run, sampler, name, merged, elapsed)
+    commands = summary.get("redis", {}).get("commands_per_s", 0)
     print(
         f"  {summary['all']['state_frames_per_s']:.1f} state frames/s, p99 "
-        f"{summary['all']['p99_ms']} ms; redis {summary.get('redis', {}).get('commands_per_s', 0):.0f} cmd/s",
+        f"{summary['all']['p99_ms']} ms; Redis {commands:.0f} commands/s",
         flush=True,
     )
     return summary
@@ -792,6 +795,7 @@ def storm(run: Run, sampler: Sampler, db_url: str, limit: float) -> dict[str, An
     run.asgi[index] = new
     wait_port(port, process=new.process, timeout=120, log=new.log)
     t_listen = time.time()
+    cpu_listen = cpu_seconds(new.pid)
     back: list[float] = []
     while True:
         reports = run.all({"cmd": "storm_report"})
@@ -800,11 +804,12 @@ def storm(run: Run, sampler: Sampler, db_url: str, limit: float) -> dict[str, An
             break
         time.sleep(1)
     t_all = time.time()
+    cpu_all = cpu_seconds(new.pid)
     time.sleep(3)
     stop.set()
     thread.join(2)
     rates = []
-    for a, b in zip(fast, fast[1:], strict=False):
+    for a, b in itertools.pairwise(fast):
         dt = b["t"] - a["t"]
         if dt > 0:
             rates.append(
@@ -816,6 +821,12 @@ def storm(run: Run, sampler: Sampler, db_url: str, limit: float) -> dict[str, An
                 )
             )
     before = [r[1] for r in rates if r[0] < 0]
+    # One-second windows as well: 0.25 s windows catch the burst, 1 s ones what a
+    # CloudWatch-style per-second view would show.
+    per_second = []
+    for a, b in zip(fast, fast[4:], strict=False):
+        if b["t"] > a["t"]:
+            per_second.append((b["commands"] - a["commands"]) / (b["t"] - a["t"]))
     merged = merge_reports(run.all({"cmd": "report"}))
     return {
         "process": f"asgi-{index}",
@@ -829,6 +840,9 @@ def storm(run: Run, sampler: Sampler, db_url: str, limit: float) -> dict[str, An
         "waited_s": round(t_all - t_kill, 1),
         "redis_commands_per_s_before": statistics.median(before) if before else None,
         "redis_commands_per_s_peak": max((r[1] for r in rates), default=None),
+        "redis_commands_per_s_peak_1s": max(per_second, default=None),
+        "new_process_cpu_s_until_all_back": round(cpu_all - cpu_listen, 2),
+        "new_process_boot_cpu_s": round(cpu_listen, 2),
         "redis_cpu_peak": max((r[2] for r in rates), default=None),
         "redis_timeline": [
             (round(t, 2), round(ops), round(cpu, 3), clients)
@@ -863,7 +877,7 @@ def execute(run: Run) -> dict[str, Any]:
     time.sleep(args.settle)
     idle = sampler.take()
     sampler.samples.append(idle)
-    sockets_per_port = {p: 0 for p in run.ports}
+    sockets_per_port = dict.fromkeys(run.ports, 0)
     for job in jobs:
         for conn in job["connections"]:
             sockets_per_port[conn[4]] += 1
@@ -933,146 +947,6 @@ def budget(args: argparse.Namespace) -> dict[str, Any]:
         "max_connections": MAX_CONNECTIONS,
         "alarm_80_percent": int(MAX_CONNECTIONS * 0.8),
     }
-
-
-# --- report ---------------------------------------------------------------------------------
-def _f(value: Any, fmt: str = ".1f") -> str:
-    if value is None:
-        return "–"
-    return format(value, fmt)
-
-
-def markdown(data: dict[str, Any]) -> str:
-    meta = data["meta"]
-    r = data["result"]
-    lines = [
-        f"# Scale run: {meta['users']:,} users, {r['connect']['sockets']:,} sockets, "
-        f"{meta['processes']} ASGI processes",
-        "",
-        f"`{meta['command']}` on {meta['date']} ({meta['machine']}); load average at start "
-        f"{meta['load_start']}, at end {meta['load_end']}; wall {meta['wall_s']:.0f} s.",
-        "",
-        "## Connect",
-        "",
-        f"{r['connect']['open']:,} of {r['connect']['sockets']:,} sockets open in "
-        f"{r['connect']['seconds']} s ({_f(r['connect']['per_second'], ',.0f')}/s), "
-        f"{r['connect']['failed']} never opened; from {meta['client_processes']} client processes "
-        f"on {', '.join(meta['sources'])}.",
-        "",
-        "| process | sockets | RSS before → after (MB) | KiB per socket |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for m in r["connect"]["memory"]:
-        lines.append(
-            f"| {m['process']} | {m['sockets']:,} | {m['rss_before_mb']:.0f} → {m['rss_after_mb']:.0f} | "
-            f"{m['kib_per_socket']:.1f} |"
-        )
-    lines += [
-        "",
-        f"Redis grew by {r['connect']['redis_memory_growth_mb']:.1f} MB "
-        f"({r['connect']['redis_bytes_per_socket']:.0f} B per socket: its entry in the user's "
-        f"connection set); {r['connect']['redis_clients']} Redis clients.",
-        "",
-    ]
-    for name in ("peak", "burst"):
-        if name not in r:
-            continue
-        p = r[name]
-        scale = 1 if name == "peak" else meta["burst"]
-        lines += [
-            f"## {name.capitalize()}: {scale}x the model's peak-hour mix, {p['seconds']} s",
-            "",
-            "| process | sockets | state frames/s | pongs/s | p50 / p99 / max ms | CPU (cores) | RSS MB |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-        ]
-        for row in p["per_process"]:
-            lines.append(
-                f"| {row['process']} | {row['sockets']:,} | {row['state_frames_per_s']:.1f} | "
-                f"{row['pongs_per_s']:.0f} | {_f(row['p50_ms'])} / {_f(row['p99_ms'])} / {_f(row['max_ms'])} | "
-                f"{_f(row.get('cpu_cores'), '.3f')} | {_f(row.get('rss_mb'), '.0f')} |"
-            )
-        a = p["all"]
-        lines.append(
-            f"| **all** | | **{a['state_frames_per_s']:.1f}** | {a['pongs_per_s']:.0f} | "
-            f"**{_f(a['p50_ms'])} / {_f(a['p99_ms'])}** / {_f(a['max_ms'])} | | |"
-        )
-        lines += [
-            "",
-            "| job kind | created | refused | finished | events per job (median) | created → terminal p50 / p99 s |",
-            "| --- | ---: | --- | ---: | ---: | ---: |",
-        ]
-        for kind, j in p["jobs"].items():
-            lines.append(
-                f"| {kind} | {j['created']} | {j['refused'] or '–'} | {j['finished']} | "
-                f"{_f(j['events_per_job_median'], '.0f')} | {_f(j['created_to_terminal_p50_s'])} / "
-                f"{_f(j['created_to_terminal_p99_s'])} |"
-            )
-        lines += ["", "| HTTP | per s | statuses | p50 / p99 ms |", "| --- | ---: | --- | ---: |"]
-        for endpoint, h in p["http"].items():
-            lines.append(
-                f"| {endpoint} | {h['per_s']:.2f} | {h['statuses']}{' + ' + str(h['errors']) + ' failed' if h['errors'] else ''} | "
-                f"{_f(h['p50_ms'])} / {_f(h['p99_ms'])} |"
-            )
-        if "redis" in p:
-            red = p["redis"]
-            lines += [
-                "",
-                f"Redis: **{red['cpu_cores']:.3f} cores**, **{red['commands_per_s']:,.0f} commands/s** "
-                f"(instantaneous max {red['ops_per_s_max']:,}), {red['memory_mb']:.1f} MB, "
-                f"{red['clients']} clients, {red['pubsub_channels']} pub/sub channels, "
-                f"{red['new_connections_per_s']:.2f} new connections/s. Top commands/s: "
-                + ", ".join(f"{k} {v:,.0f}" for k, v in red["top_commands_per_s"].items())
-                + ".",
-                "",
-                "CPU (cores): "
-                + ", ".join(f"{k} {v:.2f}" for k, v in sorted(p["cpu_cores_by_group"].items()))
-                + f"; this run {p['cpu_cores_ours']:.2f}, the whole machine {p['cpu_cores_machine']:.2f}, "
-                f"other work {p['cpu_cores_others']:.2f}. Load average {p['load_avg']}.",
-                "",
-                f"Database connections (max seen in `pg_stat_activity`): {p['db_connections_max']}; "
-                f"total {p['db_connections_total_max']} (budget {data['budget']['total']}, "
-                f"max_connections {data['budget']['max_connections']}). Queue depth max (visible): "
-                f"{p['queue_visible_max']}.",
-                "",
-            ]
-        if p["ws_errors_total"] if "ws_errors_total" in p else False:
-            lines.append(f"WebSocket errors: {p['ws_errors_total']}")
-    if "drain" in r:
-        d = r["drain"]
-        lines += [
-            "## Drain after the burst",
-            "",
-            f"Queues visible at the end of the burst: {d['visible_at_start']}; "
-            f"{'empty' if d['drained'] else 'NOT empty'} after **{d['seconds']} s** at the peak mix. "
-            f"Timeline (s, visible): {d['timeline']}",
-            "",
-        ]
-    if "storm" in r:
-        s = r["storm"]
-        lines += [
-            f"## Reconnect storm: {s['process']} restarted with {s['sockets']:,} sockets",
-            "",
-            f"SIGTERM → exited {s['exit_s']} s → new process listening {s['listening_s']} s → "
-            f"**all {s['back']:,} of {s['sockets']:,} back and resubscribed "
-            f"{_f(s['all_back_s'], '.1f')} s** after the SIGTERM (p50 {_f(s['back_p50_s'])} s, "
-            f"p99 {_f(s['back_p99_s'])} s). Redis commands/s: {_f(s['redis_commands_per_s_before'], ',.0f')} "
-            f"before, **peak {_f(s['redis_commands_per_s_peak'], ',.0f')}**; Redis CPU peak "
-            f"{_f(s['redis_cpu_peak'], '.2f')} cores. Closes seen by clients: {s['closes']}; "
-            f"failed connection attempts {s['connect_failures']:,}.",
-            "",
-            "Redis during the storm (s after SIGTERM, commands/s, CPU cores, clients): "
-            + str(s["redis_timeline"]),
-            "",
-        ]
-    b = data["budget"]
-    lines += [
-        "## Database connection budget",
-        "",
-        f"{b['formula']} = {b['web']} + {b['workers']} + {b['relay']} + 1 = **{b['total']}** "
-        f"against max_connections {b['max_connections']} (alarm at {b['alarm_80_percent']}).",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def main() -> int:

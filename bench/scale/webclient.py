@@ -184,9 +184,8 @@ def multipart(
     boundary = uuid.uuid4().hex
     chunks: list[bytes] = []
     for name, value in fields.items():
-        chunks.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
+        disposition = f'Content-Disposition: form-data; name="{name}"'
+        chunks.append(f"--{boundary}\r\n{disposition}\r\n\r\n{value}\r\n".encode())
     for name, (filename, content_type, data) in files.items():
         chunks.append(
             (

@@ -104,7 +104,13 @@ class LoadClient:
 
 def _job(port: int) -> dict[str, Any]:
     alpha = [
-        [1000 + i, ALPHA, "staff", make_token(tenant_id=ALPHA, user_id=1000 + i, lifetime=600), port]
+        [
+            1000 + i,
+            ALPHA,
+            "staff",
+            make_token(tenant_id=ALPHA, user_id=1000 + i, lifetime=600),
+            port,
+        ]
         for i in range(SOCKETS)
     ]
     beta = [[2000, BETA, "staff", make_token(tenant_id=BETA, user_id=2000, lifetime=600), port]]
@@ -164,8 +170,10 @@ def test_every_watcher_gets_each_state_once_and_the_other_tenant_none(
         key = str(server)
         subscribed = _until(
             client,
-            lambda t: t.get(key, {}).get("snapshot_frames") == 2 * SOCKETS
-            and t.get(key, {}).get("errors", {}).get("not_found") == 2,
+            lambda t: (
+                t.get(key, {}).get("snapshot_frames") == 2 * SOCKETS
+                and t.get(key, {}).get("errors", {}).get("not_found") == 2
+            ),
         )
         for topic in topics:
             store.publish(ALPHA, topic, Change(status="PROCESSING", attempt=1))
