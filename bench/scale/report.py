@@ -118,14 +118,18 @@ def _storm(s: dict[str, Any]) -> list[str]:
         f"SIGTERM (p50 {_f(s['back_p50_s'])} s, p99 {_f(s['back_p99_s'])} s); the new process "
         f"spent {s['new_process_cpu_s_until_all_back']} s of CPU taking them back.",
         "",
-        f"Redis commands/s: {_f(s['redis_commands_per_s_before'], ',.0f')} before the SIGTERM, "
-        f"**peak {_f(s['redis_commands_per_s_peak'], ',.0f')}** in a 0.25 s window, "
-        f"{_f(s['redis_commands_per_s_peak_1s'], ',.0f')} over 1 s; Redis CPU peak "
+        f"Redis commands/s: {_f(s['redis_commands_per_s_before'], ',.0f')} before the SIGTERM "
+        f"(median of 0.25 s windows); peak {_f(s['redis_commands_per_s_peak'], ',.0f')} in a "
+        f"0.25 s window, {_f(s['redis_commands_per_s_peak_1s'], ',.0f')} over 1 s. Of the "
+        f"windows, **those of handshakes and resubscriptions peaked at "
+        f"{_f(s.get('redis_reconnect_peak'), ',.0f')}**, those of a process's periodic connection "
+        f"refresh (every socket's ZADD XX, every 30 s, storm or not) at "
+        f"{_f(s.get('redis_refresh_peak'), ',.0f')}; Redis CPU peak "
         f"{_f(s['redis_cpu_peak'], '.2f')} cores. Closes seen by the clients: {s['closes']}; "
         f"failed connection attempts while the process was away: {s['connect_failures']:,}.",
         "",
-        "Redis during the storm (s after SIGTERM, commands/s, CPU cores, clients): "
-        + ", ".join(str(x) for x in s["redis_timeline"]),
+        "Redis windows of 0.25 s above twice the quiet rate (s after SIGTERM, commands/s, CPU "
+        "cores, clients, commands/s by name): " + ", ".join(str(x) for x in s["redis_timeline"]),
         "",
     ]
 

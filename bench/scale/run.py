@@ -36,6 +36,7 @@ import json
 import math
 import os
 import platform
+import random
 import signal
 import statistics
 import subprocess
@@ -72,6 +73,19 @@ PY = sys.executable
 DB_POOL_MAX_SIZE = 10  # project/settings.py default, used by every ASGI process and the relay
 DB_POOL_MIN_SIZE = 2
 MAX_CONNECTIONS = 100
+# Commands whose rates the storm timeline breaks out: handshakes run the acquire script
+# (ZREMRANGEBYSCORE, ZCARD, ZADD, PEXPIRE), closes ZREM, resubscriptions read the hashes and
+# SUBSCRIBE, the per-process refresh is one script of ZADD XX + PEXPIRE per socket.
+STORM_COMMANDS = (
+    "zadd",
+    "zcard",
+    "zrem",
+    "hgetall",
+    "hmget",
+    "subscribe",
+    "unsubscribe",
+    "publish",
+)
 
 
 # --- sampling -----------------------------------------------------------------------------
@@ -378,9 +392,8 @@ def setup(run: Run) -> dict[str, Any]:
         [PY, "manage.py", "relay_outbox"],
         env={"DATABASE_URL": _with_app_name(db_url, "bench-relay")},
     )
-    _wait_workers(run)
     _warm(run)
-    print(f"servers up in {time.monotonic() - t0:.1f} s", flush=True)
+    print(f"servers up in {time.monotonic() - t0:.1f} s; workers booting", flush=True)
     run.results["db_url"] = db_url
     return seed
 
@@ -453,7 +466,6 @@ def client_jobs(run: Run, seed: dict[str, Any]) -> list[dict[str, Any]]:
                 },
             }
         )
-    counter = 0
     for t_index, tenant in enumerate(tenants):
         job = jobs[t_index % k]
         roles: dict[str, list[int]] = {"staff": [], "teacher": [], "student": []}
@@ -462,20 +474,19 @@ def client_jobs(run: Run, seed: dict[str, Any]) -> list[dict[str, Any]]:
             role = "staff" if user["role"] in ("admin", "staff") else user["role"]
             by_role[role].append(user)
         for role, users in by_role.items():
-            keep = users[: math.ceil(len(users) * share_limit)]
-            for user in keep:
+            for user in users[: math.ceil(len(users) * share_limit)]:
                 roles[role].append(user["user_id"])
                 job["connections"].append(
-                    [
-                        user["user_id"],
-                        tenant["tenant_id"],
-                        user["role"],
-                        user["token"],
-                        run.ports[counter % len(run.ports)],
-                    ]
+                    [user["user_id"], tenant["tenant_id"], user["role"], user["token"], 0]
                 )
-                counter += 1
         job["tenants"][str(tenant["tenant_id"])] = roles
+    # Ports in a shuffled round robin (as least_conn balances): in user order every academy's
+    # admin and first staff, its dashboards, would land on the same processes.
+    every = [conn for job in jobs for conn in job["connections"]]
+    ranks = list(range(len(every)))
+    random.Random(14).shuffle(ranks)
+    for rank, conn in zip(ranks, every, strict=True):
+        conn[4] = run.ports[rank % len(run.ports)]
     # Rates per process: the model's peak-hour rates, split by each process's share of tenants.
     online = mix.online
     for job in jobs:
@@ -812,12 +823,17 @@ def storm(run: Run, sampler: Sampler, db_url: str, limit: float) -> dict[str, An
     for a, b in itertools.pairwise(fast):
         dt = b["t"] - a["t"]
         if dt > 0:
+            mix = {
+                name: round((b["cmdstats"].get(name, 0) - a["cmdstats"].get(name, 0)) / dt)
+                for name in STORM_COMMANDS
+            }
             rates.append(
                 (
                     (a["t"] + b["t"]) / 2 - t_kill,
                     (b["commands"] - a["commands"]) / dt,
                     (b["cpu"] - a["cpu"]) / dt,
                     b["clients"],
+                    {k: v for k, v in mix.items() if v},
                 )
             )
     before = [r[1] for r in rates if r[0] < 0]
@@ -845,9 +861,24 @@ def storm(run: Run, sampler: Sampler, db_url: str, limit: float) -> dict[str, An
         "new_process_boot_cpu_s": round(cpu_listen, 2),
         "redis_cpu_peak": max((r[2] for r in rates), default=None),
         "redis_timeline": [
-            (round(t, 2), round(ops), round(cpu, 3), clients)
-            for t, ops, cpu, clients in rates[:: max(1, len(rates) // 40)]
-        ],
+            (round(t, 2), round(ops), round(cpu, 3), clients, mix)
+            for t, ops, cpu, clients, mix in rates
+            if ops > 2 * (statistics.median(before) if before else 0) or t < 0
+        ][:80],
+        # Windows with the connection refresh (ZADD XX of every socket of a process, every 30 s)
+        # against those with handshakes (the acquire script's ZCARD) and resubscriptions.
+        "redis_refresh_peak": max(
+            (ops for _, ops, _, _, mix in rates if mix.get("zadd", 0) > 5 * mix.get("zcard", 0)),
+            default=None,
+        ),
+        "redis_reconnect_peak": max(
+            (
+                ops
+                for _, ops, _, _, mix in rates
+                if mix.get("zcard", 0) * 5 >= mix.get("zadd", 0) and mix.get("zcard", 0) > 0
+            ),
+            default=None,
+        ),
         "closes": merged["closes"],
         "connect_failures": merged["connect_failures"],
     }
@@ -873,6 +904,7 @@ def execute(run: Run) -> dict[str, Any]:
     connect_s = time.monotonic() - started
     ready = sum(a["ready"] for a in answers)
     print(f"  {ready} open in {connect_s:.1f} s", flush=True)
+    _wait_workers(run)  # they booted while the sockets connected
     sampler.phase = "idle"
     time.sleep(args.settle)
     idle = sampler.take()
@@ -963,7 +995,7 @@ def main() -> int:
     parser.add_argument("--drain-limit", type=float, default=120)
     parser.add_argument("--storm-limit", type=float, default=120)
     parser.add_argument("--no-storm", action="store_true")
-    parser.add_argument("--settle", type=float, default=10)
+    parser.add_argument("--settle", type=float, default=32)  # > one connection refresh (30 s)
     parser.add_argument("--connect-concurrency", type=int, default=50)
     parser.add_argument("--worker-layout", choices=["instances", "processes"], default="instances")
     parser.add_argument("--workbooks", type=int, default=40)
