@@ -144,6 +144,11 @@ def markdown(data: dict[str, Any]) -> str:
         f"`{meta['worker_layout']}` layout; load average {meta['load_start']} at the start, "
         f"{meta['load_end']} at the end; {meta['wall_s']:.0f} s in all.",
         "",
+        *(
+            [f"**The run failed:** {meta['error']}; the phases before it are reported.", ""]
+            if meta.get("error")
+            else []
+        ),
         *_connect(data),
     ]
     if "peak" in r:

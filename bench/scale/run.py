@@ -804,7 +804,7 @@ def storm(run: Run, sampler: Sampler, db_url: str, limit: float) -> dict[str, An
     t_exit = time.time()
     new = start_asgi(run, index, port, db_url)
     run.asgi[index] = new
-    wait_port(port, process=new.process, timeout=120, log=new.log)
+    wait_port(port, process=new.process, timeout=600, log=new.log)
     t_listen = time.time()
     cpu_listen = cpu_seconds(new.pid)
     back: list[float] = []
@@ -941,6 +941,7 @@ def execute(run: Run) -> dict[str, Any]:
             "client_rss_mb": client_rss,
         }
     }
+    run.results["result"] = result  # what a failure in a later phase still reports
     conn_window = _window(
         [base, *[s for s in sampler.samples if s.phase == "connect"], idle], "connect"
     )
@@ -1021,8 +1022,15 @@ def main() -> int:
     run = Run(args, services)
     started = time.monotonic()
     load_start = [round(x, 2) for x in os.getloadavg()]
+    error = None
     try:
         result = execute(run)
+    except Exception as exc:  # a failed phase: report what the earlier ones measured
+        if "result" not in run.results:
+            raise
+        result = run.results["result"]
+        error = f"{type(exc).__name__}: {exc}"
+        print(f"run failed: {error}", file=sys.stderr)
     finally:
         for client in run.clients:
             with contextlib.suppress(Exception):
@@ -1050,6 +1058,7 @@ def main() -> int:
             "load_end": [round(x, 2) for x in os.getloadavg()],
             "wall_s": time.monotonic() - started,
             "logs": str(workdir),
+            "error": error,
         },
         "model": scale_model.as_dict(scale_model.derive(args.users)),
         "budget": budget(args),
