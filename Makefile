@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo demo-scale test test-faults test-scale install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
-        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video
+        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video bench-scale
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -124,7 +124,7 @@ messages: install
 # same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
 BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
 
-bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video
+bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video bench-scale
 
 bench-http: install
 	$(BENCH_PY) -m bench.http.run
@@ -151,6 +151,12 @@ bench-video: install ffmpeg
 
 bench-metrics: install
 	$(BENCH_PY) -m bench.metrics.run
+
+# 10,000 sockets over 4 uvicorn processes with private PostgreSQL, Redis and moto, the workers
+# at their caps, a reconnect storm (bench/scale/RESULTS.md); SCALE_ARGS="--users 2000" for less.
+SCALE_ARGS ?=
+bench-scale: install ffmpeg
+	ulimit -n $$(ulimit -Hn) && $(BENCH_PY) -m bench.scale.run $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache
