@@ -315,6 +315,10 @@ WORKER_TICK = env.float("WORKER_TICK", default=0.5)
 OUTBOX_RELAY_INTERVAL = env.float("OUTBOX_RELAY_INTERVAL", default=1.0)
 OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=100)
 OUTBOX_RELAY_GRACE = env.float("OUTBOX_RELAY_GRACE", default=10.0)
+# When Redis went back in time (a restart from a dump, a promoted replica), the relay restores
+# the terminal states recorded as published since the dataset's checkpoint, less this margin
+# for clock skew between Redis and PostgreSQL (docs/adr/0011-the-job-row-is-the-outbox.md).
+OUTBOX_REWIND_MARGIN = env.float("OUTBOX_REWIND_MARGIN", default=60.0)
 
 # --- Jobs API -------------------------------------------------------------------------------
 JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)

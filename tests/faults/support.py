@@ -253,7 +253,7 @@ class Processes:
             "--ws", "websockets-sansio", "--no-access-log", "--lifespan", "off",
         ]  # fmt: skip
         process = self.spawn("server", argv, **env)
-        _wait_port(port, process.popen)
+        _wait_port(port, process.popen, timeout=60)  # a loaded 2-core machine imports slowly
         return process
 
     def stop_all(self) -> None:
