@@ -309,6 +309,9 @@ WORKER_DLQ_SWEEP_INTERVAL = env.float("WORKER_DLQ_SWEEP_INTERVAL", default=60.0)
 WORKER_REPUBLISH_INTERVAL = env.float("WORKER_REPUBLISH_INTERVAL", default=2.0)
 # The supervisor's clock: heartbeats and time limits are checked this often.
 WORKER_TICK = env.float("WORKER_TICK", default=0.5)
+# A worker started while SQS cannot be reached retries its queue lookup, waiting 1 s, then twice
+# as long each time, up to this many seconds between tries (workers/runner.py).
+WORKER_START_BACKOFF_MAX = env.float("WORKER_START_BACKOFF_MAX", default=30.0)
 # The outbox relay (manage.py relay_outbox, docs/adr/0011-the-job-row-is-the-outbox.md): how
 # often it looks for unsent messages and unpublished terminal states, how many rows a pass
 # takes, and how long a row is left to the process that committed it before the relay steps in.

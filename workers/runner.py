@@ -26,11 +26,12 @@ import itertools
 import logging
 import math
 import os
+import random
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, assert_never
 
 from django.conf import settings
@@ -54,7 +55,7 @@ from workers.poller import Poller
 from workers.registry import Registered, registry_for
 from workers.republish import Republisher
 from workers.slots import Clock, Slot, Slots, SlotState
-from workers.sqs import MessageQueue, QueueClient, ReceivedMessage
+from workers.sqs import SQS_ERRORS, MessageQueue, QueueClient, ReceivedMessage
 from workers.stats import WorkerStats
 from workers.supervisor import Supervisor
 
@@ -475,3 +476,56 @@ class Worker:
             if self.queue.release(slot.message, 0):
                 self.stats.released += 1
             logger.warning("released a running job at shutdown")
+
+
+# --- starting while SQS is away ---------------------------------------------------------------
+START_BACKOFF_FIRST = 1.0
+
+
+def build_when_queue_answers(
+    build: Callable[[], Worker],
+    *,
+    kind: QueueKind | str,
+    stopped: threading.Event,
+    first_delay: float = START_BACKOFF_FIRST,
+    max_delay: float | None = None,
+) -> Worker | None:
+    """``build()`` the worker, retrying while SQS cannot be reached; None if ``stopped`` was
+    set meanwhile (a signal during the wait).
+
+    Building a worker looks its queue up (URL, redrive policy, dead-letter queue): a worker
+    started during an SQS outage, or before its endpoint answers, would otherwise exit with a
+    traceback and depend on a process manager to try again. It waits ``first_delay``, then
+    twice as long each time up to ``max_delay`` (``WORKER_START_BACKOFF_MAX``), with ±20 %
+    jitter so a fleet restarted together does not retry in step, and logs every failure.
+    """
+    ceiling = settings.WORKER_START_BACKOFF_MAX if max_delay is None else max_delay
+    delay, failures, started = first_delay, 0, time.monotonic()
+    while not stopped.is_set():
+        try:
+            worker = build()
+        except SQS_ERRORS as exc:
+            failures += 1
+            wait = min(delay, ceiling) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter only
+            logger.warning(
+                "worker not started: the %s queue cannot be reached (%s: %s); retrying in "
+                "%.1f s (failure %s)",
+                kind,
+                type(exc).__name__,
+                exc,
+                wait,
+                failures,
+            )
+            stopped.wait(wait)
+            delay = min(delay * 2, ceiling)
+            continue
+        if failures:
+            logger.info(
+                "the %s queue answers after %s failed lookup(s) over %.1f s; worker starting",
+                kind,
+                failures,
+                time.monotonic() - started,
+            )
+        return worker
+    logger.info("worker start abandoned: stopped while waiting for the %s queue", kind)
+    return None
