@@ -49,6 +49,7 @@ from workers import config as worker_config
 from workers.base import Handler, JobRun
 from workers.config import QueueConfig
 from workers.connections import close_all, closing
+from workers.dbgate import DatabaseGate
 from workers.deadletters import DeadLetterSweep
 from workers.outcomes import Done, Errored, Failed, Lost, Outcome, attempt_run
 from workers.poller import Poller
@@ -149,6 +150,8 @@ class Worker:
         self.republisher = Republisher(store.publish)
 
         self.slots = Slots(self.concurrency, clock=clock)
+        # A claim or finish that meets a database error stops the receiving until it answers.
+        self.database_gate = DatabaseGate(clock=clock)
         self._stopping = threading.Event()
         self._stop_at = math.inf
         self._grace_deadline = math.inf
@@ -164,6 +167,7 @@ class Worker:
             visibility_timeout=self.config.visibility_timeout,
             wait_seconds=self.wait_seconds,
             stuck_exit_after=self.stuck_exit_after,
+            gate=self.database_gate,
         )
         sweep = None
         if self.dlq is not None and self.dlq_sweep_interval > 0:
@@ -182,6 +186,7 @@ class Worker:
             sweep=sweep,
             sweep_interval=self.dlq_sweep_interval,
             clock=clock,
+            gate=self.database_gate,
         )
         for problem in self.config.problems():
             logger.warning("queue %s timing: %s", self.kind, problem)
@@ -318,6 +323,7 @@ class Worker:
                 )
         except DatabaseError:
             logger.exception("claim failed; the message is retried in %s s", self.retry_delay)
+            self.database_gate.failed()
             self.queue.release(received, self.retry_delay)
             return None
         if claim.result is ClaimResult.MISSING:
@@ -417,6 +423,7 @@ class Worker:
                 )
         except DatabaseError:
             logger.exception("the outcome could not be recorded; the job is retried")
+            self.database_gate.failed()
             lease_left = max(0, math.ceil(slot.lease_until - self.clock()))
             self.queue.release(slot.message, lease_left + 1)
             return False

@@ -10,7 +10,9 @@ Every ``tick`` it
   the attempt; a failure that may be a hiccup is retried a second later until the lease
   would run out,
 - every ``republish_interval``, retries the terminal states Redis did not take,
-- every ``dlq_sweep_interval``, runs the dead-letter sweep (``workers/deadletters.py``).
+- every ``dlq_sweep_interval``, runs the dead-letter sweep (``workers/deadletters.py``),
+- while the database gate is closed, checks when due whether the database answers again
+  (``workers/dbgate.py``).
 
 It is the only thread besides the job threads that uses the database, and each pass closes
 its connection (``workers/connections.py``).
@@ -22,6 +24,7 @@ import logging
 import math
 import threading
 
+from django import db
 from django.db import DatabaseError
 
 from domains.jobs import services
@@ -29,6 +32,7 @@ from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import JobStatus
 from workers.config import QueueConfig
 from workers.connections import closing
+from workers.dbgate import DatabaseGate
 from workers.deadletters import DeadLetterSweep
 from workers.republish import Republisher
 from workers.slots import Clock, Slot, Slots
@@ -36,6 +40,16 @@ from workers.sqs import SQS_ERRORS, MessageQueue, is_lost_handle
 from workers.stats import WorkerStats
 
 logger = logging.getLogger(__name__)
+
+
+def _database_answers() -> bool:
+    try:
+        with db.connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        db.connection.close()
+        return False
+    return True
 
 
 class Supervisor:
@@ -53,7 +67,9 @@ class Supervisor:
         sweep: DeadLetterSweep | None,
         sweep_interval: float,
         clock: Clock,
+        gate: DatabaseGate | None = None,
     ) -> None:
+        self.gate = gate
         self.kind = kind
         self.config = config
         self.slots = slots
@@ -86,6 +102,8 @@ class Supervisor:
             try:
                 with closing():
                     now = self.clock()
+                    if self.gate is not None and self.gate.check_due(now):
+                        self.gate.checked(answered=_database_answers(), now=self.clock())
                     self.tend(now)
                     if len(self.republisher) and now >= next_republish:
                         next_republish = now + self.republish_interval
