@@ -254,7 +254,7 @@ class Processes:
             "--ws", "websockets-sansio", "--no-access-log", "--lifespan", "off",
         ]  # fmt: skip
         process = self.spawn("server", argv, **env)
-        _wait_port(port, process.popen, timeout=60)  # a loaded 2-core machine imports slowly
+        _wait_port(port, process.popen, timeout=180)  # a loaded 2-core machine imports slowly
         return process
 
     def stop_all(self) -> None:
