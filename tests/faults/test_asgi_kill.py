@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from domains.jobs.models import Job, JobResult
-from tests.conftest import Member
-from tests.faults.conftest import FaultStack, queue_counts
+from tests.faults.stack import FaultStack, queue_counts
 from tests.faults.support import BASE_DIR, Outcome, Process, report, wait_for
+from tests.support.members import Member
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 

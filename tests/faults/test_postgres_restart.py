@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.faults.conftest import FaultStack, queue_counts
+from tests.faults.stack import FaultStack, queue_counts
 from tests.faults.support import Outcome, PostgresCluster, Watchers, report, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from domains.jobs.models import Job, JobResult
-from tests.conftest import Member
-from tests.faults.conftest import FaultStack, queue_counts
+from tests.faults.stack import FaultStack, queue_counts
 from tests.faults.support import Outcome, Watchers, report, wait_for
+from tests.support.members import Member
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(240)]
 JOBS = 5
