@@ -67,10 +67,11 @@ pytest: install client browser ffmpeg proxy
 
 # The fault suite (tests/faults, docs/RELIABILITY.md): private Redis servers, a TCP fault proxy,
 # real worker and server processes killed and cut off on purpose. Not in `make test`'s
-# testpaths: it waits out timeouts by design. Each scenario prints a FAULT-RESULT line.
+# testpaths: it waits out timeouts by design. Each scenario prints a FAULT-RESULT line. The
+# ASGI kill scenario runs 1,000 of the built browser clients (dist/) in Node.
 FAULT_RESULTS ?= .run/fault-results.jsonl
 
-test-faults: install
+test-faults: install client
 	mkdir -p $(dir $(FAULT_RESULTS)) && rm -f $(FAULT_RESULTS)
 	FAULT_RESULTS_FILE=$(abspath $(FAULT_RESULTS)) $(VENV)/bin/pytest tests/faults
 	@test ! -s $(FAULT_RESULTS) || cat $(FAULT_RESULTS)

@@ -322,12 +322,19 @@ WORKER_TICK = env.float("WORKER_TICK", default=0.5)
 # How often a worker reads its running jobs' cancel requests from Redis (one pipelined read;
 # 0 = only at heartbeats, from the database, which also covers a Redis that lost the flag).
 WORKER_CANCEL_CHECK_INTERVAL = env.float("WORKER_CANCEL_CHECK_INTERVAL", default=1.0)
+# A worker started while SQS cannot be reached retries its queue lookup, waiting 1 s, then twice
+# as long each time, up to this many seconds between tries (workers/runner.py).
+WORKER_START_BACKOFF_MAX = env.float("WORKER_START_BACKOFF_MAX", default=30.0)
 # The outbox relay (manage.py relay_outbox, docs/adr/0011-the-job-row-is-the-outbox.md): how
 # often it looks for unsent messages and unpublished terminal states, how many rows a pass
 # takes, and how long a row is left to the process that committed it before the relay steps in.
 OUTBOX_RELAY_INTERVAL = env.float("OUTBOX_RELAY_INTERVAL", default=1.0)
 OUTBOX_RELAY_BATCH = env.int("OUTBOX_RELAY_BATCH", default=100)
 OUTBOX_RELAY_GRACE = env.float("OUTBOX_RELAY_GRACE", default=10.0)
+# When Redis went back in time (a restart from a dump, a promoted replica), the relay restores
+# the terminal states recorded as published since the dataset's checkpoint, less this margin
+# for clock skew between Redis and PostgreSQL (docs/adr/0011-the-job-row-is-the-outbox.md).
+OUTBOX_REWIND_MARGIN = env.float("OUTBOX_REWIND_MARGIN", default=60.0)
 
 # --- Jobs API -------------------------------------------------------------------------------
 JOB_PAYLOAD_MAX_BYTES = env.int("JOB_PAYLOAD_MAX_BYTES", default=65_536)

@@ -85,6 +85,11 @@ class KeySpace:
         # channels_redis.pubsub: RedisPubSubLoopLayer._get_group_channel_name
         return f"{self.layer_prefix}__group__{self.group(tenant_id, topic)}"
 
+    def checkpoint_key(self) -> str:
+        """The relay's checkpoint: which Redis server last wrote this dataset, and when. The
+        one key of no tenant: it describes the dataset itself (lua/checkpoint.lua)."""
+        return f"{self.prefix}realtime:checkpoint"
+
     def connections_key(self, tenant_id: int, user_id: int) -> str:
         """A sorted set of one user's open WebSockets (member: connection id, score: expiry)."""
         return f"{self.prefix}tenant:{int(tenant_id)}:user:{int(user_id)}:connections"

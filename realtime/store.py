@@ -27,6 +27,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -272,6 +273,26 @@ def repair_from_record(tenant_id: int, topic: Topic, change: Callable[[], Change
         return False
 
 
+def restore_terminal(tenant_id: int, topic: Topic, change: Callable[[], Change]) -> bool:
+    """Replace a running state Redis shows for a finished job's topic; True when replaced.
+
+    For a Redis that went back in time (:func:`rewind_check`): a terminal state recorded as
+    published may be missing from the dataset Redis came back with, which shows the topic as
+    it was before (PROCESSING). ``change()`` (the record's terminal state) is only built when
+    Redis shows a running state; it is rebuilt at a new epoch claimed just above the stored
+    position, so every client takes it (and had it already moved on meanwhile, nothing
+    changes). A missing or terminal topic is left alone: a missing one answers ``not_found``
+    and the client reads the record. Raises :class:`RealtimeUnavailable`.
+    """
+    snap = snapshot(tenant_id, topic)
+    if snap is None or is_terminal(snap.status):
+        return False
+    wanted = change()
+    if not is_terminal(wanted.status):
+        return False
+    return rebuild(tenant_id, topic, wanted, known=(snap.epoch, snap.seq + 1)).accepted
+
+
 def snapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
     keys, args = _read_args(tenant_id, topic)
     with _unavailable_as_one_error():
@@ -292,6 +313,44 @@ def cancel_requests_many(pairs: Sequence[tuple[int, Topic]]) -> list[bool]:
             pipe.hget(space.status_key(tenant_id, topic), "cancel_requested")
         replies = pipe.execute()
     return [_text(reply) == "1" if reply is not None else False for reply in replies]
+
+
+# --- has Redis gone back in time? -----------------------------------------------------------
+CHECKPOINT_SOURCE = (Path(__file__).parent / "lua" / "checkpoint.lua").read_text()
+_checkpoint_scripts: dict[int, Script] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Rewind:
+    """Redis serves a dataset another server wrote (a restart from a dump, a promoted replica):
+    writes after ``since_ms`` (Redis clock, ms since the epoch) may be missing from it."""
+
+    since_ms: int
+
+
+def _checkpoint(op: str) -> list[Any]:
+    client = sync_redis()
+    script = _checkpoint_scripts.get(id(client))
+    if script is None:
+        script = _checkpoint_scripts[id(client)] = client.register_script(CHECKPOINT_SOURCE)
+    with _unavailable_as_one_error():
+        return list(script(keys=[keyspace().checkpoint_key()], args=[op]))
+
+
+def rewind_check() -> Rewind | None:
+    """A :class:`Rewind` when the server now answering did not write the checkpoint; else
+    None, and the checkpoint now says this server, now (``lua/checkpoint.lua``). A rewind is
+    reported again at every check until :func:`rewind_repaired`. Raises
+    :class:`RealtimeUnavailable`."""
+    verdict, at = _checkpoint("check")
+    if _text(verdict) != "rewound":
+        return None
+    return Rewind(since_ms=int(_text(at)))
+
+
+def rewind_repaired() -> None:
+    """What a rewind may have lost is republished: the checkpoint now says this server, now."""
+    _checkpoint("mark")
 
 
 # --- async ----------------------------------------------------------------------------------

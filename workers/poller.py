@@ -3,7 +3,8 @@ to a job thread at once.
 
 Nothing is prefetched: a received message is running a moment later. Messages received after
 a stop are made visible again at once (kombu #1819). Receive errors back off exponentially
-(1 s up to 30 s). The poller is the only caller of ``receive`` on the job queue.
+(1 s up to 30 s). While the database gate is closed (``workers/dbgate.py``) nothing is
+received. The poller is the only caller of ``receive`` on the job queue.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from workers.dbgate import DatabaseGate
 from workers.slots import Slots, SlotsStuck
 from workers.sqs import SQS_ERRORS, MessageQueue, ReceivedMessage
 from workers.stats import WorkerStats
@@ -34,7 +36,9 @@ class Poller:
         visibility_timeout: int,
         wait_seconds: int,
         stuck_exit_after: float,
+        gate: DatabaseGate | None = None,
     ) -> None:
+        self.gate = gate
         self.queue = queue
         self.slots = slots
         self.stopping = stopping
@@ -49,6 +53,8 @@ class Poller:
         """Receive and start jobs until ``stopping`` is set."""
         backoff = 0.0
         while not self.stopping.is_set():
+            if self.gate is not None and not self.gate.wait_open(self.stopping):
+                continue
             free = self._wait_for_free_slots()
             if free == 0:
                 continue

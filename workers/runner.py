@@ -26,11 +26,12 @@ import itertools
 import logging
 import math
 import os
+import random
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, assert_never
 
 from django.conf import settings
@@ -49,13 +50,14 @@ from workers import metrics
 from workers.base import Handler, JobRun
 from workers.config import QueueConfig
 from workers.connections import close_all, closing
+from workers.dbgate import DatabaseGate
 from workers.deadletters import DeadLetterSweep
 from workers.outcomes import Cancelled, Done, Errored, Failed, Lost, Outcome, attempt_run
 from workers.poller import Poller
 from workers.registry import Registered, registry_for
 from workers.republish import Republisher
 from workers.slots import Clock, Slot, Slots, SlotState
-from workers.sqs import MessageQueue, QueueClient, ReceivedMessage
+from workers.sqs import SQS_ERRORS, MessageQueue, QueueClient, ReceivedMessage
 from workers.stats import WorkerStats
 from workers.supervisor import Supervisor
 
@@ -155,6 +157,8 @@ class Worker:
         self.republisher = Republisher(store.publish)
 
         self.slots = Slots(self.concurrency, clock=clock)
+        # A claim or finish that meets a database error stops the receiving until it answers.
+        self.database_gate = DatabaseGate(clock=clock)
         self._stopping = threading.Event()
         self._stop_at = math.inf
         self._grace_deadline = math.inf
@@ -170,6 +174,7 @@ class Worker:
             visibility_timeout=self.config.visibility_timeout,
             wait_seconds=self.wait_seconds,
             stuck_exit_after=self.stuck_exit_after,
+            gate=self.database_gate,
         )
         sweep = None
         if self.dlq is not None and self.dlq_sweep_interval > 0:
@@ -189,6 +194,7 @@ class Worker:
             sweep=sweep,
             sweep_interval=self.dlq_sweep_interval,
             clock=clock,
+            gate=self.database_gate,
         )
         for problem in self.config.problems():
             logger.warning("queue %s timing: %s", self.kind, problem)
@@ -330,6 +336,7 @@ class Worker:
                 )
         except DatabaseError:
             logger.exception("claim failed; the message is retried in %s s", self.retry_delay)
+            self.database_gate.failed()
             self.queue.release(received, self.retry_delay)
             return None
         if claim.result is ClaimResult.MISSING:
@@ -433,6 +440,7 @@ class Worker:
                 )
         except DatabaseError:
             logger.exception("the outcome could not be recorded; the job is retried")
+            self.database_gate.failed()
             lease_left = max(0, math.ceil(slot.lease_until - self.clock()))
             self.queue.release(slot.message, lease_left + 1)
             return False
@@ -499,3 +507,56 @@ class Worker:
                 self.stats.released += 1
                 metrics.job_settled(self.kind, "released")
             logger.warning("released a running job at shutdown")
+
+
+# --- starting while SQS is away ---------------------------------------------------------------
+START_BACKOFF_FIRST = 1.0
+
+
+def build_when_queue_answers(
+    build: Callable[[], Worker],
+    *,
+    kind: QueueKind | str,
+    stopped: threading.Event,
+    first_delay: float = START_BACKOFF_FIRST,
+    max_delay: float | None = None,
+) -> Worker | None:
+    """``build()`` the worker, retrying while SQS cannot be reached; None if ``stopped`` was
+    set meanwhile (a signal during the wait).
+
+    Building a worker looks its queue up (URL, redrive policy, dead-letter queue): a worker
+    started during an SQS outage, or before its endpoint answers, would otherwise exit with a
+    traceback and depend on a process manager to try again. It waits ``first_delay``, then
+    twice as long each time up to ``max_delay`` (``WORKER_START_BACKOFF_MAX``), with ±20 %
+    jitter so a fleet restarted together does not retry in step, and logs every failure.
+    """
+    ceiling = settings.WORKER_START_BACKOFF_MAX if max_delay is None else max_delay
+    delay, failures, started = first_delay, 0, time.monotonic()
+    while not stopped.is_set():
+        try:
+            worker = build()
+        except SQS_ERRORS as exc:
+            failures += 1
+            wait = min(delay, ceiling) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter only
+            logger.warning(
+                "worker not started: the %s queue cannot be reached (%s: %s); retrying in "
+                "%.1f s (failure %s)",
+                kind,
+                type(exc).__name__,
+                exc,
+                wait,
+                failures,
+            )
+            stopped.wait(wait)
+            delay = min(delay * 2, ceiling)
+            continue
+        if failures:
+            logger.info(
+                "the %s queue answers after %s failed lookup(s) over %.1f s; worker starting",
+                kind,
+                failures,
+                time.monotonic() - started,
+            )
+        return worker
+    logger.info("worker start abandoned: stopped while waiting for the %s queue", kind)
+    return None

@@ -14,7 +14,9 @@ Every ``tick`` it
   from the database too, so a request is seen within one heartbeat even if Redis lost it; a
   job asked to stop gets its slot's ``cancelled`` event, and its handler ends it CANCELLED,
 - every ``republish_interval``, retries the terminal states Redis did not take,
-- every ``dlq_sweep_interval``, runs the dead-letter sweep (``workers/deadletters.py``).
+- every ``dlq_sweep_interval``, runs the dead-letter sweep (``workers/deadletters.py``),
+- while the database gate is closed, checks when due whether the database answers again
+  (``workers/dbgate.py``).
 
 It is the only thread besides the job threads that uses the database, and each pass closes
 its connection (``workers/connections.py``).
@@ -26,6 +28,7 @@ import logging
 import math
 import threading
 
+from django import db
 from django.db import DatabaseError
 
 from domains.jobs import services
@@ -35,6 +38,7 @@ from realtime import store
 from workers import metrics
 from workers.config import QueueConfig
 from workers.connections import closing
+from workers.dbgate import DatabaseGate
 from workers.deadletters import DeadLetterSweep
 from workers.republish import Republisher
 from workers.slots import Clock, Slot, Slots
@@ -42,6 +46,16 @@ from workers.sqs import SQS_ERRORS, MessageQueue, is_lost_handle
 from workers.stats import WorkerStats
 
 logger = logging.getLogger(__name__)
+
+
+def _database_answers() -> bool:
+    try:
+        with db.connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        db.connection.close()
+        return False
+    return True
 
 
 class Supervisor:
@@ -60,7 +74,9 @@ class Supervisor:
         sweep_interval: float,
         clock: Clock,
         cancel_check_interval: float = 0.0,
+        gate: DatabaseGate | None = None,
     ) -> None:
+        self.gate = gate
         self.kind = kind
         self.config = config
         self.slots = slots
@@ -97,6 +113,8 @@ class Supervisor:
                     if self.cancel_check_interval > 0 and now >= next_cancel_check:
                         next_cancel_check = now + self.cancel_check_interval
                         self.check_cancel_requests()
+                    if self.gate is not None and self.gate.check_due(now):
+                        self.gate.checked(answered=_database_answers(), now=self.clock())
                     self.tend(now)
                     if len(self.republisher) and now >= next_republish:
                         next_republish = now + self.republish_interval

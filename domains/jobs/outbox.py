@@ -12,10 +12,12 @@ claim, and a terminal topic never changes again in Redis.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -221,3 +223,43 @@ def outbox_backlog() -> OutboxBacklog:
     """What the relay still has to send, across tenants (its metric)."""
     unsent, unpublished = repository.outbox_backlog_counts()
     return OutboxBacklog(unsent=unsent, unpublished=unpublished)
+
+
+# --- after Redis went back in time ------------------------------------------------------------
+def rewound_terminals_restore(*, since: datetime, batch: int) -> int:
+    """Restore the terminal states that a Redis gone back in time may have lost: every job
+    recorded as published at or after ``since`` that Redis shows running again gets its
+    terminal state from the record, at a new epoch (``store.restore_terminal``). Returns how
+    many were restored; raises ``RealtimeUnavailable`` at the first Redis failure (the caller
+    tries again from the start, so a pass cut short loses nothing).
+
+    Jobs Redis shows terminal, or not at all, are left alone: the first are right, and for the
+    second the client reads the record (a ``not_found``), which repairs Redis.
+    """
+    restored = 0
+    after: tuple[datetime, int] | None = None
+    while True:
+        jobs = repository.jobs_published_since(since=since, after=after, limit=batch)
+        for job in jobs:
+            if store.restore_terminal(
+                job.tenant_id, Topic.job(job.job_id), functools.partial(_recorded_terminal, job)
+            ):
+                restored += 1
+                logger.info(
+                    "relay: terminal state restored after a Redis rewind tenant=%s job=%s",
+                    job.tenant_id,
+                    job.job_id,
+                )
+        if len(jobs) < batch:
+            return restored
+        last = jobs[-1]
+        after = (last.terminal_published_at or since, last.id)
+
+
+def _recorded_terminal(job: Job) -> Change:
+    result = (
+        repository.job_result_data(job.tenant_id, job_id=job.job_id)
+        if job.status == JobStatus.DONE
+        else None
+    )
+    return terminal_change(job, result)

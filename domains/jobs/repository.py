@@ -250,6 +250,28 @@ def job_unpublished_lock(tenant_id: int, *, job_id: uuid.UUID) -> Job | None:
     )
 
 
+def jobs_published_since(
+    *, since: datetime, after: tuple[datetime, int] | None = None, limit: int
+) -> list[Job]:
+    """Finished jobs whose terminal state was recorded as published at or after ``since``, in
+    (``terminal_published_at``, id) order, the page after ``after`` (the last row's pair).
+
+    The relay's third cross-tenant read, made only after Redis went back in time
+    (``outbox.rewound_terminals_restore``): no index serves it, and none is worth keeping for
+    an event that rare (the partial indexes above hold only rows with work to do).
+    """
+    rows = Job.objects.filter(
+        status__in=[JobStatus.DONE, JobStatus.FAILED], terminal_published_at__gte=since
+    )
+    if after is not None:
+        published_at, row_id = after
+        rows = rows.filter(
+            Q(terminal_published_at__gt=published_at)
+            | Q(terminal_published_at=published_at, id__gt=row_id)
+        )
+    return list(rows.only(*LIFECYCLE_FIELDS).order_by("terminal_published_at", "id")[:limit])
+
+
 # --- the list (GET /api/v1/jobs/) -----------------------------------------------------------
 # What a list row shows, and its key: never the payload, the result, the error or the lease.
 LIST_FIELDS = ("id", "job_id", "job_type", "status", "created_at", "started_at", "finished_at")

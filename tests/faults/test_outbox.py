@@ -1,6 +1,7 @@
 """The outbox under faults, with real server, worker and relay processes (issue 10's fault
 suite; docs/adr/0011-the-job-row-is-the-outbox.md): jobs created while SQS is down run once it
-is back, and a terminal state whose publish died with its worker reaches the browser anyway.
+is back, a worker started while SQS is down waits for it, and a terminal state whose publish
+died with its worker reaches the browser anyway.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from collections.abc import Callable
 import pytest
 
 from domains.jobs.models import Job, JobResult
-from tests.conftest import Member
-from tests.faults.conftest import FaultStack, queue_counts
 from tests.faults.proxy import FaultProxy
+from tests.faults.stack import FaultStack, queue_counts
 from tests.faults.support import Outcome, report, wait_for
+from tests.support.members import Member
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 RECIPIENTS = 4
@@ -33,7 +34,7 @@ def test_sqs_down_during_job_creation_the_relay_sends_once_it_is_back(
 ) -> None:
     # given the server, a worker and the relay, all reaching SQS through a proxy that refuses
     # every connection (moto down) once the worker has resolved its queue (a worker started
-    # while SQS is down exits at once: its queue URL lookup raises)
+    # while SQS is down waits for it: the next scenario)
     stack.server()
     relay = stack.relay()
     worker = stack.worker()
@@ -155,5 +156,76 @@ def test_worker_killed_after_the_finish_commit_before_the_publish(
         assert row.attempt == 1
         assert watchers.watchers[0].frames >= 2  # PROCESSING, then one DONE
         assert len(stack.sent()) == RECIPIENTS
+    finally:
+        watchers.stop()
+
+
+STARTUP_JOBS = 3
+STARTUP_OUTAGE = 6.0  # seconds SQS stays down after the workers started
+
+
+def test_a_worker_started_while_sqs_is_down_waits_for_it_and_then_runs_the_jobs(
+    stack: FaultStack, alpha_staff: Member
+) -> None:
+    # given SQS refusing the workers' connections (moto down behind their proxy) and jobs
+    # already queued and watched (this process reaches moto directly)
+    stack.server()
+    stack.sqs_proxy.drop()
+    watchers = stack.watchers(alpha_staff)
+    try:
+        jobs = [stack.create_job(alpha_staff, RECIPIENTS) for _ in range(STARTUP_JOBS)]
+        for job in jobs:
+            watchers.watch(f"job:{job.job_id}")
+        job_ids = [str(j.job_id) for j in jobs]
+
+        # when two workers start during the outage, one of them is told to stop meanwhile,
+        # and SQS answers again a few seconds later
+        worker = stack.worker()
+        quitter = stack.worker()
+        down_since = time.monotonic()
+        retrying = "queue cannot be reached"
+        wait_for(lambda: worker.output().count(retrying) >= 2, timeout=60, every=0.1)
+        wait_for(lambda: retrying in quitter.output(), timeout=60, every=0.1)
+        quit_code = quitter.terminate(timeout=15)
+        time.sleep(max(0.0, STARTUP_OUTAGE - (time.monotonic() - down_since)))
+        assert worker.popen.poll() is None  # still waiting, not exited
+        assert [j.status for j in _rows(job_ids)] == ["PENDING"] * STARTUP_JOBS
+        stack.sqs_proxy.pass_()
+        healed_at = time.monotonic()
+        outage = healed_at - down_since
+
+        # then the waiting worker starts and runs every job once; the stopped one exited 0
+        # without starting; every watcher ends on DONE and the queue empties
+        wait_for(lambda: [j.status for j in _rows(job_ids)] == ["DONE"] * STARTUP_JOBS, timeout=60)
+        wait_for(lambda: watchers.statuses() == ["DONE"] * STARTUP_JOBS, timeout=30)
+        wait_for(lambda: queue_counts() == (0, 0), timeout=30, every=0.2)
+        converged = time.monotonic() - healed_at
+        rows = _rows(job_ids)
+        results = JobResult.objects.filter(job__job_id__in=job_ids).count()
+        failures = worker.output().count(retrying)
+        outcome = Outcome(
+            scenario="worker started while moto (SQS) is down",
+            jobs=STARTUP_JOBS,
+            watchers=len(watchers.watchers),
+            lost=sum(s != "DONE" for s in watchers.statuses())
+            + sum(stack.redis_status(alpha_staff, j) != "DONE" for j in rows),
+            duplicated=max(0, results - STARTUP_JOBS),
+            stuck=sum(j.status != "DONE" for j in rows),
+            seconds_to_converge=converged,
+            notes=(
+                f"SQS refused the workers' connections for {outage:.1f} s after they started; "
+                f"the worker logged {failures} failed queue lookups (backoff 1, 2, 4 s …) and "
+                "started once SQS answered; a second worker stopped by SIGTERM during the "
+                f"wait exited {quit_code}; seconds from SQS answering again until records, "
+                "watchers and queue were right"
+            ),
+        )
+        report(outcome)
+        assert (outcome.lost, outcome.duplicated, outcome.stuck) == (0, 0, 0)
+        assert all(j.attempt == 1 for j in rows)
+        assert " started: queue=" in worker.output()
+        assert quit_code == 0
+        assert "worker start abandoned" in quitter.output()
+        assert " started: queue=" not in quitter.output()
     finally:
         watchers.stop()

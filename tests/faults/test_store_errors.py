@@ -21,9 +21,9 @@ from realtime.http import progress_reply
 from realtime.keys import Topic
 from realtime.state import Change
 from realtime.store import RealtimeUnavailable
-from tests.conftest import Member
-from tests.faults.conftest import REDIS_FAULTS, RedisFault
+from tests.faults.stack import REDIS_FAULTS, RedisFault
 from tests.faults.support import RedisServer
+from tests.support.members import Member
 
 pytestmark = pytest.mark.faults
 TENANT = 1

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from domains.jobs.models import Job, JobResult
-from tests.conftest import Member
-from tests.faults.conftest import FaultStack, queue_counts
+from tests.faults.stack import FaultStack, queue_counts
 from tests.faults.support import Outcome, Process, Watchers, report, wait_for
+from tests.support.members import Member
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]
 RECIPIENTS = 8

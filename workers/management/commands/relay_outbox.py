@@ -41,6 +41,7 @@ class Command(BaseCommand):
                 raise CommandError("The database is unavailable; nothing was relayed.")
             self.stdout.write(
                 f"sent {tick.sent} message(s), republished {tick.republished} terminal state(s)"
+                + (f", restored {tick.restored} after a Redis rewind" if tick.restored else "")
                 + ("; the queue did not answer" if tick.queue_failed else "")
             )
             return
