@@ -146,6 +146,8 @@ def _banner(services: devservices.Services, server: str) -> str:
         f"  API            {base}/api/v1/",
         f"  API docs       {base}/api/docs/",
         f"  WebSocket      ws://{HOST}:{PORT}/ws/v1/",
+        f"  Demo           {base}/demo/ (one job), {base}/demo/dashboard/ (the tenant's jobs "
+        "and videos on one socket)",
         f"  Health         {base}/health/ready/",
         f"  Admin          {base}/admin/",
         f"  ASGI server    {server} ({ASGI_SERVER_ENV}=daphne|uvicorn to choose)",
