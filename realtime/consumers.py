@@ -592,6 +592,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if not feed.offer(item, position, terminal, frame, progress_only=progress_only):
             return False
         if feed.overflowing:
+            feed.clear()  # never to be sent: free it now, and close once
             self.close_stalled()
         elif feed.ready:
             self._wake_sender()

@@ -330,6 +330,37 @@ async def test_a_client_too_slow_for_status_changes_gets_the_latest_state_of_eac
     assert sum(len(frames) for frames in by_item.values()) < 3 * len(jobs)
 
 
+async def test_a_client_that_lets_too_many_items_wait_is_closed_as_not_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # given a feed that lets at most 5 items wait, for a client that reads nothing
+    monkeypatch.setattr(feeds, "MAX_PENDING_ITEMS", 5)
+    async with ws(make_token()) as comm:
+        await _watch(comm, "jobs")
+        consumer = _consumer_of(comm)
+        feed = _feed(consumer)
+        release = _hold_sends(comm)
+        sent_close: list[dict[str, Any]] = []
+        real_close = consumer.close
+
+        async def close(code: int | None = None) -> None:
+            sent_close.append({"code": code})
+            await real_close(code)
+
+        consumer.close = close
+
+        # when 8 jobs change while nothing is sent
+        for _ in range(8):
+            await store.apublish(ALPHA, Topic.job(uuid.uuid4()), Change(status="PENDING"))
+        await _until(lambda: consumer._closed)
+        release()
+
+    # then the connection is closed as a client that stopped reading (4008), once, and what
+    # waited for it is freed at once
+    assert sent_close == [{"code": 4008}]
+    assert feed.pending == {}
+
+
 async def test_a_busy_item_keeps_its_place_so_the_others_get_their_turn() -> None:
     # given three running jobs on a feed whose client reads nothing for now
     a, b, c = (Topic.job(uuid.uuid4()) for _ in range(3))
