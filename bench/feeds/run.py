@@ -14,8 +14,8 @@ dashboard (connect and every subscribe answered), the server's memory and idle C
 dashboards open (the idle window spans a resync sweep), the Redis channels the process holds,
 then the publish rate over the 500 jobs raised in steps (``bench/ws/publisher.py``, the real
 state script) until delivery falls behind: frames/s delivered, p50/p99 publish→receive, and
-server CPU per delivered frame. A step is sustained when at least 99 % of the frames published
-in its window arrive within 1 s of its end and p99 stays under 100 ms.
+server CPU per delivered frame. A step is sustained when at least 95 % of the frames published
+in its window arrive within 1 s of its end and p99 stays under 500 ms (as in bench/ws).
 
 First, the Redis cost of the feed's extra PUBLISH per change (``bench/feeds/redis_cost.py``).
 
@@ -57,8 +57,8 @@ REDIS_SERVER = "/usr/bin/redis-server"
 TENANT_ID = 1
 USER_ID = 1
 ITEMS = 500
-P99_LIMIT_MS = 100.0
-DELIVERED_MIN = 0.99
+P99_LIMIT_MS = 500.0  # as bench/ws: these shared machines stall for 100 ms at times
+DELIVERED_MIN = 0.95
 RATES = [250, 500, 1000, 1500, 2000, 3000, 4000, 5000, 6500, 8000, 10000, 13000, 16000]
 WAYS = ("feed", "topics")
 
