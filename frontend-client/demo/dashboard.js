@@ -10,7 +10,7 @@ const LABELS = {
     title: 'academy-realtime 대시보드', single: '작업 하나 보기', login: '로그인', tenant: '학원',
     username: '아이디', password: '비밀번호', recipients: '받는 사람 수', send: '메시지 보내기',
     jobs: '작업', videos: '영상', kind: '종류', status: '상태', progress: '진행률', step: '단계',
-    session: '수업', none: '아직 없습니다.', loggedIn: '로그인: ', loginFailed: '로그인하지 못했습니다.',
+    session: '수업', newVideo: '새 영상', none: '아직 없습니다.', loggedIn: '로그인: ', loginFailed: '로그인하지 못했습니다.',
     feedMode: '학원 전체 (실시간 피드)', watchMode: '내 항목만 (항목별 구독)',
     connected: '실시간 연결됨', reconnecting: '다시 연결 중', polling: '폴링 중', idle: '대기',
     connecting: '연결 중', other: 'English',
@@ -22,7 +22,7 @@ const LABELS = {
     title: 'academy-realtime dashboard', single: 'One job', login: 'Log in', tenant: 'Tenant',
     username: 'Username', password: 'Password', recipients: 'Recipients', send: 'Send a message',
     jobs: 'Jobs', videos: 'Videos', kind: 'Kind', status: 'Status', progress: 'Progress', step: 'Step',
-    session: 'Session', none: 'Nothing yet.', loggedIn: 'Logged in: ', loginFailed: 'Could not log in.',
+    session: 'Session', newVideo: 'New upload', none: 'Nothing yet.', loggedIn: 'Logged in: ', loginFailed: 'Could not log in.',
     feedMode: 'whole academy (live feed)', watchMode: 'my items only (one watch each)',
     connected: 'live', reconnecting: 'reconnecting', polling: 'polling', idle: 'idle',
     connecting: 'connecting', other: '한국어',
@@ -131,11 +131,19 @@ function render(kind, items) {
     tr.dataset.terminal = String(item.status !== undefined && isTerminal(item.status));
     tr.dataset.seq = String(item.state?.seq ?? 0);
     if (jobType) tr.dataset.kind = jobType;
-    tr.querySelector('.kind').textContent = kind === 'jobs' ? t(jobType ?? '-') : `${t('session')} ${item.row?.session_id ?? '-'}`;
+    const session = item.row?.session_id;
+    tr.querySelector('.kind').textContent = kind === 'jobs'
+      ? t(jobType ?? '-')
+      : (session === undefined ? t('newVideo') : `${t('session')} ${session}`);
     tr.querySelector('.id').textContent = item.topic.split(':')[1].slice(0, 8);
     tr.querySelector('.status').textContent = item.status ?? '…';
-    tr.querySelector('progress').value = percent;
-    tr.querySelector('.bar span').textContent = `${Math.round(percent)}%`;
+    // Running without a reported percent (a video encode's job: its progress is the video's):
+    // an indeterminate bar rather than a 0 % that never moves.
+    const bar = tr.querySelector('progress');
+    const unknown = item.status === 'PROCESSING' && item.progress?.percent == null;
+    if (unknown) bar.removeAttribute('value');
+    else bar.value = percent;
+    tr.querySelector('.bar span').textContent = unknown ? '…' : `${Math.round(percent)}%`;
     tr.querySelector('.step').textContent = item.state?.error ?? stepName(item.progress);
     return tr;
   });
