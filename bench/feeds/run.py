@@ -91,6 +91,7 @@ class Result:
     sustained_rate: int = 0
     sustained_frames: float = 0.0
     us_per_frame: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's load average at start and end
     note: str = ""
 
 
@@ -288,6 +289,7 @@ def measure(
     from project import devrun, devservices
 
     result = Result(way=way, dashboards=dashboards)
+    load_start = os.getloadavg()[0]
     port = devservices.free_port()
     server = _spawn(devrun.asgi_server_command("127.0.0.1", port), f"{way}-{dashboards}-server")
     client: subprocess.Popen[str] | None = None
@@ -342,6 +344,7 @@ def measure(
         ok = [s.server_us_per_frame for s in result.steps if s.sustained and s.rate >= 1000]
         costs = sorted(ok or [s.server_us_per_frame for s in result.steps])
         result.us_per_frame = costs[len(costs) // 2] if costs else 0.0
+        result.load = (load_start, os.getloadavg()[0])
         if result.steps and result.steps[-1].published_rate < DELIVERED_MIN * result.steps[-1].rate:
             result.note = (
                 "the publisher fell short at the last step: the limit may be the publisher"
@@ -455,7 +458,10 @@ def tables(cost: dict[str, Any], results: list[Result], args: argparse.Namespace
         )
     lines += ["", "Every step:", ""]
     for r in results:
-        lines.append(f"- {r.way}, {r.dashboards} dashboard(s){': ' + r.note if r.note else ''}")
+        lines.append(
+            f"- {r.way}, {r.dashboards} dashboard(s), load average {r.load[0]:.1f} → "
+            f"{r.load[1]:.1f}{': ' + r.note if r.note else ''}"
+        )
         lines += [f"  {_show(s).strip()}" for s in r.steps]
     lines += [
         "",
