@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo demo-scale test test-faults test-scale install lint typecheck imports infra-check pytest browser ffmpeg proxy client frontend messages openapi clean \
-        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video bench-scale
+        bench bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video bench-scale bench-feeds
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -125,7 +125,7 @@ messages: install
 # same run and writes its figures to bench/<name>/RESULTS.md; docs/BENCHMARKS.md sums them up.
 BENCH_PY := PYTHONPATH=$(CURDIR) $(PY)
 
-bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video bench-scale
+bench: bench-http bench-ws bench-workers bench-client bench-excel bench-lists bench-metrics bench-video bench-scale bench-feeds
 
 bench-http: install
 	$(BENCH_PY) -m bench.http.run
@@ -158,6 +158,11 @@ bench-metrics: install
 SCALE_ARGS ?=
 bench-scale: install ffmpeg
 	ulimit -n $$(ulimit -Hn) && $(BENCH_PY) -m bench.scale.run $(SCALE_ARGS)
+
+# The tenant feed: its Redis cost per change, and a 500-job dashboard over the feed against
+# 500 single-topic subscriptions, one server process (bench/feeds/RESULTS.md).
+bench-feeds: install
+	$(BENCH_PY) -m bench.feeds.run
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

@@ -1,6 +1,8 @@
-"""Serves the demo page and the built client library (``make demo`` only, never in prod).
+"""Serves the demo pages and the built client library (``make demo`` only, never in prod).
 
-The page lives in ``frontend-client/demo/``; the library is ``frontend-client/dist/``, built
+The pages live in ``frontend-client/demo/``: ``/demo/`` watches one job, ``/demo/dashboard/``
+shows the tenant's running and recent jobs and videos on one socket (the tenant feeds for staff
+and admin, one watch per item for a teacher); the library is ``frontend-client/dist/``, built
 by ``npm run build`` (``make demo`` and ``make test`` build it). ``/demo/sample-students.xlsx``
 is a small student workbook to try the Excel import with: made in memory, no database.
 """
@@ -84,6 +86,10 @@ def demo_page(request: HttpRequest) -> FileResponse:
     return FileResponse((DEMO_DIR / "index.html").open("rb"), content_type="text/html")
 
 
+def demo_dashboard(request: HttpRequest) -> FileResponse:
+    return FileResponse((DEMO_DIR / "dashboard.html").open("rb"), content_type="text/html")
+
+
 def demo_client(request: HttpRequest, path: str) -> HttpResponse:
     if not (DIST_DIR / "index.js").exists():
         raise Http404("The client library is not built: run `npm run build` in frontend-client/.")
@@ -92,7 +98,8 @@ def demo_client(request: HttpRequest, path: str) -> HttpResponse:
 
 urlpatterns = [
     path("demo/", demo_page, name="demo"),
+    path("demo/dashboard/", demo_dashboard, name="demo-dashboard"),
     path("demo/sample-students.xlsx", demo_sample, name="demo-sample"),
     re_path(r"^demo/client/(?P<path>.+)$", demo_client),
-    re_path(r"^demo/(?P<path>demo\.(?:js|css))$", serve, {"document_root": DEMO_DIR}),
+    re_path(r"^demo/(?P<path>(?:demo|dashboard)\.(?:js|css))$", serve, {"document_root": DEMO_DIR}),
 ]

@@ -155,6 +155,8 @@ def _banner(services: devservices.Services, server: str) -> str:
         f"  API docs       {base}/api/docs/",
         f"  Demo pages     {base}/demo/ (jobs), {base}/demo/video/ (video upload and playback)",
         f"  WebSocket      ws://{HOST}:{PORT}/ws/v1/",
+        f"  Demo           {base}/demo/ (one job), {base}/demo/dashboard/ (the tenant's jobs "
+        "and videos on one socket)",
         f"  Health         {base}/health/ready/",
         f"  Admin          {base}/admin/",
         f"  ASGI server    {server} ({ASGI_SERVER_ENV}=daphne|uvicorn to choose)",

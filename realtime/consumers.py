@@ -7,6 +7,9 @@ topic are dropped, so a client never sees a duplicate or a step back, whichever 
 message, snapshot, resync) a state arrives by, and a state Redis rebuilt (seq 1 of a larger
 epoch) is always taken.
 
+A connection may also watch the tenant feeds ``jobs`` and ``videos`` (staff and admin): every
+change of every item of the kind, coalesced per item for a slow client (realtime/feeds.py).
+
 Every frame leaves through the connection's sender task (started when a frame waits, gone
 when none does), fed by replies in a short queue, state changes in order, and at most one
 pending progress-only state per topic (the newest): a slow client gets coalesced progress but
@@ -46,8 +49,9 @@ from redis.exceptions import RedisError
 
 from realtime import metrics, protocol, store, watchdog
 from realtime.auth import SCOPE_KEY, HandshakeAuth, caller_from_access_token
+from realtime.feeds import FeedSubscription, feed_of
 from realtime.identity import Caller, InvalidClaims, sees_topic
-from realtime.keys import InvalidTopic, Topic
+from realtime.keys import Feed, InvalidTopic, Topic
 from realtime.layer import RealtimeChannelLayer
 from realtime.protocol import CLOSE_POLICY, CLOSE_UNAUTHENTICATED, ControlFrame, ErrorCode
 from realtime.state import NO_POSITION, Position, Snapshot, is_terminal
@@ -155,6 +159,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         auth: HandshakeAuth = self.scope[SCOPE_KEY]
         self.subs: dict[str, Subscription] = {}
+        self._feeds: dict[Feed, FeedSubscription] = {}  # tenant feeds (realtime/feeds.py)
         # Topics whose subscribe is reading the snapshot: (group, layer messages that arrived
         # meanwhile), offered once the subscription exists (audit F16).
         self._joining: dict[str, tuple[str, list[dict[str, Any]]]] = {}
@@ -209,7 +214,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         joining: dict[str, tuple[str, list[dict[str, Any]]]] = getattr(self, "_joining", {})
         groups = [sub.group for sub in subs.values()] + [group for group, _ in joining.values()]
         metrics.SUBSCRIPTIONS.dec(len(subs))
+        feeds: dict[Feed, FeedSubscription] = getattr(self, "_feeds", {})
+        groups += [feed.group for feed in feeds.values()]
         subs.clear()
+        feeds.clear()
         joining.clear()
         if layer is None or channel is None:
             return
@@ -226,6 +234,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 queued.clear()
         if isinstance(pending := getattr(self, "_pending", None), dict):
             pending.clear()
+        for feed in getattr(self, "_feeds", {}).values():
+            feed.clear()
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         if self._closed or not hasattr(self, "caller"):
@@ -295,6 +305,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return False
         if self._closed:
             return True
+        if message.get("feed"):
+            self._offer_feed(message)
+            return True
         sub = self.subs.get(message["topic"])
         if sub is None:
             joining = self._joining.get(message["topic"])
@@ -321,6 +334,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- client frames --------------------------------------------------------------------
     async def _subscribe(self, frame: dict[str, Any]) -> None:
         raw_topic = frame.get("topic")
+        if (feed := Feed.named(raw_topic)) is not None:
+            await self._subscribe_feed(feed, frame)
+            return
         try:
             topic = Topic.parse(raw_topic)
         except InvalidTopic:
@@ -341,7 +357,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         key = str(topic)
         sub = self.subs.get(key)
-        if sub is None and len(self.subs) >= settings.REALTIME_MAX_SUBSCRIPTIONS:
+        if sub is None and self._subscription_count() >= settings.REALTIME_MAX_SUBSCRIPTIONS:
             await self._error(key, "too_many_subscriptions", "Subscription limit reached.")
             return
         group = store.keyspace().group(self.caller.tenant_id, topic)
@@ -407,6 +423,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         raw_topic = frame.get("topic")
+        if (feed := Feed.named(raw_topic)) is not None:
+            await self._drop_feed(feed)
+            await self._send_json(protocol.unsubscribed(feed.value))
+            return
         try:
             key = str(Topic.parse(raw_topic))
         except InvalidTopic:
@@ -441,6 +461,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             if not sees_topic(caller, owner_id=sub.owner_id):
                 await self._drop(key)
                 await self._error(key, "not_found", "No such topic.")
+        if not caller.sees_whole_tenant:  # ... and the feeds, which are staff only
+            for feed in list(self._feeds):
+                await self._drop_feed(feed)
+                await self._error(feed.value, "not_found", "No such topic.")
         self._arm_token_timers()
         await self._send_json(protocol.auth_ok(caller.expires_at))
 
@@ -494,18 +518,108 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def _send_queued(self) -> None:
         # Per topic the order holds: a status frame is queued behind earlier ones; a pending
         # progress frame always has a higher seq than the topic's queued status frames.
-        while self._control or self._states or self._pending:
+        # Feed frames (one per item, realtime/feeds.py) come after the topics' frames.
+        while self._control or self._states or self._pending or self._feed_backlog():
             if self._control:
                 frame = self._control.pop(0)
             elif self._states:
                 frame = self._states.pop(0)[1]
-            else:
+            elif self._pending:
                 frame = self._pending.pop(next(iter(self._pending)))
+            else:
+                frame = self._next_feed_frame()
             self._sending_since = time.monotonic()
             await self.base_send({"type": "websocket.send", "text": frame})
             metrics.FRAMES_SENT.inc()
             self._sending_since = None
         self._sender_task = None  # nothing waits: drop the finished task too
+
+    # --- tenant feeds (realtime/feeds.py) ---------------------------------------------------
+    async def _subscribe_feed(self, feed: Feed, frame: dict[str, Any]) -> None:
+        """Watch every change of the tenant's jobs or videos: staff and admin only.
+
+        No snapshot: a feed has no state of its own, the list endpoint gives the items and
+        each change brings its item's whole document. The group is joined before the answer,
+        so every change published after ``subscribed`` reaches the client.
+        """
+        if "since" in frame or "epoch" in frame:
+            await self._error(feed.value, "bad_request", "A feed takes neither since nor epoch.")
+            return
+        if not self.caller.sees_whole_tenant:
+            await self._error(feed.value, "not_found", "No such topic.")
+            return
+        if feed not in self._feeds:
+            if self._subscription_count() >= settings.REALTIME_MAX_SUBSCRIPTIONS:
+                await self._error(
+                    feed.value, "too_many_subscriptions", "Subscription limit reached."
+                )
+                return
+            group = store.keyspace().feed_group(self.caller.tenant_id, feed)
+            subscription = self._feeds[feed] = FeedSubscription(feed=feed, group=group)
+            try:
+                await self.channel_layer.group_add(group, self.channel_name)
+            except BaseException:
+                self._feeds.pop(feed, None)
+                await self.channel_layer.group_discard(group, self.channel_name)
+                raise
+            subscription.ready = True
+        await self._send_json(protocol.subscribed(feed.value, 0, 0))
+        self._wake_sender()  # changes that came while joining wait behind the answer
+
+    async def _drop_feed(self, feed: Feed) -> None:
+        subscription = self._feeds.pop(feed, None)
+        if subscription is not None:
+            subscription.clear()
+            await self.channel_layer.group_discard(subscription.group, self.channel_name)
+
+    def _offer_feed(self, message: dict[str, Any]) -> None:
+        item = message["topic"]
+        kind = feed_of(item)
+        feed = self._feeds.get(kind) if kind is not None else None
+        if feed is not None:
+            position = (int(message.get("epoch", 0)), int(message["seq"]))
+            self._feed_offer(
+                feed,
+                item,
+                position,
+                bool(message["terminal"]),
+                message["frame"],
+                progress_only=bool(message.get("progress_only")),
+            )
+
+    def _feed_offer(
+        self,
+        feed: FeedSubscription,
+        item: str,
+        position: Position,
+        terminal: bool,
+        frame: str,
+        *,
+        progress_only: bool = False,
+    ) -> bool:
+        if not feed.offer(item, position, terminal, frame, progress_only=progress_only):
+            return False
+        if feed.overflowing:
+            feed.clear()  # never to be sent: free it now, and close once
+            self.close_stalled()
+        elif feed.ready:
+            self._wake_sender()
+        return True
+
+    def _feed_backlog(self) -> bool:
+        return any(feed.has_frames for feed in self._feeds.values())
+
+    def _next_feed_frame(self) -> str:
+        """The next feed frame, taking turns between the feeds so neither starves the other."""
+        for key, feed in list(self._feeds.items()):
+            if feed.has_frames:
+                del self._feeds[key]
+                self._feeds[key] = feed  # to the back of the line
+                return feed.take()
+        raise LookupError("no feed frame waits")
+
+    def _subscription_count(self) -> int:
+        return len(self.subs) + len(self._feeds)
 
     # --- the process-wide sweep (realtime.watchdog.Sweeper) -------------------------------
     def watched(self) -> Iterator[tuple[Topic, Position]]:
@@ -514,6 +628,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for sub in list(self.subs.values()):
             if not sub.terminal:
                 yield sub.topic, sub.sent
+        for feed in list(self._feeds.values()):
+            yield from feed.watched()
 
     def stalled(self, now: float) -> bool:
         since = self._sending_since
@@ -538,14 +654,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def repair(self, topic: Topic) -> bool:
         """Re-read a topic whose stored (epoch, seq) moved past what was sent, and send it."""
-        sub = self.subs.get(str(topic))
-        if sub is None or self._closed:
+        key = str(topic)
+        sub = self.subs.get(key)
+        feed = self._feeds.get(Feed.of(topic.kind))
+        feed_sent = feed.sent(key) if feed is not None else None
+        if (sub is None and feed_sent is None) or self._closed:
             return False
         snap = await store.asnapshot(self.tenant_id, topic)
-        if snap is None or not self._visible(snap) or snap.position <= sub.sent:
+        if snap is None or not self._visible(snap):
             return False
-        self._offer(sub, snap.position, is_terminal(snap.status), snap.frame)
-        return True
+        sent = False
+        if sub is not None and snap.position > sub.sent:
+            self._offer(sub, snap.position, is_terminal(snap.status), snap.frame)
+            sent = True
+        if feed is not None and feed_sent is not None and snap.position > feed_sent:
+            terminal = is_terminal(snap.status)
+            sent = self._feed_offer(feed, key, snap.position, terminal, snap.frame) or sent
+        return sent
 
     # --- token expiry: two timers, no task ----------------------------------------------------
     def _arm_token_timers(self) -> None:

@@ -2,7 +2,8 @@
 
 Keys follow the seed documents: ``tenant:{tid}:job:{id}:status`` and ``…:progress`` (and the
 same for videos), optionally behind a deployment-wide prefix. Channels group names allow only
-``[A-Za-z0-9-_.]`` under 100 characters, so groups use dots: ``tenant.{tid}.job.{id}``.
+``[A-Za-z0-9-_.]`` under 100 characters, so groups use dots: ``tenant.{tid}.job.{id}``, and
+the tenant feeds ``tenant.{tid}.feed.jobs`` and ``tenant.{tid}.feed.videos``.
 A key without the tenant namespace cannot be built here, which is the point.
 
 Pure logic: no Django imports.
@@ -26,6 +27,36 @@ class InvalidTopic(ValueError):
 
 
 _TOPIC_RE = re.compile(r"(job|video):([0-9a-fA-F-]{32,36})")
+
+
+class Feed(StrEnum):
+    """A tenant feed (PROTOCOL.md §1): every state change of every job or video of the tenant.
+
+    A feed's name is what the client subscribes to, exactly as written here; each state it
+    delivers names its own ``job:<id>`` or ``video:<id>`` topic.
+    """
+
+    JOBS = "jobs"
+    VIDEOS = "videos"
+
+    @property
+    def kind(self) -> TopicKind:
+        return TopicKind.JOB if self is Feed.JOBS else TopicKind.VIDEO
+
+    @classmethod
+    def of(cls, kind: TopicKind) -> Feed:
+        """The feed that carries every topic of ``kind``."""
+        return cls.JOBS if kind is TopicKind.JOB else cls.VIDEOS
+
+    @classmethod
+    def named(cls, raw: object) -> Feed | None:
+        """The feed ``raw`` names, or None (a topic, or nothing at all)."""
+        if isinstance(raw, str) and raw in _FEED_NAMES:
+            return cls(raw)
+        return None
+
+
+_FEED_NAMES = frozenset(feed.value for feed in Feed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +120,13 @@ class KeySpace:
         """The relay's checkpoint: which Redis server last wrote this dataset, and when. The
         one key of no tenant: it describes the dataset itself (lua/checkpoint.lua)."""
         return f"{self.prefix}realtime:checkpoint"
+
+    def feed_group(self, tenant_id: int, feed: Feed) -> str:
+        return f"tenant.{int(tenant_id)}.feed.{feed.value}"
+
+    def feed_channel(self, tenant_id: int, feed: Feed) -> str:
+        """Where the state script publishes every change of the feed's kind, once more."""
+        return f"{self.layer_prefix}__group__{self.feed_group(tenant_id, feed)}"
 
     def connections_key(self, tenant_id: int, user_id: int) -> str:
         """A sorted set of one user's open WebSockets (member: connection id, score: expiry)."""

@@ -52,6 +52,10 @@ class _Rule:
 # A topic name, ``job:<uuid>`` or ``video:<uuid>`` (§1), and a seq, which starts at 0.
 TopicName = Annotated[str, _Rule("topic")]
 Seq = Annotated[int, _Rule("non-negative")]
+# A tenant feed (§1): every change of every job or video of the caller's tenant, staff only.
+FeedName = Literal["jobs", "videos"]
+# What a subscribe names and its subscribed/unsubscribed answers echo: a topic or a feed.
+SubscriptionName = Union[TopicName, FeedName]  # noqa: UP007 - Annotated | Literal at run time
 # Set once when a status hash is created (Redis TIME in ms); a hash created again after Redis
 # lost it gets a larger one. (epoch, seq) orders a topic's states (§2).
 Epoch = Annotated[int, _Rule("non-negative")]
@@ -131,14 +135,14 @@ StateFrame = JobStateFrame | VideoStateFrame
 
 class SubscribedFrame(TypedDict):
     type: Literal["subscribed"]
-    topic: TopicName
-    seq: Seq
-    epoch: Epoch
+    topic: SubscriptionName
+    seq: Seq  # a feed has no position of its own: 0
+    epoch: Epoch  # 0 for a feed
 
 
 class UnsubscribedFrame(TypedDict):
     type: Literal["unsubscribed"]
-    topic: TopicName
+    topic: SubscriptionName
 
 
 class ErrorFrame(TypedDict):

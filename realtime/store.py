@@ -39,7 +39,7 @@ from django.db import transaction
 from redis.commands.core import AsyncScript, Script
 
 from realtime.clients import async_redis, sync_redis
-from realtime.keys import KeySpace, Topic
+from realtime.keys import Feed, KeySpace, Topic
 from realtime.state import (
     NO_POSITION,
     RESULT_MAX_BYTES,
@@ -121,6 +121,7 @@ def _apply_args(
         settings.REALTIME_TERMINAL_TTL,
         RESULT_MAX_BYTES,
         change.encode(),
+        space.feed_channel(tenant_id, Feed.of(topic.kind)),
     ]
     return keys, args
 

@@ -18,6 +18,7 @@ const LABELS = {
     downloadFailures: '실패한 행 내려받기 (.xlsx)', downloadFailed: '내려받지 못했습니다: ',
     dryRunNote: '미리 확인: 아무것도 저장하지 않았습니다.', raw: '원본 결과 (JSON)',
     step_read: '파일 읽기', step_classify: '학생 확인', step_write: '학생 등록', step_sending: '이메일 보내기',
+    dashboard: '대시보드',
   },
   en: {
     title: 'academy-realtime demo', login: 'Log in', tenant: 'Tenant', username: 'Username', password: 'Password',
@@ -35,7 +36,7 @@ const LABELS = {
     downloadFailures: 'Download the failed rows (.xlsx)', downloadFailed: 'Could not download: ',
     dryRunNote: 'Dry run: nothing was saved.', raw: 'Raw result (JSON)',
     step_read: 'Reading the file', step_classify: 'Checking students', step_write: 'Saving students',
-    step_sending: 'Sending emails',
+    step_sending: 'Sending emails', dashboard: 'Dashboard',
   },
 };
 

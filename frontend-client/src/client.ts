@@ -1,8 +1,10 @@
 // The browser client's façade: one WebSocket shared by every watch (connection.ts), HTTP
 // polling while the socket cannot serve a topic (polling.ts), and one subscription object per
-// topic holding its state and the last (epoch, seq) seen (subscription.ts). This file decides
-// what the sources' news means for a topic and tells the watchers.
+// topic holding its state and the last (epoch, seq) seen (subscription.ts), and one per tenant
+// feed (feeds.ts). This file decides what the sources' news means for a topic and tells the
+// watchers.
 import { SocketConnection, type TopicFrame } from './connection.js';
+import { FeedSubscription, feedOf, isFeedName, type FeedWatcher } from './feeds.js';
 import { HttpApi, HttpStatusError } from './http.js';
 import type {
   JobListItem,
@@ -11,6 +13,12 @@ import type {
   VideoListItem,
   VideoListParams,
 } from './lists.js';
+import {
+  LiveListController,
+  type LiveList,
+  type LiveListOptions,
+  type LiveListSource,
+} from './live-list.js';
 import { Poller } from './polling.js';
 import { documentOf } from './protocol.js';
 import { TopicSubscription, type Watcher } from './subscription.js';
@@ -20,6 +28,9 @@ import type {
   ClientOptions,
   ConnectionStatus,
   DetailRecord,
+  FeedHandle,
+  FeedName,
+  FeedOptions,
   Logger,
   RealtimeError,
   StateDocument,
@@ -52,6 +63,7 @@ export class RealtimeClient {
   private readonly timers: Timers;
   private readonly maxWatchMs: number;
   private readonly subs = new Map<Topic, TopicSubscription>();
+  private readonly feeds = new Map<FeedName, FeedSubscription>();
   private readonly statusListeners = new Set<(status: ConnectionStatus) => void>();
   private closed = false;
 
@@ -85,15 +97,19 @@ export class RealtimeClient {
         minAuthIntervalMs: options.minAuthIntervalMs ?? 10_000,
       },
       {
-        wanted: () => !this.closed && this.subs.size > 0,
+        wanted: () => !this.closed && (this.subs.size > 0 || this.feeds.size > 0),
         opened: () => {
           for (const sub of this.subs.values()) this.subscribe(sub);
+          for (const feed of this.feeds.values()) this.subscribeFeed(feed);
         },
         frame: (frame) => this.topicFrame(frame),
         lost: () => {
           for (const sub of this.subs.values()) {
             sub.socketLost();
             this.poller.schedule(sub);
+          }
+          for (const feed of this.feeds.values()) {
+            if (feed.socketLost()) this.tellFeed(feed, (watcher) => watcher.onLost?.());
           }
         },
         failed: (error) => this.report(this.allWatchers(), error),
@@ -215,6 +231,60 @@ export class RealtimeClient {
     return { stop: () => this.unwatch(owner, watcher) };
   }
 
+  /**
+   * Watches a tenant feed (`jobs` or `videos`, staff and admin only): every state of every
+   * job or video of the tenant, each item's in strictly increasing (epoch, seq) order, over the
+   * same socket as the watches. There is no polling fallback: `onLost` says when changes may
+   * be missed and `onLive` when they flow again (`liveList` reads the list again then). A role
+   * that may not watch feeds gets `onError` with `not_found`, and the feed stops.
+   */
+  watchFeed(feed: FeedName, options: FeedOptions = {}): FeedHandle {
+    if (this.closed) throw new Error('RealtimeClient is closed');
+    if (!isFeedName(feed)) {
+      throw new TypeError(`not a feed: ${JSON.stringify(feed)} (expected "jobs" or "videos")`);
+    }
+    const watcher: FeedWatcher = { ...options, active: true };
+    let sub = this.feeds.get(feed);
+    if (sub === undefined) {
+      sub = new FeedSubscription(feed);
+      this.feeds.set(feed, sub);
+      if (this.connection.isOpen) this.subscribeFeed(sub);
+      this.connection.ensure();
+      // The socket is down and not about to open: the feed misses changes until it returns.
+      const status = this.connection.status;
+      if (!this.connection.isOpen && (status === 'polling' || status === 'reconnecting')) {
+        sub.socketLost();
+      }
+    }
+    sub.watchers.add(watcher);
+    const owner = sub;
+    if (owner.state === 'live' || owner.state === 'lost') {
+      // A watcher hears where the feed stands, as later ones would from the transitions.
+      queueMicrotask(() => {
+        if (!watcher.active) return;
+        this.call(() => (owner.state === 'live' ? watcher.onLive?.() : watcher.onLost?.()));
+      });
+    }
+    return { stop: () => this.unwatchFeed(owner, watcher) };
+  }
+
+  /**
+   * One page of the job list kept live (live-list.ts): the `jobs` feed for staff and admin,
+   * each row's own watch for other roles (by default the feed is tried first).
+   */
+  liveJobs(
+    options: LiveListOptions<JobListParams, JobListItem> = {},
+  ): LiveList<JobListItem> {
+    return new LiveListController('jobs', this.listSource((p: JobListParams) => this.listJobs(p)), options);
+  }
+
+  /** As `liveJobs`, for videos and the `videos` feed. */
+  liveVideos(
+    options: LiveListOptions<VideoListParams, VideoListItem> = {},
+  ): LiveList<VideoListItem> {
+    return new LiveListController('videos', this.listSource((p: VideoListParams) => this.listVideos(p)), options);
+  }
+
   /** Stops every watch, the socket and all polling. The client cannot be used again. */
   close(): void {
     if (this.closed) return;
@@ -225,6 +295,11 @@ export class RealtimeClient {
       for (const watcher of sub.watchers) this.deactivate(watcher);
     }
     this.subs.clear();
+    for (const feed of this.feeds.values()) {
+      feed.end();
+      for (const watcher of feed.watchers) watcher.active = false;
+    }
+    this.feeds.clear();
     this.connection.close();
   }
 
@@ -242,9 +317,16 @@ export class RealtimeClient {
 
   private topicFrame(frame: TopicFrame): void {
     const topic = typeof frame.topic === 'string' ? frame.topic : undefined;
+    if (isFeedName(topic)) {
+      this.feedFrame(topic, frame);
+      return;
+    }
     const sub = topic === undefined ? undefined : this.subs.get(topic as Topic);
     switch (frame.type) {
       case 'state':
+        // The server sends a state once per subscription that carries it (the topic's own, its
+        // feed's): each one takes what is new to it.
+        this.feedState(frame);
         if (sub === undefined) return;
         this.servedBySocket(sub);
         this.acceptState(sub, documentOf(frame));
@@ -417,8 +499,80 @@ export class RealtimeClient {
     });
   }
 
+  // --- feeds ---
+
+  private listSource<Params, Row>(
+    list: (params: Params) => Promise<ListPage<Row>>,
+  ): LiveListSource<Params, Row> {
+    return {
+      list,
+      watchFeed: (feed, options) => this.watchFeed(feed, options),
+      watch: (topic, options) => this.watch(topic, options),
+      timers: this.timers,
+    };
+  }
+
+  private subscribeFeed(feed: FeedSubscription): void {
+    if (!feed.wantsSocket) return;
+    feed.subscribing();
+    this.connection.send({ type: 'subscribe', topic: feed.feed });
+  }
+
+  private feedFrame(name: FeedName, frame: TopicFrame): void {
+    const feed = this.feeds.get(name);
+    if (feed === undefined || feed.ended) return;
+    if (frame.type === 'subscribed') {
+      feed.served();
+      this.tellFeed(feed, (watcher) => watcher.onLive?.());
+    } else if (frame.type === 'error') {
+      feed.refused(frame.code);
+      const error: RealtimeError = {
+        code: frame.code,
+        message: frame.detail ?? frame.code,
+        topic: name,
+      };
+      const watchers = [...feed.watchers].filter((watcher) => watcher.active);
+      this.logger.warn(`${error.code}: feed ${name}: ${error.message}`);
+      if (feed.ended) this.endFeed(feed, false);
+      for (const watcher of watchers) this.call(() => watcher.onError?.(error));
+    }
+  }
+
+  private feedState(frame: Extract<TopicFrame, { type: 'state' }>): void {
+    const name = feedOf(frame.topic);
+    const feed = name === undefined ? undefined : this.feeds.get(name);
+    if (feed === undefined) return;
+    const state = documentOf(frame);
+    if (feed.offer(state)) this.tellFeed(feed, (watcher) => watcher.onState?.(state));
+  }
+
+  private tellFeed(feed: FeedSubscription, callback: (watcher: FeedWatcher) => void): void {
+    for (const watcher of [...feed.watchers]) {
+      if (watcher.active) this.call(() => callback(watcher));
+    }
+  }
+
+  private unwatchFeed(feed: FeedSubscription, watcher: FeedWatcher): void {
+    if (!watcher.active) return;
+    watcher.active = false;
+    feed.watchers.delete(watcher);
+    if (feed.watchers.size > 0 || feed.ended) return;
+    this.endFeed(feed, true);
+  }
+
+  /** No further traffic for this feed; `unsubscribe` unless the server refused it. */
+  private endFeed(feed: FeedSubscription, unsubscribe: boolean): void {
+    feed.end();
+    for (const watcher of feed.watchers) watcher.active = false;
+    if (this.feeds.get(feed.feed) === feed) this.feeds.delete(feed.feed);
+    if (unsubscribe && this.connection.isOpen) {
+      this.connection.send({ type: 'unsubscribe', topic: feed.feed });
+    }
+    this.releaseSocketIfUnused();
+  }
+
   private releaseSocketIfUnused(): void {
-    if (this.subs.size > 0 || this.closed) return;
+    if (this.subs.size > 0 || this.feeds.size > 0 || this.closed) return;
     this.connection.release();
   }
 

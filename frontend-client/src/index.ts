@@ -20,6 +20,10 @@ export type {
   VideoListParams,
 } from './lists.js';
 export type { Parsed } from './protocol.js';
+export { FEED_NAMES, feedOf, isFeedName } from './feeds.js';
+export type { FeedState } from './feeds.js';
+export { LiveListController, statusRank } from './live-list.js';
+export type { LiveItem, LiveList, LiveListMode, LiveListOptions } from './live-list.js';
 export {
   CLOSE_ORIGIN,
   CLOSE_POLICY,
@@ -43,6 +47,9 @@ export type {
   ConnectionStatus,
   DetailRecord,
   ErrorFrame,
+  FeedHandle,
+  FeedName,
+  FeedOptions,
   FetchLike,
   JobStatus,
   Logger,

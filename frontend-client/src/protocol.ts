@@ -13,6 +13,7 @@ import {
   TEXT_PROGRESS_FIELDS,
   VIDEO_STATUSES,
 } from './codes.js';
+import { isFeedName } from './feeds.js';
 import { parseTopic } from './topics.js';
 import type { ServerFrame, StateDocument, StateFrame } from './types.js';
 
@@ -77,12 +78,12 @@ function checkFrame(data: unknown): ServerFrame {
       checkDocument(frame, where);
       break;
     case 'subscribed':
-      topicOf(frame, where);
+      subscriptionOf(frame, where);
       nonNegativeInteger(frame, 'seq', where);
       nonNegativeInteger(frame, 'epoch', where);
       break;
     case 'unsubscribed':
-      topicOf(frame, where);
+      subscriptionOf(frame, where);
       break;
     case 'error':
       if (!ERROR_CODES.has(frame['code'] as string)) {
@@ -135,6 +136,12 @@ function topicOf(value: Json, where: string): 'job' | 'video' {
     throw new Invalid(`${where}: "topic" ${show(topic)} is not job:<id> or video:<id>`);
   }
   return parsed.kind;
+}
+
+/** What a subscribe names: a topic, or a tenant feed (`jobs`, `videos`). */
+function subscriptionOf(value: Json, where: string): void {
+  if (isFeedName(value['topic'])) return;
+  topicOf(value, where);
 }
 
 function nonNegativeInteger(value: Json, key: string, where: string): void {

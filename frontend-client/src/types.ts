@@ -5,6 +5,9 @@ import type { JOB_STATUSES, SERVER_ERROR_CODES, VIDEO_STATUSES } from './codes.j
 /** What a client watches: `job:<uuid>` or `video:<uuid>`, always within the caller's tenant. */
 export type Topic = `job:${string}` | `video:${string}`;
 
+/** A tenant feed: every change of every job (`jobs`) or video (`videos`); staff and admin. */
+export type FeedName = 'jobs' | 'videos';
+
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export type VideoStatus = (typeof VIDEO_STATUSES)[number];
 export type Status = JobStatus | VideoStatus;
@@ -138,6 +141,28 @@ export interface WatchOptions extends WatchCallbacks {
 
 export interface WatchHandle {
   /** Stop this watch. Safe to call more than once, and after onDone. */
+  stop(): void;
+}
+
+export interface FeedOptions {
+  /**
+   * Every state of every item of the feed's kind in the tenant; per item in strictly
+   * increasing (epoch, seq) order. States of different items come in any order.
+   */
+  onState?: (state: StateDocument) => void;
+  /**
+   * The server confirmed the feed: every change from now on arrives. Called again after each
+   * reconnect; changes made while the socket was away are not replayed (read the list again).
+   */
+  onLive?: () => void;
+  /** The socket went away: changes are missed until the next `onLive`. */
+  onLost?: () => void;
+  /** `not_found` (the caller's role may not watch feeds; the feed then stops), and others. */
+  onError?: (error: RealtimeError) => void;
+}
+
+export interface FeedHandle {
+  /** Stop this feed watch. Safe to call more than once. */
   stop(): void;
 }
 

@@ -4,16 +4,18 @@
 --
 -- ARGV[1] = "apply": ARGV[2] kind ("job"|"video"), ARGV[3] topic ("job:<id>"),
 --   ARGV[4] pub/sub channel of the topic's Channels group, ARGV[5] running TTL (s),
---   ARGV[6] terminal TTL (s, 0 = none), ARGV[7] result size limit (bytes), ARGV[8] change (JSON)
+--   ARGV[6] terminal TTL (s, 0 = none), ARGV[7] result size limit (bytes), ARGV[8] change (JSON),
+--   ARGV[9] pub/sub channel of the tenant feed of the topic's kind (the feed's Channels group)
 --   returns {accepted 0|1, reason, frame JSON or false, seq, epoch}
 --   On acceptance the frame is published as a RedisPubSubChannelLayer group message:
 --   msgpack {type = "realtime.state", topic, seq, epoch, terminal, frame, progress_only,
---   updated_at} (updated_at as in the document: Redis TIME in ms; the consumers' lag metric).
+--   updated_at} (updated_at as in the document: Redis TIME in ms; the consumers' lag metric),
+--   and once more on the feed channel with feed = true added (two PUBLISHes per change).
 --   A change that creates the hash gives it its epoch: Redis TIME in ms, set once and kept.
 --
--- ARGV[1] = "rebuild": ARGV[2..8] as for apply (the change is the topic's whole state, built
---   from its database record, so it must carry a status), ARGV[9] the highest epoch the caller
---   has seen for the topic, ARGV[10] the seq it saw at that epoch (both 0 when none).
+-- ARGV[1] = "rebuild": ARGV[2..9] as for apply (the change is the topic's whole state, built
+--   from its database record, so it must carry a status), ARGV[10] the highest epoch the caller
+--   has seen for the topic, ARGV[11] the seq it saw at that epoch (both 0 when none).
 --   A no-op ("current") when the stored (epoch, seq) is at or above the caller's. Otherwise,
 --   whether the hash vanished or regressed below what the caller saw (a restart from a stale
 --   dump, a failover to a lagging replica), both keys are replaced by the change, at seq 1 of
@@ -129,7 +131,7 @@ if new_status ~= nil and ranks[new_status] == nil then return reject('invalid_st
 local min_epoch = 0
 if op == 'rebuild' then
   if new_status == nil then return reject('not_a_state') end
-  local known_epoch, known_seq = tonumber(ARGV[9]) or 0, tonumber(ARGV[10]) or 0
+  local known_epoch, known_seq = tonumber(ARGV[10]) or 0, tonumber(ARGV[11]) or 0
   if exists then
     local stored_epoch, stored_seq = epoch_of(st), tonumber(st.seq) or 0
     if stored_epoch > known_epoch or (stored_epoch == known_epoch and stored_seq >= known_seq) then
@@ -237,10 +239,15 @@ end
 
 local frame = build(kind, topic, st, pr, true)
 local epoch = epoch_of(st)
-redis.call('PUBLISH', channel, cmsgpack.pack({
+local message = {
   type = 'realtime.state', topic = topic, seq = seq, epoch = epoch, terminal = terminal,
   frame = frame, progress_only = progress_only, updated_at = now_num,
-}))
+}
+redis.call('PUBLISH', channel, cmsgpack.pack(message))
+-- The tenant feed (dashboards): the same message, marked so that a connection watching both
+-- the topic and the feed tells the two deliveries apart.
+message.feed = true
+redis.call('PUBLISH', ARGV[9], cmsgpack.pack(message))
 local reason = 'ok'
 if op == 'rebuild' then reason = 'rebuilt' end
 return {1, reason, frame, seq, epoch}

@@ -41,7 +41,10 @@ wrong_types = st.none() | st.booleans() | st.integers() | st.floats() | st.text(
 commands = st.fixed_dictionaries(
     {"type": st.sampled_from(["subscribe", "unsubscribe", "auth", "ping", "bogus"]) | wrong_types},
     optional={
-        "topic": st.sampled_from([TOPIC_SLOT, TOPIC_SLOT.upper(), "job:", "video:x"]) | json_values,
+        "topic": st.sampled_from(
+            [TOPIC_SLOT, TOPIC_SLOT.upper(), "job:", "video:x", "jobs", "videos"]
+        )
+        | json_values,
         "since": st.integers(-2, 2**60) | wrong_types,
         "epoch": st.integers(-2, 2**60) | wrong_types,
         "token": wrong_types,

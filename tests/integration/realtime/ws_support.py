@@ -43,8 +43,9 @@ def consumers() -> list[Any]:
 
 
 def subscription_count() -> int:
-    """Subscriptions and subscribes in flight held by this loop's consumers."""
-    return sum(len(c.subs) + len(c._joining) for c in consumers())
+    """Subscriptions (tenant feeds included) and subscribes in flight held by this loop's
+    consumers."""
+    return sum(len(c.subs) + len(c._joining) + len(c._feeds) for c in consumers())
 
 
 def group_members(tenant_id: int, topic: Topic) -> int:

@@ -12,11 +12,15 @@ from realtime.identity import Role
 
 DEMO_PASSWORD = "demo1234"  # noqa: S105 - documented demo credential, dev only
 DEMO_TENANTS = {"alpha": "Alpha Academy", "beta": "Beta Academy"}
-DEMO_ROLES = (Role.ADMIN, Role.STAFF, Role.STUDENT)
+# The teacher sees its own items only: the dashboard's per-item view (/demo/dashboard/).
+DEMO_ROLES = (Role.ADMIN, Role.STAFF, Role.TEACHER, Role.STUDENT)
 
 
 class Command(BaseCommand):
-    help = "Create tenants alpha and beta with <tenant>-admin/-staff/-student (password demo1234)."
+    help = (
+        "Create tenants alpha and beta with <tenant>-admin/-staff/-teacher/-student "
+        "(password demo1234)."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
