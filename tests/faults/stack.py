@@ -118,12 +118,20 @@ class FaultStack:
 
     PACE = "0.3"
 
-    def worker(self, *args: str, **env: str) -> Process:
-        return self.processes.worker("messaging", *args, **env)
+    def worker(self, *args: str, started: bool = True, **env: str) -> Process:
+        """A messaging worker; with ``started``, once it is polling (its start-up, Django's
+        imports, takes long on a loaded machine and must not eat a scenario's timeouts)."""
+        process = self.processes.worker("messaging", *args, **env)
+        if started:
+            _started(process, " started: queue=")
+        return process
 
     def relay(self, **env: str) -> Process:
-        """The outbox relay, quick: a pass every 0.5 s, rows left 1 s to their own sender."""
-        return self.processes.relay("--interval", "0.5", "--grace", "1", **env)
+        """The outbox relay, quick: a pass every 0.5 s, rows left 1 s to their own sender;
+        returned once it runs."""
+        process = self.processes.relay("--interval", "0.5", "--grace", "1", **env)
+        _started(process, "relay started")
+        return process
 
     def worker_redis(self, proxy: FaultProxy) -> dict[str, str]:
         """Environment for a process that reaches Redis through its own ``proxy``."""
@@ -209,6 +217,20 @@ class FaultStack:
             store.keyspace().status_key(member.tenant.id, Topic.job(job.job_id)), "status"
         )
         return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+# Seconds a process may take to start: several times what an idle 2-core machine needs.
+STARTUP_TIMEOUT = 180
+
+
+def _started(process: Process, line: str) -> None:
+    wait_for(
+        lambda: line in process.output() or process.popen.poll() is not None,
+        timeout=STARTUP_TIMEOUT,
+        every=0.1,
+    )
+    if process.popen.poll() is not None:
+        raise AssertionError(f"{process.name} exited: {process.output()[-2000:]}")
 
 
 def database_url() -> str:

@@ -23,7 +23,7 @@ from tests.faults.stack import FaultStack, queue_counts
 from tests.faults.support import BASE_DIR, Outcome, Process, report, wait_for
 from tests.support.members import Member
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
 JOBS, PER_JOB, RECIPIENTS = 20, 50, 60  # 1,000 sockets; a job runs about 18 s, two waves
 CLIENTS = JOBS * PER_JOB
@@ -75,7 +75,7 @@ def test_asgi_process_killed_with_1000_sockets_attached_and_replaced(
             _clients(clients).get("connection", {}).get("connected") == CLIENTS
             and _clients(clients).get("status", {}).get("PENDING") == CLIENTS
         ),
-        timeout=180,
+        timeout=300,
         every=0.25,
     )
     connect_seconds = time.monotonic() - connect_started

@@ -37,8 +37,7 @@ def test_sqs_down_during_job_creation_the_relay_sends_once_it_is_back(
     # while SQS is down waits for it: the next scenario)
     stack.server()
     relay = stack.relay()
-    worker = stack.worker()
-    wait_for(lambda: " started: queue=" in worker.output(), timeout=30, every=0.1)
+    worker = stack.worker()  # returned once it polls, its queue URL resolved
     stack.sqs_proxy.drop()
     watchers = stack.watchers(alpha_staff)
     try:
@@ -180,8 +179,8 @@ def test_a_worker_started_while_sqs_is_down_waits_for_it_and_then_runs_the_jobs(
 
         # when two workers start during the outage, one of them is told to stop meanwhile,
         # and SQS answers again a few seconds later
-        worker = stack.worker()
-        quitter = stack.worker()
+        worker = stack.worker(started=False)
+        quitter = stack.worker(started=False)
         down_since = time.monotonic()
         retrying = "queue cannot be reached"
         wait_for(lambda: worker.output().count(retrying) >= 2, timeout=60, every=0.1)
