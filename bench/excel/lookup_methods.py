@@ -58,13 +58,11 @@ def row_value_in(tenant_id: int, keys: Keys, *, block: int) -> tuple[list[tuple[
 
 def unnest_join(tenant_id: int, keys: Keys, *, block: int) -> tuple[list[tuple[Any, ...]], int]:
     """The implementation: repository.match_query (unnest + LATERAL probes), per block."""
-    from django.db import connection
-
     from domains.students import repository
 
     rows: list[tuple[Any, ...]] = []
     statements = 0
-    with connection.cursor() as cursor:
+    with repository.server_binding_cursor() as cursor:
         for start in range(0, len(keys), block):
             cursor.execute(*repository.match_query(tenant_id, keys=keys[start : start + block]))
             rows += cursor.fetchall()
@@ -122,9 +120,10 @@ def temp_table_copy(
 
 
 def explain(sql: str, params: Sequence[object]) -> dict[str, Any]:
-    from django.db import connection
+    from domains.students import repository
 
-    with connection.cursor() as cursor:
+    # Server-side binding: the implementation's statement binds its arrays that way (%b).
+    with repository.server_binding_cursor() as cursor:
         cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, list(params))
         return cursor.fetchone()[0][0]  # type: ignore[no-any-return]
 

@@ -15,10 +15,16 @@ misses them (audit F13): ``'홍길동\\u200b'`` and ``'홍길동'``, ``'010\\u06
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 _INVISIBLE = "Cf"
 _SPACES = frozenset({"Zs", "Zl", "Zp"})
+# Text made only of ASCII, Hangul syllables and compatibility jamo, and CJK ideographs (what
+# names, schools and memos of this platform are written in) holds no format character, no
+# space-like separator but the ASCII space, and no decimal digit but ASCII ones: the character
+# by character pass below cannot change it, so it is skipped.
+_PLAIN = re.compile("[\x00-\x7f\u3131-\u318e\u4e00-\u9fff\uac00-\ud7a3]*")
 
 
 def _cleaned(char: str) -> str:
@@ -35,14 +41,14 @@ def strip_invisible(text: str) -> str:
 
     Tabs and newlines (category Cc) are kept: a multi-line memo stays multi-line.
     """
-    if text.isascii():
+    if text.isascii() or _PLAIN.fullmatch(text):
         return text
     return "".join(_cleaned(char) for char in text)
 
 
 def fold_digits(text: str) -> str:
     """Every decimal digit of any script as its ASCII digit (``'١٢٣'`` -> ``'123'``)."""
-    if text.isascii():
+    if text.isascii() or _PLAIN.fullmatch(text):
         return text
     return "".join(
         str(unicodedata.decimal(char)) if unicodedata.category(char) == "Nd" else char

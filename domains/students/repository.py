@@ -7,6 +7,7 @@ one UPDATE per kind of change, whatever the number of rows (ADR 0101).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, connection
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.utils import timezone
 
 from domains.students.models import Parent, Student, StudentNumberCounter
 from domains.students.plan import (
@@ -46,7 +49,7 @@ _MATCH_OUTPUT = ", ".join(f"m.{name}" for name in (*_MATCH_FIELDS, *UPDATABLE_FI
 # hash join over all the tenant's students, so the cost follows the file, not the tenant, and
 # the predicates are literal so the planner can prove each branch implies its index's WHERE.
 MATCH_SQL = f"""
-SELECT {_MATCH_OUTPUT} FROM unnest(%s::text[], %s::text[]) AS k(name, parent_phone)
+SELECT {_MATCH_OUTPUT} FROM unnest(%b::text[], %b::text[]) AS k(name, parent_phone)
 CROSS JOIN LATERAL (
     (SELECT {_MATCH_COLUMNS} FROM {_STUDENT_TABLE} s
       WHERE s.tenant_id = %s AND s.name = k.name AND s.parent_phone = k.parent_phone
@@ -75,10 +78,21 @@ def tenant_code(tenant_id: int) -> str | None:
 
 
 def match_query(tenant_id: int, *, keys: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
-    """The lookup statement for one block of keys (also used by the EXPLAIN test)."""
+    """The lookup statement for one block of keys. Its arrays are bound server-side (``%b``):
+    run it on :func:`server_binding_cursor`, as :func:`students_matching` and
+    :func:`match_plan` do."""
     names = [name for name, _ in keys]
     phones = [phone for _, phone in keys]
     return MATCH_SQL, [names, phones, tenant_id, tenant_id]
+
+
+def match_plan(tenant_id: int, *, keys: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """``EXPLAIN (FORMAT JSON)`` of the lookup for ``keys``: the plan's root node."""
+    sql, params = match_query(tenant_id, keys=keys)
+    with server_binding_cursor() as cursor:
+        cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
+        plan: dict[str, Any] = cursor.fetchone()[0][0]["Plan"]
+    return plan
 
 
 def students_matching(
@@ -86,7 +100,7 @@ def students_matching(
 ) -> list[ExistingStudent]:
     """Per key of ``keys``: the tenant's active student and its latest soft-deleted one."""
     found: list[ExistingStudent] = []
-    with connection.cursor() as cursor:
+    with server_binding_cursor() as cursor:
         for start in range(0, len(keys), block):
             cursor.execute(*match_query(tenant_id, keys=keys[start : start + block]))
             for row in cursor.fetchall():
@@ -157,15 +171,36 @@ def ps_numbers_reserve(tenant_id: int, *, count: int) -> range:
     return range(last - count + 1, last + 1)
 
 
+def user_ids_reserve(count: int) -> list[int]:
+    """Take ``count`` ids from the user table's sequence, one statement for the whole import.
+
+    COPY returns nothing, so the users of new students get their ids before they are written
+    and the memberships and students that point at them can be copied in the same chunk. Ids of
+    rows that later fail are not reused (a sequence never gives a number back anyway).
+    """
+    if count <= 0:
+        return []
+    with server_binding_cursor() as cursor:
+        cursor.execute(_RESERVE_USER_IDS_SQL, [count])
+        return [row[0] for row in cursor.fetchall()]
+
+
 def students_write(
     tenant_id: int,
     *,
     tenant_code: str,
     rows: Sequence[PlannedRow],
     ps_numbers: Mapping[int, str],
+    user_ids: Mapping[int, int],
     password_hash: str | None,
 ) -> None:
     """Write one chunk of planned rows; the caller owns the transaction.
+
+    ``user_ids`` maps the row number of every row that needs a new user (new students,
+    restored students whose account is gone) to an id from :func:`user_ids_reserve`. New rows go
+    in by COPY (users, memberships, students); restores and updates are one
+    ``UPDATE … FROM unnest`` each and parents one ``INSERT … ON CONFLICT``, with the arrays
+    bound server-side in binary (ADR 0104).
 
     Raises IntegrityError/DataError from the database and StudentsChanged when a restore or
     update finds its student changed since the lookup; the caller then replays row by row.
@@ -173,76 +208,210 @@ def students_write(
     creates = [p for p in rows if p.action is Action.CREATE]
     restores = [p for p in rows if p.action is Action.RESTORE]
     updates = [p for p in rows if p.action is Action.UPDATE]
+    now = timezone.now()
 
     # Users for new students and for restored students whose account is gone.
     needs_user = creates + [p for p in restores if p.user_id is None]
-    new_users: dict[int, User] = {}
-    if needs_user:
-        if password_hash is None:
-            raise ValueError("password_hash is required to create users")
-        for planned in needs_user:
-            ps_number = ps_numbers.get(planned.row.row_number) or planned.ps_number or ""
-            new_users[planned.row.row_number] = User(
-                username=username_for(tenant_code, ps_number),
-                password=password_hash,
-                first_name=planned.row.name,
-                must_change_password=True,
+    if needs_user and password_hash is None:
+        raise ValueError("password_hash is required to create users")
+    with connection.cursor() as cursor:
+        if needs_user:
+            users_insert(
+                cursor,
+                [
+                    (
+                        user_ids[p.row.row_number],
+                        username_for(
+                            tenant_code,
+                            ps_numbers.get(p.row.row_number) or p.ps_number or "",
+                        ),
+                        p.row.name,
+                        password_hash,
+                        now,
+                    )
+                    for p in needs_user
+                ],
             )
-        User.objects.bulk_create(new_users.values())
-
-    member_ids = [u.pk for u in new_users.values()] + [
-        p.user_id for p in restores if p.user_id is not None
-    ]
-    if member_ids:
-        TenantMembership.objects.bulk_create(
-            [
-                TenantMembership(tenant_id=tenant_id, user_id=user_id, role=Role.STUDENT.value)
-                for user_id in member_ids
-            ],
-            # A restored student's membership may still exist.
-            ignore_conflicts=True,
-        )
-
-    if creates:
-        Student.objects.bulk_create(
-            [_new_student(tenant_id, p, ps_numbers[p.row.row_number], new_users) for p in creates]
-        )
+        new_member_ids = [user_ids[p.row.row_number] for p in needs_user]
+        kept_member_ids = [p.user_id for p in restores if p.user_id is not None]
+        if new_member_ids or kept_member_ids:
+            memberships_insert(
+                cursor, tenant_id, new=new_member_ids, maybe_existing=kept_member_ids, now=now
+            )
+        if creates:
+            _copy_rows(
+                cursor,
+                _STUDENT_TABLE,
+                _STUDENT_COPY_COLUMNS,
+                [
+                    _new_student_row(
+                        tenant_id, p, ps_numbers[p.row.row_number], user_ids[p.row.row_number], now
+                    )
+                    for p in creates
+                ],
+            )
     if restores:
-        _update_students(tenant_id, restores, new_users, restore=True)
+        _update_students(tenant_id, restores, user_ids, restore=True)
     if updates:
-        _update_students(tenant_id, updates, new_users, restore=False)
+        _update_students(tenant_id, updates, user_ids, restore=False)
 
     parents: dict[str, str] = {}
     for planned in rows:
         parents.setdefault(planned.row.parent_phone, planned.row.parent_name or "")
     if parents:
-        Parent.objects.bulk_create(
-            [Parent(tenant_id=tenant_id, phone=p, name=name) for p, name in parents.items()],
-            # Parents are shared by siblings and earlier imports; an existing one is kept as is.
-            ignore_conflicts=True,
-        )
+        parents_insert(tenant_id, parents, now=now)
 
 
-def _new_student(
-    tenant_id: int, planned: PlannedRow, ps_number: str, new_users: Mapping[int, User]
-) -> Student:
-    row = planned.row
-    return Student(
-        tenant_id=tenant_id,
-        name=row.name,
-        parent_phone=row.parent_phone,
-        phone=row.phone,
-        user=new_users[row.row_number],
-        ps_number=ps_number,
-        school_type=row.school_type or "",
-        high_school=row.high_school or "",
-        middle_school=row.middle_school or "",
-        high_school_class=row.high_school_class or "",
-        major=row.major or "",
-        grade=row.grade,
-        memo=row.memo or "",
-        gender=row.gender or "",
+# Every NOT NULL column is listed: the models declare no database defaults.
+_USER_TABLE = User._meta.db_table
+_USER_COPY_COLUMNS = (
+    "id",
+    "username",
+    "first_name",
+    "last_name",
+    "email",
+    "password",
+    "is_superuser",
+    "is_staff",
+    "is_active",
+    "date_joined",
+    "must_change_password",
+)
+_MEMBERSHIP_TABLE = TenantMembership._meta.db_table
+_MEMBERSHIP_COLUMNS = ("tenant_id", "user_id", "role", "is_active", "token_version", "created_at")
+_STUDENT_COPY_COLUMNS = (
+    "tenant_id",
+    "name",
+    "parent_phone",
+    "phone",
+    "user_id",
+    "ps_number",
+    "school_type",
+    "high_school",
+    "middle_school",
+    "high_school_class",
+    "major",
+    "grade",
+    "memo",
+    "gender",
+    "created_at",
+    "updated_at",
+)
+_PARENT_TABLE = Parent._meta.db_table
+_RESERVE_USER_IDS_SQL = f"""
+    SELECT nextval(pg_get_serial_sequence('{_USER_TABLE}', 'id')) FROM generate_series(1, %s)
+"""  # noqa: S608 - constant table name
+_MEMBERSHIPS_UPSERT_SQL = f"""
+    INSERT INTO {_MEMBERSHIP_TABLE} ({", ".join(_MEMBERSHIP_COLUMNS)})
+    SELECT %s, u, %s, true, 0, %s FROM unnest(%b::bigint[]) AS u
+    ON CONFLICT (tenant_id, user_id) DO NOTHING
+"""  # noqa: S608 - constant names
+# Parents are shared by siblings and earlier imports; an existing one is kept as is.
+_PARENTS_INSERT_SQL = f"""
+    INSERT INTO {_PARENT_TABLE} (tenant_id, phone, name, created_at)
+    SELECT %s, p.phone, p.name, %s FROM unnest(%b::text[], %b::text[]) AS p(phone, name)
+    ON CONFLICT (tenant_id, phone) DO NOTHING
+"""  # noqa: S608 - constant names
+
+
+def users_insert(cursor: Any, users: Sequence[tuple[int, str, str, str | None, Any]]) -> None:
+    """COPY new users: (id, username, first name, password hash, date joined) each; they must
+    change the shared initial password at first login."""
+    _copy_rows(
+        cursor,
+        _USER_TABLE,
+        _USER_COPY_COLUMNS,
+        [
+            (user_id, username, first_name, "", "", password, False, False, True, joined, True)
+            for user_id, username, first_name, password, joined in users
+        ],
     )
+
+
+def memberships_insert(
+    cursor: Any, tenant_id: int, *, new: Sequence[int], maybe_existing: Sequence[int], now: Any
+) -> None:
+    """Student memberships: COPY when every user is new, else one INSERT … ON CONFLICT (a
+    restored student's membership may still exist)."""
+    role = Role.STUDENT.value
+    if not maybe_existing:
+        _copy_rows(
+            cursor,
+            _MEMBERSHIP_TABLE,
+            _MEMBERSHIP_COLUMNS,
+            [(tenant_id, user_id, role, True, 0, now) for user_id in new],
+        )
+        return
+    with server_binding_cursor() as bound:
+        bound.execute(_MEMBERSHIPS_UPSERT_SQL, [tenant_id, role, now, [*new, *maybe_existing]])
+
+
+def parents_insert(tenant_id: int, parents: Mapping[str, str], *, now: Any) -> None:
+    with server_binding_cursor() as cursor:
+        cursor.execute(_PARENTS_INSERT_SQL, [tenant_id, now, list(parents), list(parents.values())])
+
+
+def _new_student_row(
+    tenant_id: int, planned: PlannedRow, ps_number: str, user_id: int, now: Any
+) -> tuple[Any, ...]:
+    row = planned.row
+    return (
+        tenant_id,
+        row.name,
+        row.parent_phone,
+        row.phone,
+        user_id,
+        ps_number,
+        row.school_type or "",
+        row.high_school or "",
+        row.middle_school or "",
+        row.high_school_class or "",
+        row.major or "",
+        row.grade,
+        row.memo or "",
+        row.gender or "",
+        now,
+        now,
+    )
+
+
+def _copy_rows(
+    cursor: Any, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """``COPY table (columns) FROM STDIN`` with ``rows``, through Django's cursor (so a debug
+    cursor logs it) and its execute wrappers (so instrumentation counts it as one statement),
+    with database errors raised as Django's (IntegrityError, DataError)."""
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+
+    def run(sql: str, params: Any, many: bool, context: Mapping[str, Any]) -> None:
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    executor: Any = run
+    for wrapper in reversed(connection.execute_wrappers):
+        executor = functools.partial(wrapper, executor)
+    with connection.wrap_database_errors:
+        executor(statement, None, False, {"connection": connection, "cursor": cursor})
+
+
+@contextmanager
+def server_binding_cursor() -> Iterator[Any]:
+    """A Django cursor whose parameters travel separately from the statement (server-side
+    binding), so psycopg sends arrays as values (``%b``: binary) instead of quoting every
+    element into the SQL text, which the default client-side binding does in Python."""
+    connection.ensure_connection()
+    # Django's own class for OPTIONS["server_side_binding"] (its stubs do not know psycopg 3).
+    cursor_class: Any = ServerBindingCursor
+    with connection.wrap_database_errors:
+        raw = cursor_class(connection.connection)
+    cursor = (
+        connection.make_debug_cursor(raw)
+        if connection.queries_logged
+        else connection.make_cursor(raw)
+    )
+    with cursor:
+        yield cursor
 
 
 _UPDATE_TYPES = {"grade": "smallint"}
@@ -251,7 +420,7 @@ _UPDATE_TYPES = {"grade": "smallint"}
 def _update_students(
     tenant_id: int,
     rows: Sequence[PlannedRow],
-    new_users: Mapping[int, User],
+    user_ids: Mapping[int, int],
     *,
     restore: bool,
 ) -> None:
@@ -259,14 +428,12 @@ def _update_students(
     (an import never blanks a field), so rows with different changed fields share a statement.
     """
     ids = [p.student_id for p in rows if p.student_id is not None]
-    user_ids = [
-        new_users[p.row.row_number].pk if p.row.row_number in new_users else None for p in rows
-    ]
-    arrays: list[list[Any]] = [ids, user_ids]
+    new_user_ids = [user_ids.get(p.row.row_number) for p in rows]
+    arrays: list[list[Any]] = [ids, new_user_ids]
     arrays += [[p.changes.get(name) for p in rows] for name in UPDATABLE_FIELDS]
     columns = ["id", "user_id", *UPDATABLE_FIELDS]
     types = ["bigint", "bigint", *(_UPDATE_TYPES.get(name, "text") for name in UPDATABLE_FIELDS)]
-    unnest = ", ".join(f"%s::{t}[]" for t in types)
+    unnest = ", ".join(f"%b::{t}[]" for t in types)
     assignments = ", ".join(f"{name} = COALESCE(k.{name}, s.{name})" for name in UPDATABLE_FIELDS)
     if restore:
         assignments += ", deleted_at = NULL, user_id = COALESCE(s.user_id, k.user_id)"
@@ -280,7 +447,7 @@ def _update_students(
          WHERE s.tenant_id = %s AND s.id = k.id AND {state}
         RETURNING s.id
     """  # noqa: S608 - identifiers are constants
-    with connection.cursor() as cursor:
+    with server_binding_cursor() as cursor:
         cursor.execute(sql, [*arrays, tenant_id])
         touched = {row[0] for row in cursor.fetchall()}
     if len(touched) != len(ids):

@@ -486,14 +486,15 @@ def validate_rows(raw_rows: Iterable[RawRow]) -> ValidatedRows:
     for raw in raw_rows:
         if raw.is_blank():
             continue
-        key = _row_key(raw)
+        outcome = normalize_row(raw)
+        # A valid row's key is the one normalize_row made; only a failed row needs it again.
+        key = outcome.key if isinstance(outcome, StudentRow) else _row_key(raw)
         if key is not None:
             first = first_row_of.setdefault(key, raw.row_number)
             if first != raw.row_number:
                 duplicate = m.DUPLICATE_IN_FILE.format(first_row=first)
                 result.failures.append(RowFailure(raw.row_number, key[0], (duplicate,)))
                 continue
-        outcome = normalize_row(raw)
         if isinstance(outcome, RowFailure):
             result.failures.append(outcome)
         else:

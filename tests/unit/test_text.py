@@ -78,3 +78,19 @@ def test_other_letters_and_ascii_are_left_alone() -> None:
     assert fold_digits("abc-\u0661\u0662") == "abc-12"
     assert clean_text("  Ünïcödé 名前  ") == "Ünïcödé 名前"
     assert clean_number("010-1234-5678") == "010-1234-5678"
+
+
+def test_the_plain_text_shortcut_agrees_with_the_character_pass() -> None:
+    # given every character the shortcut lets through unexamined: ASCII, Hangul syllables and
+    # compatibility jamo, CJK ideographs (the characters Korean spreadsheets are written in)
+    ranges = [(0x00, 0x7F), (0x3131, 0x318E), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3)]
+    plain = "".join(chr(c) for low, high in ranges for c in range(low, high + 1))
+
+    # when the shortcut is defeated by one zero-width space, the character pass runs over all
+    examined = strip_invisible(plain + "\u200b")
+
+    # then the character pass changes nothing but that one character, so skipping it is exact;
+    # and no shortcut character is a non-ASCII digit
+    assert examined == plain
+    assert strip_invisible(plain) == plain
+    assert fold_digits(plain + "\u0661") == plain + "1"
