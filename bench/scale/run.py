@@ -811,7 +811,8 @@ def storm(run: Run, sampler: Sampler, db_url: str, limit: float) -> dict[str, An
     while True:
         reports = run.all({"cmd": "storm_report"})
         back = [x for r in reports for x in r["back"]]
-        if len(back) >= watching or time.time() - t_kill > limit:
+        # The limit counts from when the new process listens: its boot is timed apart.
+        if len(back) >= watching or time.time() - t_listen > limit:
             break
         time.sleep(1)
     t_all = time.time()
