@@ -49,7 +49,7 @@ const $ = (id) => document.getElementById(id);
 
 let auth = null; // {access, refresh, tenant, username}
 let client = null;
-let current = null; // {videoId, topic, put (XMLHttpRequest while sending), handle, hls}
+let current = null; // {videoId, topic, put (XMLHttpRequest while sending), handle, hls, cancelling}
 let lastState = null;
 let noteKey = '';
 
@@ -217,11 +217,11 @@ async function upload(file) {
   try {
     await put(body, file);
   } catch (error) {
-    if (document.body.dataset.done) return; // cancelled meanwhile
+    if (current.cancelling || document.body.dataset.done) return; // Cancel aborted the PUT
     $('error').textContent = t('putFailed') + error.message;
     return;
   }
-  if (document.body.dataset.done) return;
+  if (current.cancelling || document.body.dataset.done) return;
   const completed = await api(body.complete_url, { method: 'POST' });
   if (completed.response.status !== 202) {
     const retry = completed.response.headers.get('Retry-After');
@@ -291,6 +291,7 @@ $('player').addEventListener('timeupdate', () => {
 $('cancel').addEventListener('click', async () => {
   if (!current) return;
   $('cancel').disabled = true;
+  current.cancelling = true;
   current.put?.abort();
   // PROTOCOL.md §5: POST /media/videos/{id}/cancel/ answers 202 with the state (CANCELLED at
   // once before the encode runs, cancel_requested while it stops), or 409 once terminal.
@@ -303,6 +304,7 @@ $('cancel').addEventListener('click', async () => {
     }
     return;
   }
+  current.cancelling = false;
   $('cancel').disabled = Boolean(document.body.dataset.done);
   noteKey = '';
   $('cancel-note').textContent = t('cancelFailed') + (body.detail ?? response.status);
