@@ -3,10 +3,11 @@
 Labels take fixed values only (the queue kind, an outcome, a step), never a job or tenant id.
 
 - ``academy_worker_jobs_total{kind,outcome}``: attempts settled, outcome ``done``,
-  ``failed``, ``timed_out``, ``retried``, ``released`` (shutdown), ``lost`` (another attempt
-  owns the job) or ``duplicate`` (a delivery of a finished job); each attempt counts once;
+  ``failed``, ``cancelled``, ``timed_out``, ``retried``, ``released`` (shutdown), ``lost``
+  (another attempt owns the job) or ``duplicate`` (a delivery of a finished job); each attempt
+  counts once;
 - ``academy_worker_job_duration_seconds{kind,outcome}`` (histogram): claim to settlement of
-  the ``done``, ``failed`` and ``timed_out`` ones;
+  the ``done``, ``failed``, ``cancelled`` and ``timed_out`` ones;
 - ``academy_worker_busy_slots{kind}`` and ``academy_worker_slots{kind}`` (gauges, summed over
   live processes): slots holding a message, and slots;
 - ``academy_worker_heartbeat_failures_total{kind,step}``: heartbeats that failed at the
@@ -31,7 +32,8 @@ JOBS = Counter(
 )
 DURATION = Histogram(
     "academy_worker_job_duration_seconds",
-    "From the claim to the settlement of an attempt that finished (done, failed, timed_out).",
+    "From the claim to the settlement of an attempt that finished (done, failed, cancelled, "
+    "timed_out).",
     ["kind", "outcome"],
     # Messaging takes seconds, AI jobs up to an hour, video encodes up to four.
     buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 10800, 14400),
@@ -63,8 +65,17 @@ DLQ_DEPTH = Gauge(
     multiprocess_mode="livemostrecent",
 )
 
-OUTCOMES = ("done", "failed", "timed_out", "retried", "released", "lost", "duplicate")
-TIMED = frozenset({"done", "failed", "timed_out"})
+OUTCOMES = (
+    "done",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "retried",
+    "released",
+    "lost",
+    "duplicate",
+)
+TIMED = frozenset({"done", "failed", "cancelled", "timed_out"})
 
 
 def job_settled(kind: str, outcome: str, seconds: float | None = None) -> None:
