@@ -573,6 +573,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(subscription.group, self.channel_name)
 
     def _offer_feed(self, message: dict[str, Any]) -> None:
+        if not self._feeds:
+            return
         item = message["topic"]
         kind = feed_of(item)
         feed = self._feeds.get(kind) if kind is not None else None
@@ -611,10 +613,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def _next_feed_frame(self) -> str:
         """The next feed frame, taking turns between the feeds so neither starves the other."""
-        for key, feed in list(self._feeds.items()):
+        feeds = self._feeds
+        if len(feeds) == 1:
+            return next(iter(feeds.values())).take()
+        for key, feed in list(feeds.items()):
             if feed.has_frames:
-                del self._feeds[key]
-                self._feeds[key] = feed  # to the back of the line
+                del feeds[key]
+                feeds[key] = feed  # to the back of the line
                 return feed.take()
         raise LookupError("no feed frame waits")
 

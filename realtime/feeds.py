@@ -46,14 +46,12 @@ MAX_QUEUED_FRAMES = 1024
 MAX_PENDING_ITEMS = 4096
 
 
+_FEED_OF_KIND = {"job": Feed.JOBS, "video": Feed.VIDEOS}
+
+
 def feed_of(item: str) -> Feed | None:
     """The feed that carries the item topic ``item`` (``job:<id>`` → ``jobs``)."""
-    kind = item.partition(":")[0]
-    if kind == "job":
-        return Feed.JOBS
-    if kind == "video":
-        return Feed.VIDEOS
-    return None
+    return _FEED_OF_KIND.get(item.partition(":")[0])
 
 
 @dataclass(slots=True)
@@ -123,7 +121,7 @@ class FeedSubscription:
 
     @property
     def has_frames(self) -> bool:
-        return self.ready and bool(self.pending)
+        return self.ready and len(self.pending) > 0
 
     @property
     def overflowing(self) -> bool:
@@ -133,10 +131,11 @@ class FeedSubscription:
         """The next frame of the item whose turn it is; call when ``has_frames``."""
         item = next(iter(self.pending))
         frames = self.pending.pop(item)
-        frame = frames.pop(0)[0]
         self.queued -= 1
-        if frames:
-            self.pending[item] = frames  # its next frame waits for the others' turn
+        if len(frames) == 1:  # the usual case: one frame per item waiting
+            return frames[0][0]
+        frame = frames.pop(0)[0]
+        self.pending[item] = frames  # its next frame waits for the others' turn
         return frame
 
     def watched(self) -> Iterator[tuple[Topic, Position]]:

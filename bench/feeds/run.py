@@ -451,7 +451,8 @@ def tables(cost: dict[str, Any], results: list[Result], args: argparse.Namespace
         lines.append(
             f"- {d} dashboard(s): sustained frames/s "
             f"{_ratio(feed.sustained_frames, topics.sustained_frames)}, server µs per frame "
-            f"{_ratio(feed.us_per_frame, topics.us_per_frame)}, time to open "
+            f"{_ratio(feed.us_per_frame, topics.us_per_frame)} ({same_rate_cost(feed, topics)}), "
+            "time to open "
             f"{_ratio(_median(feed.open_ms), _median(topics.open_ms))}, server memory added "
             f"{_ratio(added['feed'], added['topics'])}, idle CPU "
             f"{_ratio(feed.idle_server_cpu, topics.idle_server_cpu)}."
@@ -474,6 +475,22 @@ def tables(cost: dict[str, Any], results: list[Result], args: argparse.Namespace
     return "\n".join(lines)
 
 
+def same_rate_cost(feed: Result, topics: Result) -> str:
+    """Server CPU per frame, feed to baseline, at the rates both sustained (from 1,000/s)."""
+    theirs = {s.rate: s.server_us_per_frame for s in topics.steps if s.sustained}
+    ratios = sorted(
+        s.server_us_per_frame / theirs[s.rate]
+        for s in feed.steps
+        if s.sustained and s.rate >= 1000 and theirs.get(s.rate)
+    )
+    if not ratios:
+        return "no common sustained rate from 1,000/s"
+    return (
+        f"{ratios[len(ratios) // 2]:.2f}x at the same rates, {ratios[0]:.2f} to {ratios[-1]:.2f}x "
+        f"over {len(ratios)}"
+    )
+
+
 def _ratio(a: Any, b: Any, key: str | None = None) -> str:
     """``a / b`` as a ratio (of ``a[key] / b[key]`` when ``key`` is given)."""
     if key is not None:
@@ -482,6 +499,17 @@ def _ratio(a: Any, b: Any, key: str | None = None) -> str:
 
 
 from bench.feeds.redis_cost import JOBS_PER_ROUND, PROGRESS_PER_JOB  # noqa: E402
+
+
+def report_only(path: Path, args: argparse.Namespace) -> None:
+    """Write RESULTS.md again from a ``last_run.json`` (after a change to the report)."""
+    data = json.loads(path.read_text())
+    results = []
+    for raw in data["results"]:
+        steps = [Step(**step) for step in raw.pop("steps")]
+        raw["load"] = tuple(raw.get("load", (0.0, 0.0)))
+        results.append(Result(**raw, steps=steps))
+    (HERE / "RESULTS.md").write_text(tables(data["cost"], results, args))
 
 
 def main() -> int:
@@ -493,7 +521,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--idle", type=float, default=6.0)
     parser.add_argument("--quick", action="store_true", help="short windows, one dashboard count")
+    parser.add_argument("--report-only", type=Path, help="rewrite RESULTS.md from this JSON")
     args = parser.parse_args()
+    if args.report_only is not None:
+        report_only(args.report_only, args)
+        return 0
     if args.quick:
         args.dashboards, args.warmup, args.duration, args.idle = [args.dashboards[0]], 1.0, 2.0, 2.0
     with private_redis() as url:
