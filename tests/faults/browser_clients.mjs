@@ -14,14 +14,29 @@ const config = JSON.parse(process.argv[2]);
 const { RealtimeClient } = await import(`${config.dist}/index.js`);
 
 const clients = [];
-const totals = { subscribes: 0, resubscribes: 0, opened: 0 };
+const totals = { subscribes: 0, resubscribes: 0, opened: 0, closes_supplied: 0 };
 
 // The global WebSocket, counting what the client sends: a subscribe with `since` and `epoch`
-// is a resubscription after a reconnect.
+// is a resubscription after a reconnect. One repair: Node 20's (undici, experimental) fires
+// `error` but never `close` when the connection cannot be made (the socket stays CONNECTING),
+// where a browser fires `close` (code 1006) right after `error`, as the WebSocket standard
+// says and the client relies on; without it no client would ever try a second time.
 class CountingWebSocket extends WebSocket {
   constructor(url, protocols) {
     super(url, protocols);
     totals.opened += 1;
+    let closed = false;
+    this.addEventListener('close', () => {
+      closed = true;
+    });
+    this.addEventListener('error', () => {
+      setTimeout(() => {
+        if (closed) return;
+        closed = true;
+        totals.closes_supplied += 1;
+        this.onclose?.({ code: 1006, reason: '', wasClean: false });
+      }, 50);
+    });
   }
 
   send(data) {
@@ -57,11 +72,13 @@ for (const topic of config.topics) {
         seen.epoch = state.epoch ?? 0;
         seen.seq = state.seq;
         seen.states += 1;
+        if (['DONE', 'FAILED', 'READY'].includes(state.status)) {
+          // The socket delivered it if it was connected; otherwise HTTP polling did.
+          seen.via = connection.status === 'connected' ? 'socket' : 'polling';
+        }
       },
       onDone: () => {
         seen.done += 1;
-        // The socket delivered it if it was connected; otherwise HTTP polling did.
-        seen.via = connection.status === 'connected' ? 'socket' : 'polling';
       },
       onError: () => {
         seen.errors += 1;
@@ -77,6 +94,7 @@ function summary() {
   let done = 0;
   let doneTwice = 0;
   let reconnected = 0;
+  let settled = 0;
   let states = 0;
   let errors = 0;
   const doneVia = {};
@@ -87,6 +105,8 @@ function summary() {
     if (seen.done > 0) done += 1;
     if (seen.done > 1) doneTwice += 1;
     if (connection.reconnects > 0) reconnected += 1;
+    // Back after the kill: reconnected, or its terminal state already in hand.
+    if (connection.reconnects > 0 || seen.done > 0) settled += 1;
     states += seen.states;
     errors += seen.errors;
   }
@@ -98,6 +118,7 @@ function summary() {
     done_via: doneVia,
     done_twice: doneTwice,
     reconnected,
+    settled,
     states,
     errors,
     ...totals,

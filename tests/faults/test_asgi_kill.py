@@ -4,8 +4,10 @@ starts on the same address (issue 10's fault suite).
 The sockets belong to 1,000 instances of the project's own browser client (frontend-client,
 built into dist/), run in one Node process by ``browser_clients.mjs``: each reconnects with
 its full-jitter backoff, falls back to HTTP polling while the socket is down, and resubscribes
-with the (epoch, seq) it holds (PROTOCOL.md §4, §6). What must hold: every client gets its
-job's terminal state exactly once, none is left without it, and every record ends DONE once.
+with the (epoch, seq) it holds (PROTOCOL.md §4, §6). What must hold: every client reconnects and
+resubscribes, gets its job's terminal state exactly once (none is left without it), and every
+record ends DONE once. Node 20's WebSocket needs one repair to behave as a browser's (see the
+script).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from tests.support.members import Member
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
-JOBS, PER_JOB, RECIPIENTS = 20, 50, 60  # 1,000 sockets; a job runs about 18 s, two waves
+# 1,000 sockets; one wave of jobs of about 60 s: longer than the server is away plus the
+# clients' reconnect backoff (at most 20 s), so they come back to the socket before the end
+JOBS, PER_JOB, RECIPIENTS = 10, 100, 200
 CLIENTS = JOBS * PER_JOB
 SCRIPT = Path(__file__).with_name("browser_clients.mjs")
 DIST = BASE_DIR / "frontend-client" / "dist"
@@ -49,9 +53,8 @@ def test_asgi_process_killed_with_1000_sockets_attached_and_replaced(
     stack: FaultStack, alpha_staff: Member
 ) -> None:
     assert (DIST / "index.js").exists(), "build the client first: make client"
-    # given the server and the relay, twenty queued jobs, and 1,000 browser clients (fifty per
-    # job) connected and holding each job's PENDING state; then two workers start them (ten
-    # at a time: the second wave outlasts the clients' reconnect backoff)
+    # given the server and the relay, ten queued jobs, and 1,000 browser clients (a hundred
+    # per job) connected and holding each job's PENDING state; then two workers start them
     # (one user holds every socket here: the per-user cap is lifted, and a killed process's
     # slots stay counted until they expire, REALTIME_CONNECTION_TTL)
     stack.processes.env["REALTIME_MAX_CONNECTIONS_PER_USER"] = str(4 * CLIENTS)
@@ -93,11 +96,20 @@ def test_asgi_process_killed_with_1000_sockets_attached_and_replaced(
     back_at, back_wall = time.monotonic(), time.time()
     down = back_at - killed_at
 
-    # then every job ends DONE once, every client gets its terminal state exactly once (none
-    # lost, whether it finished while the server was away or after), and the queue empties
+    # then every client reconnects and resubscribes with the (epoch, seq) it holds (or, its
+    # job ended while it was away, reads the terminal state over HTTP), every job ends DONE
+    # once, every client gets its terminal state exactly once (none lost), and the queue empties
+    wait_for(lambda: _clients(clients).get("settled", 0) >= CLIENTS * 0.9, timeout=180, every=0.25)
+    most_back = time.monotonic() - back_at
+    wait_for(
+        lambda: _clients(clients).get("settled") == CLIENTS,
+        timeout=180,
+        every=0.25,
+    )
+    resubscribed = time.monotonic() - back_at
     wait_for(lambda: _statuses(jobs) == ["DONE"] * JOBS, timeout=180, every=0.2)
     wait_for(lambda: _clients(clients).get("done") == CLIENTS, timeout=120, every=0.25)
-    converged = time.monotonic() - back_at
+    all_done = time.monotonic() - back_at
     wait_for(lambda: queue_counts() == (0, 0), timeout=30, every=0.2)
     time.sleep(1)  # a duplicate terminal state would arrive within the next summaries
     seen = _clients(clients)
@@ -114,20 +126,21 @@ def test_asgi_process_killed_with_1000_sockets_attached_and_replaced(
         + sum(stack.redis_status(alpha_staff, j) != "DONE" for j in jobs),
         duplicated=int(seen["done_twice"]) + max(0, results - JOBS),
         stuck=sum(s != "DONE" for s in _statuses(jobs)),
-        seconds_to_converge=converged,
+        seconds_to_converge=resubscribed,
         notes=(
             f"1,000 project browser clients (Node) connected in {connect_seconds:.1f} s; at the "
             f"kill {before.count('PROCESSING')} jobs running, {before.count('DONE')} done; "
             f"replacement listening {down:.1f} s after the kill; {seen['reconnected']} clients "
             f"reconnected, {seen['resubscribes']} subscribes carried (epoch, seq); terminal "
             f"states by {seen.get('done_via')}; "
-            f"{finished_while_down} jobs finished while no server listened; seconds "
-            f"from the replacement listening until every client had its terminal state"
+            f"{finished_while_down} jobs finished while no server listened; every client "
+            f"had its terminal state {all_done:.1f} s after the replacement listened (jobs of "
+            f"about 60 s); 90 % were back {most_back:.1f} s after it; seconds from the "
+            f"replacement listening until all 1,000 clients "
+            f"had reconnected and resubscribed (or held their terminal state)"
         ),
     )
     report(outcome)
     assert (outcome.lost, outcome.duplicated, outcome.stuck) == (0, 0, 0)
-    # and the clients came back the way a browser does: reconnecting with (epoch, seq), or
-    # (a job that ended while the socket was away) reading the terminal state over HTTP
     assert seen["reconnected"] > 0
     assert seen["resubscribes"] >= seen["reconnected"]
