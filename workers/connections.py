@@ -8,7 +8,9 @@ holds only if every thread that touches the database closes its connection when 
   no connection is held while the handler runs, and the thread closes everything it may
   still hold when it ends (``Worker.execute``).
 - **the supervisor** (one) wraps each pass in :func:`closing` (``workers/supervisor.py``):
-  heartbeats, time limits and the dead-letter sweep share that one connection.
+  heartbeats, time limits and the dead-letter sweep share that one connection. Its second
+  thread, the one that waits on Redis (cancel flags, republish retries), never touches the
+  database.
 - **shutdown** runs in the poller thread only after the supervisor has stopped, so it takes
   the supervisor's place rather than adding to it; it closes what it used before returning.
 - **the poller** never touches the database.

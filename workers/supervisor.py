@@ -18,8 +18,15 @@ Every ``tick`` it
 - while the database gate is closed, checks when due whether the database answers again
   (``workers/dbgate.py``).
 
-It is the only thread besides the job threads that uses the database, and each pass closes
-its connection (``workers/connections.py``).
+The Redis work (the cancel flags, the republish retries) runs in a second thread, the
+supervisor's *Redis* thread: a Redis that hangs holds a command for up to
+``REDIS_SOCKET_TIMEOUT``, longer than a short visibility timeout, and a heartbeat that waited
+for it would let SQS hand the message to another receive while this attempt still runs
+(docs/RELIABILITY.md, "worker's Redis hangs"). Heartbeats and time limits touch only the
+database and SQS.
+
+The supervisor thread is the only thread besides the job threads that uses the database, and
+each pass closes its connection (``workers/connections.py``).
 """
 
 from __future__ import annotations
@@ -90,35 +97,33 @@ class Supervisor:
         self.sweep_interval = sweep_interval
         self.clock = clock
         self._done = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
-    # --- the thread -----------------------------------------------------------------------------
+    # --- the threads ----------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._loop, name=f"{self.kind}-supervisor", daemon=True
-        )
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"{self.kind}-supervisor", daemon=True),
+            threading.Thread(
+                target=self._redis_loop, name=f"{self.kind}-supervisor-redis", daemon=True
+            ),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10) -> None:
         self._done.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
+        for thread in self._threads:
+            thread.join(timeout=timeout)
 
     def _loop(self) -> None:
-        next_republish = next_sweep = next_cancel_check = self.clock()
+        next_sweep = self.clock()
         while not self._done.wait(self.tick):
             try:
                 with closing():
                     now = self.clock()
-                    if self.cancel_check_interval > 0 and now >= next_cancel_check:
-                        next_cancel_check = now + self.cancel_check_interval
-                        self.check_cancel_requests()
                     if self.gate is not None and self.gate.check_due(now):
                         self.gate.checked(answered=_database_answers(), now=self.clock())
                     self.tend(now)
-                    if len(self.republisher) and now >= next_republish:
-                        next_republish = now + self.republish_interval
-                        self.republisher.retry()
                     if self.sweep is not None and now >= next_sweep:
                         report = self.sweep.sweep(between_batches=self.tend)
                         self.stats.failed += report.failed
@@ -129,6 +134,22 @@ class Supervisor:
                         next_sweep = now if report.exhausted else now + self.sweep_interval
             except Exception:
                 logger.exception("supervisor pass failed")
+
+    def _redis_loop(self) -> None:
+        """Cancel flags and republish retries: the supervisor's work that waits on Redis. It
+        never touches the database (``workers/connections.py``)."""
+        next_republish = next_cancel_check = self.clock()
+        while not self._done.wait(self.tick):
+            try:
+                now = self.clock()
+                if self.cancel_check_interval > 0 and now >= next_cancel_check:
+                    next_cancel_check = now + self.cancel_check_interval
+                    self.check_cancel_requests()
+                if len(self.republisher) and now >= next_republish:
+                    next_republish = now + self.republish_interval
+                    self.republisher.retry()
+            except Exception:
+                logger.exception("supervisor Redis pass failed")
 
     # --- running slots ------------------------------------------------------------------------
     def tend(self, now: float | None = None) -> None:

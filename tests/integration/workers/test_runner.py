@@ -5,11 +5,12 @@ Rows must be committed for worker threads to see them, hence transactional tests
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from domains.jobs.dispatch import JobMessage, queue_url
 from domains.jobs.models import Job, JobResult
 from realtime import clients, store
 from realtime.keys import Topic
+from tests.faults.proxy import FaultProxy
 from tests.support.handlers import AlwaysFails, ConcurrencyProbe, Gate, Refuses, Sleeper
 from tests.support.members import Member
 from tests.support.workers import (
@@ -228,6 +230,58 @@ def test_a_heartbeat_keeps_a_job_longer_than_its_visibility_timeout_exclusive(
     assert gate.calls.started == [(str(job.job_id), 1)]
     assert job_row(job.job_id).status == "DONE"
     assert first.worker.stats.heartbeats + second.worker.stats.heartbeats >= 6
+
+
+@contextlib.contextmanager
+def _redis_restored(url: str) -> Iterator[None]:
+    """Point this process's Redis clients back at ``url`` when the block ends."""
+    try:
+        yield
+    finally:
+        settings.REDIS_URL = url
+        clients.reset_clients()
+
+
+def test_a_redis_that_hangs_delays_no_heartbeat_and_the_message_stays_with_its_attempt(
+    alpha_staff: Member, start_worker: StartWorker, settings: Any
+) -> None:
+    # given a job running on a short visibility timeout, its worker checking cancel flags in
+    # Redis five times a second, and Redis reached through a proxy with a socket timeout
+    # longer than the visibility timeout
+    gate = Gate()
+    job = create_job(alpha_staff, "test.gate")
+    real_url = settings.REDIS_URL
+    redis_port = int(real_url.rsplit(":", 1)[1].split("/", 1)[0])
+    with FaultProxy("127.0.0.1", redis_port) as proxy, _redis_restored(real_url):
+        settings.REDIS_URL = settings.REDIS_URL.replace(f":{redis_port}/", f":{proxy.port}/")
+        settings.REDIS_SOCKET_TIMEOUT = 3
+        clients.reset_clients()
+        config = fast_config(visibility_timeout=2, lease_seconds=2, heartbeat_interval=0.5)
+        first = start_worker(handlers={"test.gate": gate}, config=config, cancel_check_interval=0.2)
+        start_worker(handlers={"test.gate": gate}, config=config)  # would take a redelivery
+        wait_for(gate.running.is_set)
+        beats = first.worker.stats.heartbeats
+
+        # when Redis stops answering (every command waits out its socket timeout) for more
+        # than three visibility timeouts
+        proxy.blackhole()
+        samples = []
+        deadline = time.monotonic() + 6.5
+        while time.monotonic() < deadline:
+            samples.append(queue_counts())
+            time.sleep(0.25)
+        beats_while_hung = first.worker.stats.heartbeats - beats
+        proxy.pass_()
+        gate.release.set()
+        wait_for(lambda: _finished(job), timeout=30)
+
+    # then the heartbeats went on (every 0.5 s), the message never became visible again, and
+    # the one attempt ran the job to DONE
+    assert beats_while_hung >= 8
+    assert set(samples) == {(0, 1)}
+    assert first.worker.stats.lost == 0
+    assert gate.calls.started == [(str(job.job_id), 1)]
+    assert job_row(job.job_id).status == "DONE"
 
 
 # --- errors -----------------------------------------------------------------------------------
