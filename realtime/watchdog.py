@@ -76,11 +76,18 @@ class Watched(Protocol):
         ...
 
 
+# The watchdog's first subscription retries at most this far apart while the layer's Redis
+# cannot be reached (a process started during an outage or under an overloaded Redis).
+JOIN_RETRY_MAX = 5.0
+
+
 class LayerWatchdog:
-    def __init__(self, interval: float = 0.1) -> None:
+    def __init__(self, interval: float = 0.1, *, layer: Any = None) -> None:
         self.interval = interval
         self.listeners: weakref.WeakSet[Any] = weakref.WeakSet()
         self.gaps = 0
+        self.beats = 0  # beats received, for tests and the log
+        self._layer = layer
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -99,10 +106,9 @@ class LayerWatchdog:
             listener.request_resync()
 
     async def _run(self) -> None:
-        layer = get_channel_layer()
+        layer = self._layer if self._layer is not None else get_channel_layer()
         group = f"realtime.watchdog.{uuid.uuid4().hex}"
-        channel = await layer.new_channel()
-        await layer.group_add(group, channel)
+        channel = await self._join(layer, group)
         receiver = asyncio.create_task(self._receive(layer, channel))
         try:
             beat = 0
@@ -113,6 +119,34 @@ class LayerWatchdog:
                 await asyncio.sleep(self.interval)
         finally:
             receiver.cancel()
+
+    async def _join(self, layer: Any, group: str) -> str:
+        """Subscribe the watchdog's channel to its group, retrying with backoff while the
+        layer's Redis cannot be reached. Once it succeeds after a failure every listener
+        resyncs: whatever was published meanwhile may not have reached a consumer."""
+        delay = self.interval
+        failures = 0
+        while True:
+            try:
+                channel: str = await layer.new_channel()
+                await layer.group_add(group, channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any layer error: wait and try again
+                failures += 1
+                logger.warning(
+                    "layer watchdog cannot subscribe yet (attempt %s), retrying in %.1f s: %s",
+                    failures,
+                    delay,
+                    exc,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, JOIN_RETRY_MAX)
+                continue
+            if failures:
+                logger.info("layer watchdog subscribed after %s failed attempt(s)", failures)
+                self._notify()
+            return channel
 
     async def _receive(self, layer: Any, channel: str) -> None:
         last = None
@@ -125,6 +159,7 @@ class LayerWatchdog:
                 await asyncio.sleep(self.interval)
                 continue
             n = int(message.get("n", 0))
+            self.beats += 1
             if last is not None and n > last + 1:
                 self._notify()
             last = n

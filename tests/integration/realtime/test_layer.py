@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ from channels.layers import get_channel_layer
 
 from realtime.clients import async_redis
 from realtime.layer import RealtimeChannelLayer
+from tests.faults.proxy import FaultProxy
 
 
 @pytest.fixture
@@ -147,3 +149,54 @@ async def test_a_direct_channel_joins_groups_without_a_subscription_or_queue_of_
     assert got == [5]
     assert subscribed == []  # only the group's channel is subscribed, not the consumer's
     assert channel not in layer._get_layer().channels
+
+
+async def test_the_watchdog_outlives_a_layer_redis_that_refuses_it_at_start_and_resyncs_once_in(
+    settings: Any,
+) -> None:
+    # given a channel layer whose Redis refuses every connection (behind a fault proxy), and a
+    # watchdog with one listener started on it
+    from realtime.watchdog import LayerWatchdog
+
+    redis_port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/", 1)[0])
+    with FaultProxy("127.0.0.1", redis_port) as proxy:
+        proxy.drop()
+        address = settings.REDIS_URL.replace(f":{redis_port}/", f":{proxy.port}/")
+        refused = RealtimeChannelLayer(
+            hosts=[{"address": address, "socket_timeout": None, "socket_connect_timeout": 0.5}],
+            prefix=f"test-watchdog-{uuid.uuid4().hex[:8]}",
+        )
+        resyncs: list[float] = []
+
+        class Listener:
+            def request_resync(self) -> None:
+                resyncs.append(asyncio.get_running_loop().time())
+
+        listener = Listener()
+        watchdog = LayerWatchdog(interval=0.05, layer=refused)
+        watchdog.listeners.add(listener)
+        watchdog.start()
+        try:
+            # when its first subscriptions fail for a while, then Redis answers
+            await asyncio.sleep(0.5)
+            task = watchdog._task
+            assert task is not None
+            alive_while_refused = not task.done()
+            beats_while_refused = watchdog.beats
+            proxy.pass_()
+            for _ in range(100):
+                if watchdog.beats >= 3:
+                    break
+                await asyncio.sleep(0.05)
+
+            # then it kept trying, subscribed once Redis answered, receives its beats without a
+            # gap, and asked its listener to resync once for what the outage may have hidden
+            assert (alive_while_refused, beats_while_refused) == (True, 0)
+            assert watchdog.beats >= 3
+            assert (watchdog.gaps, len(resyncs)) == (1, 1)
+        finally:
+            if watchdog._task is not None:
+                watchdog._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog._task
+            await refused.flush()
