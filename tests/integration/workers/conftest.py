@@ -9,10 +9,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from domains.common.aws import sqs_client
 from domains.jobs import types
@@ -48,7 +50,13 @@ def fresh_queues() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def test_job_types(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Job types on the messaging queue whose handlers the tests control."""
+    """Job types on the messaging queue whose handlers the tests control.
+
+    The API modules are imported first: their filters and schemas take the registry's names
+    when they are imported, and must not keep the test types after the test (the committed
+    OpenAPI document would then differ for every later test in the session).
+    """
+    import_module(settings.ROOT_URLCONF)
     for name in TEST_TYPES:
         spec = JobType(name=name, kind=KIND, payload=TestPayload, roles=OPERATOR_ROLES)
         monkeypatch.setitem(types.JOB_TYPES, name, spec)
