@@ -17,6 +17,7 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Now
 
 from domains.common.cursors import Cursor
+from domains.common.keyset import newest_first, with_statuses
 from domains.jobs.models import TERMINAL_STATUSES, Job, JobResult, JobStatus
 
 # What the detail endpoint shows: nothing else is read (payload can be large).
@@ -301,27 +302,18 @@ def jobs_page_query(
     after: Cursor | None = None,
     limit: int,
 ) -> QuerySet[Job, tuple[Any, ...]]:
-    """The tenant's jobs, newest first by ``(created_at, id)``, below ``after`` if given.
+    """The tenant's jobs, newest first by ``(created_at, id)``, below ``after`` if given
+    (``domains/common/keyset.py``; the index is migration 0003's ``(tenant, created_at, id)``).
 
-    ``owner_id`` restricts to one creator (``None``: the whole tenant). The cursor is written as
-    ``created_at <= c AND (created_at < c OR id < i)``: the first half is an index condition
-    on ``(tenant, created_at, id)`` (migration 0003), the second drops the ties already shown.
-    Exposed for the EXPLAIN tests; callers use :func:`jobs_page`.
+    ``owner_id`` restricts to one creator (``None``: the whole tenant). Exposed for the EXPLAIN
+    tests; callers use :func:`jobs_page`.
     """
-    jobs = Job.objects.filter(tenant_id=tenant_id)
+    jobs = with_statuses(Job.objects.filter(tenant_id=tenant_id), statuses)
     if owner_id is not None:
         jobs = jobs.filter(created_by_id=owner_id)
-    if len(statuses) == 1:
-        jobs = jobs.filter(status=statuses[0])
-    elif statuses:
-        jobs = jobs.filter(status__in=statuses)
     if job_type is not None:
         jobs = jobs.filter(job_type=job_type)
-    if after is not None:
-        jobs = jobs.filter(created_at__lte=after.created_at).filter(
-            Q(created_at__lt=after.created_at) | Q(id__lt=after.id)
-        )
-    return jobs.order_by("-created_at", "-id").values_list(*LIST_FIELDS)[:limit]
+    return newest_first(jobs, after).values_list(*LIST_FIELDS)[:limit]
 
 
 def jobs_page(

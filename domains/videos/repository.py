@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from domains.common.cursors import Cursor
+from domains.common.keyset import newest_first, with_statuses
 from domains.videos.models import Video
 
 DETAIL_FIELDS = (
@@ -105,25 +106,16 @@ def videos_page_query(
     after: Cursor | None = None,
     limit: int,
 ) -> QuerySet[Video, tuple[Any, ...]]:
-    """The tenant's videos, newest first by ``(created_at, id)``, below ``after`` if given.
-
-    As ``domains.jobs.repository.jobs_page_query``; a ``session_id`` filter is served by the
-    seed's ``(session_id, status)`` index. Exposed for the EXPLAIN tests.
+    """The tenant's videos, newest first by ``(created_at, id)``, below ``after`` if given
+    (``domains/common/keyset.py``); a ``session_id`` filter is served by the seed's
+    ``(session_id, status)`` index. Exposed for the EXPLAIN tests.
     """
     videos = Video.objects.filter(tenant_id=tenant_id)
     if owner_id is not None:
         videos = videos.filter(created_by_id=owner_id)
     if session_id is not None:
         videos = videos.filter(session_id=session_id)
-    if len(statuses) == 1:
-        videos = videos.filter(status=statuses[0])
-    elif statuses:
-        videos = videos.filter(status__in=statuses)
-    if after is not None:
-        videos = videos.filter(created_at__lte=after.created_at).filter(
-            Q(created_at__lt=after.created_at) | Q(id__lt=after.id)
-        )
-    return videos.order_by("-created_at", "-id").values_list(*LIST_FIELDS)[:limit]
+    return newest_first(with_statuses(videos, statuses), after).values_list(*LIST_FIELDS)[:limit]
 
 
 def videos_page(
