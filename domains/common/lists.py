@@ -11,14 +11,15 @@ is left out of the URL, never sent empty, so the document's types are exactly wh
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiParameter
+from drf_spectacular.utils import OpenApiParameter, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 
@@ -85,6 +86,70 @@ def path_of(name: str, kwarg: str) -> Callable[[uuid.UUID], str]:
     template = reverse(name, kwargs={kwarg: _MARKER})
     marker = str(_MARKER)
     return lambda value: template.replace(marker, str(value))
+
+
+class RowLinks:
+    """``get_progress_url`` and ``get_detail_url`` of a list row's serializer, whose row has the
+    attribute ``id_attr``, also the URL kwarg of routes ``progress_route`` and ``detail_route``.
+
+    One ``reverse()`` a page, not two a row: ``many=True`` shares the instance over the rows.
+    The ``SerializerMethodField``s stay declared on the serializer, in the order they answer.
+    """
+
+    id_attr: ClassVar[str]
+    progress_route: ClassVar[str]
+    detail_route: ClassVar[str]
+
+    @cached_property
+    def _progress_path(self) -> Callable[[uuid.UUID], str]:
+        return path_of(self.progress_route, self.id_attr)
+
+    @cached_property
+    def _detail_path(self) -> Callable[[uuid.UUID], str]:
+        return path_of(self.detail_route, self.id_attr)
+
+    def get_progress_url(self, row: Any) -> str:
+        return self._progress_path(getattr(row, self.id_attr))
+
+    def get_detail_url(self, row: Any) -> str:
+        return self._detail_path(getattr(row, self.id_attr))
+
+
+class PageOf(Protocol):
+    """What a list service returns: the rows and the key to continue below, if any."""
+
+    @property
+    def rows(self) -> Sequence[Any]: ...
+
+    @property
+    def next_cursor(self) -> Cursor | None: ...
+
+
+def page_serializer(component_name: str, item: type[serializers.Serializer]) -> type[Any]:
+    """The page around ``item`` rows, documented as ``component_name``."""
+
+    @extend_schema_serializer(component_name=component_name)
+    class PageSerializer(serializers.Serializer):
+        results = item(many=True)
+        next_cursor = serializers.CharField(
+            allow_null=True, help_text="Pass as `cursor` for the next page; null on the last page."
+        )
+        next = serializers.CharField(
+            allow_null=True,
+            help_text="The next page's path with the same filters; null on the last.",
+        )
+
+    PageSerializer.__name__ = PageSerializer.__qualname__ = f"{component_name}Serializer"
+    return PageSerializer
+
+
+def page_body(request: Request, page: PageOf, item: type[serializers.Serializer]) -> dict[str, Any]:
+    """The answer of a list: the page's rows through ``item``, and how to ask for the next."""
+    return {
+        "results": item(page.rows, many=True).data,
+        "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
+        "next": next_link(request, page.next_cursor),
+    }
 
 
 # --- OpenAPI --------------------------------------------------------------------------------

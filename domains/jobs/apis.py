@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Mapping
-from functools import cached_property
+from collections.abc import Mapping
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -32,9 +31,10 @@ from domains.common.lists import (
     CURSOR_PARAMETER,
     PAGE_SIZE_PARAMETER,
     ListQuerySerializer,
-    next_link,
+    RowLinks,
+    page_body,
+    page_serializer,
     page_size_of,
-    path_of,
     query_data,
 )
 from domains.common.parsers import BoundedJSONParser
@@ -249,7 +249,7 @@ class JobFailuresApi(APIView):
 
 # --- the list -------------------------------------------------------------------------------
 @extend_schema_serializer(component_name="JobListItem")
-class JobListItemSerializer(serializers.Serializer):
+class JobListItemSerializer(RowLinks, serializers.Serializer):
     """One row of the list: enough to show it and to watch it (``topic``, ``progress_url``)."""
 
     job_id = serializers.UUIDField()
@@ -262,34 +262,15 @@ class JobListItemSerializer(serializers.Serializer):
     progress_url = serializers.SerializerMethodField()
     detail_url = serializers.SerializerMethodField()
 
+    id_attr = "job_id"
+    progress_route = "job-progress"
+    detail_route = "job-detail"
+
     def get_topic(self, row: JobListRow) -> str:
         return str(Topic.job(row.job_id))
 
-    # One reverse() a page, not two a row: ``many=True`` shares this instance over the rows.
-    @cached_property
-    def _progress_path(self) -> Callable[[uuid.UUID], str]:
-        return path_of("job-progress", "job_id")
 
-    @cached_property
-    def _detail_path(self) -> Callable[[uuid.UUID], str]:
-        return path_of("job-detail", "job_id")
-
-    def get_progress_url(self, row: JobListRow) -> str:
-        return self._progress_path(row.job_id)
-
-    def get_detail_url(self, row: JobListRow) -> str:
-        return self._detail_path(row.job_id)
-
-
-@extend_schema_serializer(component_name="JobListPage")
-class JobListPageSerializer(serializers.Serializer):
-    results = JobListItemSerializer(many=True)
-    next_cursor = serializers.CharField(
-        allow_null=True, help_text="Pass as `cursor` for the next page; null on the last page."
-    )
-    next = serializers.CharField(
-        allow_null=True, help_text="The next page's path with the same filters; null on the last."
-    )
+JobListPageSerializer = page_serializer("JobListPage", JobListItemSerializer)
 
 
 _JOB_ID = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
@@ -400,12 +381,7 @@ class JobListApi(APIView):
             after=query.validated_data.get("cursor"),
             size=page_size_of(query.validated_data),
         )
-        body = {
-            "results": JobListItemSerializer(page.rows, many=True).data,
-            "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
-            "next": next_link(request, page.next_cursor),
-        }
-        return Response(body)
+        return Response(page_body(request, page, JobListItemSerializer))
 
 
 class JobCollectionApi(JobListApi, JobCreateApi):

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from functools import cached_property
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -26,9 +24,10 @@ from domains.common.lists import (
     CURSOR_PARAMETER,
     PAGE_SIZE_PARAMETER,
     ListQuerySerializer,
-    next_link,
+    RowLinks,
+    page_body,
+    page_serializer,
     page_size_of,
-    path_of,
     query_data,
 )
 from domains.tenants.auth import caller_of
@@ -295,7 +294,7 @@ SESSION_ID_MAX = 2**63 - 1
 
 
 @extend_schema_serializer(component_name="VideoListItem")
-class VideoListItemSerializer(serializers.Serializer):
+class VideoListItemSerializer(RowLinks, serializers.Serializer):
     """One row of the list: enough to show it and to watch it (``topic``, ``progress_url``)."""
 
     video_id = serializers.UUIDField()
@@ -307,34 +306,15 @@ class VideoListItemSerializer(serializers.Serializer):
     progress_url = serializers.SerializerMethodField()
     detail_url = serializers.SerializerMethodField()
 
+    id_attr = "video_id"
+    progress_route = "video-progress"
+    detail_route = "video-detail"
+
     def get_topic(self, row: VideoListRow) -> str:
         return str(Topic.video(row.video_id))
 
-    # One reverse() a page, not two a row: ``many=True`` shares this instance over the rows.
-    @cached_property
-    def _progress_path(self) -> Callable[[uuid.UUID], str]:
-        return path_of("video-progress", "video_id")
 
-    @cached_property
-    def _detail_path(self) -> Callable[[uuid.UUID], str]:
-        return path_of("video-detail", "video_id")
-
-    def get_progress_url(self, row: VideoListRow) -> str:
-        return self._progress_path(row.video_id)
-
-    def get_detail_url(self, row: VideoListRow) -> str:
-        return self._detail_path(row.video_id)
-
-
-@extend_schema_serializer(component_name="VideoListPage")
-class VideoListPageSerializer(serializers.Serializer):
-    results = VideoListItemSerializer(many=True)
-    next_cursor = serializers.CharField(
-        allow_null=True, help_text="Pass as `cursor` for the next page; null on the last page."
-    )
-    next = serializers.CharField(
-        allow_null=True, help_text="The next page's path with the same filters; null on the last."
-    )
+VideoListPageSerializer = page_serializer("VideoListPage", VideoListItemSerializer)
 
 
 _VIDEO_ID = "3f2b8a1c-0d4e-4c6b-9a51-2e7f10b4c8d9"
@@ -434,12 +414,7 @@ class VideoListApi(APIView):
             after=query.validated_data.get("cursor"),
             size=page_size_of(query.validated_data),
         )
-        body = {
-            "results": VideoListItemSerializer(page.rows, many=True).data,
-            "next_cursor": page.next_cursor.encode() if page.next_cursor else None,
-            "next": next_link(request, page.next_cursor),
-        }
-        return Response(body)
+        return Response(page_body(request, page, VideoListItemSerializer))
 
 
 class VideoCollectionApi(VideoListApi, VideoRegisterApi):
