@@ -157,7 +157,7 @@ class ThreadWorker:
     thread: threading.Thread
     exit_code: int | None = None
 
-    def stop(self, timeout: float = 20) -> None:
+    def stop(self, timeout: float = 30) -> None:
         self.worker.stop()
         self.thread.join(timeout)
         assert not self.thread.is_alive(), "worker did not stop"
@@ -204,9 +204,10 @@ class Outage:
 
 
 def thread_worker(
-    kind: QueueKind, handlers: dict[str, Any], config: QueueConfig, **kwargs: Any
+    kind: QueueKind, handlers: dict[str, Any] | None, config: QueueConfig, **kwargs: Any
 ) -> ThreadWorker:
-    """A worker of ``kind`` running ``handlers`` in a thread, with test timings; stop() it."""
+    """A worker of ``kind`` running ``handlers`` (``None``: the registered ones) in a thread,
+    with test timings; stop() it."""
     options: dict[str, Any] = {
         "config": config,
         "wait_seconds": 1,

@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +15,6 @@ from typing import Any
 
 import msgpack
 import requests
-from django.conf import settings
-from django.db import connection
 from rest_framework.test import APIClient
 
 from domains.common.aws import sqs_client
@@ -31,14 +27,11 @@ from realtime import store
 from realtime.clients import sync_redis
 from realtime.identity import Role
 from realtime.keys import Topic
+from tests.support import workers as workers_support
 from tests.support.members import PASSWORD, Member
+from tests.support.workers import BASE_DIR, ThreadWorker, database_url, moto_reset
 
-
-def moto_reset() -> None:
-    url = f"{settings.AWS_ENDPOINT_URL}/moto-api/reset"
-    request = urllib.request.Request(url, method="POST")  # noqa: S310 - moto's local server
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        assert response.status == 200
+__all__ = ["BASE_DIR", "ThreadWorker", "database_url", "moto_reset"]
 
 
 def member(tenant: Tenant, username: str, role: Role) -> Member:
@@ -109,14 +102,8 @@ def video_queue_bodies() -> list[str]:
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 60, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(every)
+    """``tests.support.workers.wait_for`` with the patience an encode needs."""
+    return workers_support.wait_for(predicate, timeout=timeout, every=every)
 
 
 # --- workers --------------------------------------------------------------------------------
@@ -137,34 +124,12 @@ def video_config(**overrides: Any) -> Any:
     return replace(base, **overrides)
 
 
-@dataclass
-class ThreadWorker:
-    worker: Any
-    thread: threading.Thread
-
-    def stop(self, timeout: float = 30) -> None:
-        self.worker.stop()
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "worker did not stop"
-
-
 def thread_worker(**kwargs: Any) -> ThreadWorker:
-    from workers.runner import Worker
-
-    options: dict[str, Any] = {
-        "config": video_config(),
-        "wait_seconds": 1,
-        "grace": 5,
-        "retry_delay": 0,
-        "tick": 0.1,
-        "dlq_sweep_interval": 0,
-        "republish_interval": 0.2,
-    }
-    options.update(kwargs)
-    worker = Worker(QueueKind.VIDEO, **options)
-    thread = threading.Thread(target=worker.run, name="test-video-worker", daemon=True)
-    thread.start()
-    return ThreadWorker(worker=worker, thread=thread)
+    """A video worker in a thread with the registered handler and the test timings."""
+    options: dict[str, Any] = {"config": video_config(), **kwargs}
+    handlers = options.pop("handlers", None)
+    config = options.pop("config")
+    return workers_support.thread_worker(QueueKind.VIDEO, handlers, config, **options)
 
 
 class FrameRecorder:
@@ -192,26 +157,11 @@ class FrameRecorder:
         return self.frames
 
 
-BASE_DIR = Path(__file__).resolve().parents[3]
-
-
-def database_url() -> str:
-    """The test database (pytest-django renamed it), for worker subprocesses."""
-    db = connection.settings_dict
-    host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
-
-
 @dataclass
-class WorkerProcess:
-    popen: subprocess.Popen[bytes]
-    log: Path
-    work_root: Path
+class WorkerProcess(workers_support.WorkerProcess):
+    """A video worker process, and the work directory its encodes use."""
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+    work_root: Path
 
 
 def start_worker_process(directory: Path, **env: str) -> WorkerProcess:
