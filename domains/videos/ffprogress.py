@@ -43,7 +43,9 @@ Use :class:`ProgressParser` with bytes as they arrive (``feed``, then ``close`` 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 # Percent stays below 100 while encoding: 100 means the video is READY, which needs the
@@ -211,24 +213,69 @@ def estimate(
     return Estimate(percent=percent, remaining_seconds=remaining)
 
 
+# Wall seconds of recent blocks that the remaining time is computed from (see ProgressEstimator).
+RATE_WINDOW = 10.0
+# Below this much wall time between the window's ends, ffmpeg's own speed is used instead.
+RATE_WINDOW_MIN = 2.0
+
+
 class ProgressEstimator:
-    """:func:`estimate` over a run's blocks, with a percent that never goes backwards.
+    """:func:`estimate` over a run's blocks, with a percent that never goes backwards and a
+    remaining time from the recent rate.
 
     A block without a usable time (N/A, negative) repeats the last known percent, so a
-    publisher can call ``update`` on every block. The remaining time is not forced down: it
-    follows ffmpeg's averaged speed, which moves slowly, and an honest estimate may grow.
+    publisher can call ``update`` on every block. ffmpeg's ``speed`` is the average since the
+    start: after a slow start (a cold cache, a busy machine) it lags for the rest of the run,
+    so a long encode that sped up keeps showing the slow start's time left. Once the blocks
+    span ``RATE_WINDOW_MIN`` wall seconds, the time left is
+    ``(duration - out_time) / recent rate``, the rate being media seconds per wall second
+    over the last ``window`` seconds (the clock is injectable for tests). The remaining time
+    is not forced down: an honest estimate may grow when the encode slows.
     """
 
-    def __init__(self, duration: float | None, *, ceiling: float = RUNNING_CEILING) -> None:
+    def __init__(
+        self,
+        duration: float | None,
+        *,
+        ceiling: float = RUNNING_CEILING,
+        window: float = RATE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.duration = duration
         self.ceiling = ceiling
+        self.window = window
+        self.clock = clock
         self.percent: float | None = None
+        self._samples: deque[tuple[float, float]] = deque()  # (wall time, media time)
 
     def update(self, progress: Progress) -> Estimate:
         current = estimate(progress, self.duration, ceiling=self.ceiling)
+        remaining = current.remaining_seconds
+        if not progress.ended and progress.out_time_s is not None and self.duration:
+            remaining = self._recent_remaining(
+                self.duration, progress.out_time_s, fallback=remaining
+            )
         if current.percent is None:
-            return Estimate(percent=self.percent, remaining_seconds=current.remaining_seconds)
-        if self.percent is not None and current.percent < self.percent:
-            current = Estimate(percent=self.percent, remaining_seconds=current.remaining_seconds)
-        self.percent = current.percent
-        return current
+            return Estimate(percent=self.percent, remaining_seconds=remaining)
+        percent = current.percent
+        if self.percent is not None and percent < self.percent:
+            percent = self.percent
+        self.percent = percent
+        return Estimate(percent=percent, remaining_seconds=remaining)
+
+    def _recent_remaining(
+        self, duration: float, media: float, *, fallback: float | None
+    ) -> float | None:
+        now = self.clock()
+        samples = self._samples
+        samples.append((now, media))
+        while len(samples) > 2 and now - samples[1][0] >= self.window:
+            samples.popleft()
+        first_wall, first_media = samples[0]
+        wall = now - first_wall
+        if wall < RATE_WINDOW_MIN:
+            return fallback
+        rate = (media - first_media) / wall
+        if rate <= 0:
+            return fallback
+        return max(0.0, (duration - min(media, duration)) / rate)

@@ -242,3 +242,50 @@ def test_the_estimator_never_goes_backwards() -> None:
 
     # then
     assert percents == [pytest.approx(40.0), pytest.approx(40.0), pytest.approx(40.0), 60.0]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_time_left_follows_the_recent_rate_not_the_slow_start() -> None:
+    # given a 600 s video whose encode ran at 0.5x for its first 60 wall seconds and then at
+    # 2x, while ffmpeg's speed (the average since the start) still says about 1x
+    clock = _Clock()
+    estimator = ProgressEstimator(600.0, clock=clock)
+    media = 0.0
+    for _ in range(60):
+        clock.now += 1
+        media += 0.5
+        estimator.update(_progress(media, media / clock.now))
+    for _ in range(30):
+        clock.now += 1
+        media += 2.0
+        last = estimator.update(_progress(media, media / clock.now))
+
+    # then the time left is what is left at 2x, not at ffmpeg's averaged speed
+    averaged_left = (600.0 - media) / (media / clock.now)
+    assert media == 90.0
+    assert last.remaining_seconds == pytest.approx((600.0 - 90.0) / 2.0)
+    assert averaged_left > 1.9 * last.remaining_seconds
+
+
+def test_the_time_left_uses_ffmpegs_speed_until_the_window_has_two_seconds() -> None:
+    # given
+    clock = _Clock()
+    estimator = ProgressEstimator(100.0, clock=clock)
+
+    # when two blocks arrive within one wall second
+    first = estimator.update(_progress(1.0, 2.0))
+    clock.now += 1.0
+    second = estimator.update(_progress(3.0, 2.0))
+
+    # then both use the reported speed; the final block says 0 s left
+    assert first.remaining_seconds == pytest.approx(99.0 / 2.0)
+    assert second.remaining_seconds == pytest.approx(97.0 / 2.0)
+    clock.now += 5.0
+    assert estimator.update(_progress(None, None, ended=True)).remaining_seconds == 0.0
