@@ -10,7 +10,9 @@ rows are taken with ``SELECT … FOR UPDATE SKIP LOCKED``, and a duplicate is ha
 Before them, each tick asks Redis whether it went back in time (``store.rewind_check``: the
 server answering is not the one that wrote the checkpoint, so its dataset came from a dump or
 a replica). Then the terminal states recorded as published since the checkpoint may be
-missing, and ``outbox.rewound_terminals_restore`` puts back those Redis shows running; the
+missing, and ``outbox.rewound_terminals_restore`` (jobs) and
+``videos.services.rewound_videos_restore`` (videos ended since) put back those Redis shows
+running; the
 checkpoint is marked only once that pass finished, so a relay that dies meanwhile leaves the
 rewind for the next one.
 """
@@ -28,6 +30,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from domains.jobs import outbox
+from domains.videos import services as video_services
 from realtime import store
 from realtime.store import RealtimeUnavailable
 from workers import metrics
@@ -104,6 +107,7 @@ class Relay:
                 since.isoformat(),
             )
             restored = outbox.rewound_terminals_restore(since=since, batch=self.batch)
+            restored += video_services.rewound_videos_restore(since=since, batch=self.batch)
             store.rewind_repaired()
         except RealtimeUnavailable as exc:
             logger.warning("relay: Redis unavailable for the rewind check; retrying: %s", exc)

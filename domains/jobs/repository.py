@@ -230,7 +230,7 @@ def outbox_backlog_counts() -> tuple[int, int]:
     outbox's partial indexes)."""
     unsent = Job.objects.filter(status=JobStatus.PENDING, message_sent_at__isnull=True).count()
     unpublished = Job.objects.filter(
-        status__in=[JobStatus.DONE, JobStatus.FAILED], terminal_published_at__isnull=True
+        status__in=TERMINAL_STATUSES, terminal_published_at__isnull=True
     ).count()
     return unsent, unpublished
 
@@ -261,9 +261,7 @@ def jobs_published_since(
     (``outbox.rewound_terminals_restore``): no index serves it, and none is worth keeping for
     an event that rare (the partial indexes above hold only rows with work to do).
     """
-    rows = Job.objects.filter(
-        status__in=[JobStatus.DONE, JobStatus.FAILED], terminal_published_at__gte=since
-    )
+    rows = Job.objects.filter(status__in=TERMINAL_STATUSES, terminal_published_at__gte=since)
     if after is not None:
         published_at, row_id = after
         rows = rows.filter(

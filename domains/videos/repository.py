@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from domains.common.cursors import Cursor
 from domains.common.keyset import newest_first, with_statuses
-from domains.videos.models import Video
+from domains.videos.models import Video, VideoStatus
 
 DETAIL_FIELDS = (
     "tenant",
@@ -137,3 +137,22 @@ def videos_page(
         limit=limit,
     )
     return [VideoListRow(*values) for values in query]
+
+
+VIDEO_TERMINAL_STATUSES = (VideoStatus.READY, VideoStatus.FAILED, VideoStatus.CANCELLED)
+
+
+def videos_finished_since(
+    *, since: datetime, after: tuple[datetime, int] | None = None, limit: int
+) -> list[Video]:
+    """Videos that reached a terminal status at or after ``since`` (their last change, which a
+    terminal video has no more of), in (``updated_at``, id) order, the page after ``after``.
+
+    Across tenants: the relay's read after Redis went back in time
+    (``services.rewound_videos_restore``), as rare as the jobs' one and, like it, unindexed.
+    """
+    rows = Video.objects.filter(status__in=VIDEO_TERMINAL_STATUSES, updated_at__gte=since)
+    if after is not None:
+        changed_at, row_id = after
+        rows = rows.filter(Q(updated_at__gt=changed_at) | Q(updated_at=changed_at, id__gt=row_id))
+    return list(rows.only(*DETAIL_FIELDS, "id").order_by("updated_at", "id")[:limit])

@@ -18,6 +18,7 @@ published to the ``video:<id>`` topic after the transaction commits (STYLE.md §
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import posixpath
@@ -952,6 +953,36 @@ def video_state_from_record(tenant_id: int, topic: Topic) -> Change | None:
     hook); None when the tenant has no such video, or its status has no live state."""
     video = repository.video_for_detail(tenant_id, video_id=topic.id)
     return None if video is None else _record_change(video)
+
+
+def rewound_videos_restore(*, since: datetime, batch: int) -> int:
+    """Restore the terminal states of videos that a Redis gone back in time shows running
+    again: every video that ended at or after ``since`` gets its record's state at a new epoch
+    (``store.restore_terminal``), as ``domains.jobs.outbox.rewound_terminals_restore`` does for
+    jobs (a video's READY has no published mark of its own, so its last change stands for it).
+    Returns how many; raises ``RealtimeUnavailable`` at the first Redis failure."""
+    restored = 0
+    after: tuple[datetime, int] | None = None
+    while True:
+        videos = repository.videos_finished_since(since=since, after=after, limit=batch)
+        for video in videos:
+            change = _record_change(video)
+            if change is not None and store.restore_terminal(
+                video.tenant_id, Topic.video(video.video_id), functools.partial(_same, change)
+            ):
+                restored += 1
+                logger.info(
+                    "relay: video state restored after a Redis rewind tenant=%s video=%s",
+                    video.tenant_id,
+                    video.video_id,
+                )
+        if len(videos) < batch:
+            return restored
+        after = (videos[-1].updated_at, videos[-1].id)
+
+
+def _same(change: Change) -> Change:
+    return change
 
 
 def _record_change(video: Video) -> Change | None:

@@ -22,8 +22,10 @@ import redis
 
 from domains.jobs import services
 from domains.jobs.models import Job, JobStatus
+from domains.videos.models import Video, VideoStatus
 from realtime import clients, store
 from realtime.keys import Topic
+from realtime.state import Change
 from tests.support.members import Member
 from tests.support.workers import create_job, job_row
 from workers.relay import Relay, RelayTick
@@ -172,3 +174,62 @@ def test_a_dataset_without_a_checkpoint_is_no_rewind(alpha_staff: Member) -> Non
     # then nothing is restored (an empty dataset shows no old state), and a checkpoint exists
     assert tick.restored == 0
     assert raw().hget(store.keyspace().checkpoint_key(), "run_id") is not None
+
+
+def test_a_cancelled_job_and_a_ready_video_a_rewind_shows_running_are_restored(
+    alpha_staff: Member, beta_staff: Member
+) -> None:
+    # given a running job of one tenant and a video encoding in another, each published to
+    # Redis as its worker does, a relay pass, and a copy of Redis taken then
+    job = running(alpha_staff)
+    video = Video.objects.create(
+        tenant=beta_staff.tenant,
+        session_id=7,
+        file_key="k",
+        status=VideoStatus.PROCESSING,
+        attempt=1,
+        created_by=beta_staff.user,
+    )
+    video_topic = Topic.video(video.video_id)
+    store.publish(
+        beta_staff.tenant.id,
+        video_topic,
+        Change(status=VideoStatus.PROCESSING, attempt=1, owner_id=beta_staff.user.id),
+    )
+    assert relay_once().restored == 0
+    checkpoint = store.keyspace().checkpoint_key()
+    video_key = store.keyspace().status_key(beta_staff.tenant.id, video_topic)
+    stale = copy_of(checkpoint, status_key(alpha_staff, job), video_key)
+
+    # when the job ends CANCELLED and the video READY (records and Redis), and Redis comes
+    # back from the copy
+    assert services.job_finish(
+        alpha_staff.tenant.id, job_id=job.job_id, attempt=1, status=JobStatus.CANCELLED
+    )
+    video.status, video.hls_path, video.duration = VideoStatus.READY, "v/hls/master.m3u8", 9.5
+    video.save()
+    store.publish(
+        beta_staff.tenant.id,
+        video_topic,
+        Change(
+            status=VideoStatus.READY,
+            attempt=1,
+            owner_id=beta_staff.user.id,
+            hls_path=video.hls_path,
+            duration=video.duration,
+        ),
+    )
+    stale()
+    video_before = store.snapshot(beta_staff.tenant.id, video_topic)
+    assert video_before is not None
+    assert (shown(alpha_staff, job).status, video_before.status) == ("PROCESSING", "PROCESSING")
+
+    # then the relay's next pass restores both from their records, each in its own tenant
+    assert relay_once().restored == 2
+    assert shown(alpha_staff, job).status == "CANCELLED"
+    video_after = store.snapshot(beta_staff.tenant.id, video_topic)
+    assert video_after is not None
+    assert (video_after.status, video_after.seq) == ("READY", 1)
+    assert video_after.epoch > video_before.epoch
+    assert json.loads(video_after.document)["hls_path"] == "v/hls/master.m3u8"
+    assert store.snapshot(alpha_staff.tenant.id, video_topic) is None
