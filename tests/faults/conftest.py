@@ -21,7 +21,6 @@ from django.conf import settings
 from domains.jobs import dispatch
 from project import devservices
 from realtime import clients
-from tests.faults.proxy import FaultProxy, Mode
 from tests.faults.stack import (
     FAULT_SOCKET_TIMEOUT,
     SUITE_JOB_QUOTA,
@@ -37,6 +36,7 @@ from tests.faults.support import (
     Processes,
     RedisServer,
 )
+from tests.support.faultproxy import FaultProxy, Mode
 from workers import sqs
 
 

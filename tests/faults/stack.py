@@ -28,7 +28,6 @@ from project import devservices
 from realtime import store
 from realtime.identity import Caller
 from realtime.keys import Topic
-from tests.faults.proxy import FaultProxy
 from tests.faults.support import (
     Process,
     Processes,
@@ -36,6 +35,7 @@ from tests.faults.support import (
     Watchers,
     wait_for,
 )
+from tests.support.faultproxy import FaultProxy
 from tests.support.members import Member
 
 # Short enough that a blackholed call gives up quickly, long enough for a busy 2-core machine.

@@ -3,7 +3,7 @@
 Nothing here touches the shared services other test runs use: every Redis (and PostgreSQL)
 a fault test breaks is its own, on a free port, with its data under the test's tmp dir.
 Processes (workers, the ASGI server) are real ``manage.py``/uvicorn children, pointed at those
-services through a :class:`~tests.faults.proxy.FaultProxy`.
+services through a :class:`~tests.support.faultproxy.FaultProxy`.
 
 Each scenario ends with one machine-readable line (:func:`report`), which docs/RELIABILITY.md
 collects::

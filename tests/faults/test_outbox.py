@@ -12,9 +12,9 @@ from collections.abc import Callable
 import pytest
 
 from domains.jobs.models import Job, JobResult
-from tests.faults.proxy import FaultProxy
 from tests.faults.stack import FaultStack, queue_counts
 from tests.faults.support import Outcome, report, wait_for
+from tests.support.faultproxy import FaultProxy
 from tests.support.members import Member
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180)]

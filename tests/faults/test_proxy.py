@@ -11,8 +11,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.faults.proxy import FaultProxy, Mode
 from tests.faults.support import RedisServer, wait_for
+from tests.support.faultproxy import FaultProxy, Mode
 
 pytestmark = pytest.mark.faults
 TIMEOUT = 0.5

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import connection
 
-from tests.faults.proxy import FaultProxy, Mode
 from tests.faults.support import RedisServer, wait_for
+from tests.support.faultproxy import FaultProxy, Mode
 
 __all__ = [
     "BrowserLikeClient",

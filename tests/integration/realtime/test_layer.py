@@ -13,7 +13,7 @@ from channels.layers import get_channel_layer
 
 from realtime.clients import async_redis
 from realtime.layer import RealtimeChannelLayer
-from tests.faults.proxy import FaultProxy
+from tests.support.faultproxy import FaultProxy
 
 
 @pytest.fixture

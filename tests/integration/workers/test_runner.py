@@ -25,7 +25,7 @@ from domains.jobs.dispatch import JobMessage, queue_url
 from domains.jobs.models import Job, JobResult
 from realtime import clients, store
 from realtime.keys import Topic
-from tests.faults.proxy import FaultProxy
+from tests.support.faultproxy import FaultProxy
 from tests.support.handlers import AlwaysFails, ConcurrencyProbe, Gate, Refuses, Sleeper
 from tests.support.members import Member
 from tests.support.workers import (
