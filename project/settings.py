@@ -12,6 +12,7 @@ their default ports needs no configuration at all.
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -536,14 +537,23 @@ DJANGO_GUID = {
 }
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PROD else "text")
+# uvicorn's per-WebSocket INFO lines (accepted, open, closed): off unless asked for.
+LOG_WEBSOCKET_CONNECTIONS = env.bool("LOG_WEBSOCKET_CONNECTIONS", default=False)
 # Every record made inside a job carries its id, tenant, attempt, kind and elapsed time.
 logcontext.install()
+# Read before LOGGING replaces it: what uvicorn configured (see "uvicorn.access" below).
+_UVICORN_ACCESS_LOG = bool(logging.getLogger("uvicorn.access").handlers)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
         "request_id": {"()": "django_guid.log_filters.CorrelationId"},
         "redact_tokens": {"()": "project.logging.RedactTokens"},
+        "websocket_connections": {
+            "()": "project.logging.WebSocketConnectionLines",
+            "enabled": LOG_WEBSOCKET_CONNECTIONS,
+        },
     },
     "formatters": {
         "text": {
@@ -576,7 +586,20 @@ LOGGING = {
         # before it imports the application; these replace them once Django sets up, so its
         # "WebSocket /ws/v1/?token=..." and access lines are redacted too (audit F10).
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # A logger's filters see only its own records, so this one sits on uvicorn.error.
+        "uvicorn.error": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["websocket_connections"],
+        },
+        # Only if uvicorn logs access at all: it decides per request by whether this logger
+        # has handlers, and --no-access-log leaves it none (a handler here turned it back on).
+        "uvicorn.access": (
+            {"handlers": ["console"], "level": "INFO", "propagate": False}
+            if _UVICORN_ACCESS_LOG
+            else {"handlers": [], "propagate": False}
+        ),
     },
 }
 

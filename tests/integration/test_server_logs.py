@@ -59,7 +59,7 @@ def daphne_command(port: int) -> list[str]:
     ]
 
 
-def server_env() -> dict[str, str]:
+def server_env(**extra: str) -> dict[str, str]:
     database = settings.DATABASES["default"]
     return {
         **os.environ,
@@ -73,15 +73,16 @@ def server_env() -> dict[str, str]:
         "AWS_ENDPOINT_URL": settings.AWS_ENDPOINT_URL,
         "LOG_LEVEL": "DEBUG",
         "PYTHONPATH": str(BASE_DIR),
+        **extra,
     }
 
 
-def run_and_read_logs(argv: list[str], port: int, tmp_path: Path) -> str:
+def run_and_read_logs(argv: list[str], port: int, tmp_path: Path, **env: str) -> str:
     """Start the server, make the token-carrying requests, stop it; its whole output."""
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            argv, cwd=BASE_DIR, env=server_env(), stdout=log, stderr=subprocess.STDOUT
+            argv, cwd=BASE_DIR, env=server_env(**env), stdout=log, stderr=subprocess.STDOUT
         )
         try:
             deadline = time.monotonic() + 30
@@ -121,7 +122,8 @@ def port() -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("server", ["uvicorn-unit", "uvicorn-unit-with-access-log", "daphne"])
 def test_F10_no_token_reaches_the_server_log(server: str, port: int, tmp_path: Path) -> None:
-    # given the server as it is shipped (and uvicorn with its access log switched back on)
+    # given the server as it is shipped (and uvicorn with its access log switched back on),
+    # with uvicorn's per-WebSocket lines on (off by default: the next test)
     if server == "daphne":
         argv = daphne_command(port)
     else:
@@ -130,11 +132,34 @@ def test_F10_no_token_reaches_the_server_log(server: str, port: int, tmp_path: P
             argv = [arg for arg in argv if arg != "--no-access-log"]
 
     # when requests carry a token in the query string
-    output = run_and_read_logs(argv, port, tmp_path)
+    output = run_and_read_logs(argv, port, tmp_path, LOG_WEBSOCKET_CONNECTIONS="true")
 
-    # then the requests were logged, and the token nowhere
+    # then the requests were logged (uvicorn's access lines only where its access log is on:
+    # the next test), and the token nowhere
     assert "/ws/v1/" in output, output
     assert "/api/v1/jobs/" in output or server == "uvicorn-unit", output
+    assert ("uvicorn.access" in output) is (server == "uvicorn-unit-with-access-log"), output
     assert SECRET not in output, output
     assert SECRET[:20] not in output
     assert "token=[redacted]" in output, output
+
+
+@pytest.mark.slow
+def test_uvicorns_per_websocket_and_access_lines_are_off_in_the_unit_by_default(
+    port: int, tmp_path: Path
+) -> None:
+    # given the production unit with the default settings
+    argv = unit_command(port)
+
+    # when a socket opens (and is closed by the consumer) and another path is refused
+    output = run_and_read_logs(argv, port, tmp_path)
+
+    # then neither the accept nor the open and close lines are written, nor (--no-access-log)
+    # any access line; uvicorn's start and the application's own refusal are
+    assert "Uvicorn running on" in output, output
+    assert "[accepted]" not in output, output
+    assert "connection open" not in output, output
+    assert "connection closed" not in output, output
+    assert "uvicorn.access" not in output, output
+    assert "realtime.auth: websocket refused" in output, output
+    assert SECRET not in output
