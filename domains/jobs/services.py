@@ -38,7 +38,7 @@ from domains.common.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from domains.jobs import outbox, quotas, repository, uploads
+from domains.jobs import hooks, outbox, quotas, repository, uploads
 from domains.jobs.models import TERMINAL_STATUSES, Job, JobStatus
 from domains.jobs.types import EXCEL_IMPORT, JobType, job_type_get
 from domains.students.xlsx import failures_workbook
@@ -681,6 +681,7 @@ def _cancelled_now(
     outbox.terminal_publish_on_commit(
         tenant_id, job, None, on_failure=on_failure, on_published=on_published
     )
+    hooks.cancelled_unrun_on_commit(tenant_id, job_type=job.job_type, job_id=job.job_id)
     logger.info("job cancelled without running tenant=%s job=%s", tenant_id, job.job_id)
 
 

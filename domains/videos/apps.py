@@ -15,3 +15,8 @@ class VideosConfig(AppConfig):
         from realtime.keys import TopicKind
 
         rebuild.register(TopicKind.VIDEO, services.video_state_from_record)
+        # An encode job cancelled before its worker reached the video cancels the video.
+        from domains.jobs import hooks
+        from domains.videos.payloads import VIDEO_ENCODE
+
+        hooks.register_cancelled_unrun(VIDEO_ENCODE, services.video_encode_cancelled_unrun)

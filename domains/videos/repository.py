@@ -71,6 +71,16 @@ def video_lock(tenant_id: int, *, video_id: uuid.UUID) -> Video | None:
     )
 
 
+def video_id_for_encode_job(tenant_id: int, *, job_id: uuid.UUID) -> uuid.UUID | None:
+    """The video whose encode job is ``job_id``, if the tenant has one."""
+    value = (
+        Video.objects.filter(tenant_id=tenant_id, encode_job_id=job_id)
+        .values_list("video_id", flat=True)
+        .first()
+    )
+    return None if value is None else uuid.UUID(str(value))
+
+
 def video_save(tenant_id: int, *, video: Video, fields: list[str]) -> None:
     """Write the named fields of a row read (and locked) through this module."""
     if video.tenant_id != tenant_id:

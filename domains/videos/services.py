@@ -584,6 +584,16 @@ def video_encode_cancelled(
     return True
 
 
+def video_encode_cancelled_unrun(tenant_id: int, job_id: uuid.UUID) -> bool:
+    """The encode job ended CANCELLED before any worker touched the video (the jobs app's
+    hook, after its commit; ``domains/jobs/hooks.py``): the video is cancelled now, so its
+    watchers see CANCELLED instead of UPLOADED. True when it was."""
+    video_id = repository.video_id_for_encode_job(tenant_id, job_id=job_id)
+    if video_id is None:
+        return False
+    return _video_cancel_settle(tenant_id, video_id=video_id, job_id=job_id)
+
+
 def _video_cancel_settle(tenant_id: int, *, video_id: uuid.UUID, job_id: uuid.UUID) -> bool:
     """Its encode job is CANCELLED but the video is not (read repair): cancel it now."""
     with transaction.atomic():

@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from domains.common.aws import s3_client
+from domains.jobs import services as jobs
 from domains.jobs.models import Job
 from realtime import store
 from realtime.keys import Topic
@@ -194,7 +196,7 @@ def test_a_queued_encode_is_cancelled_with_its_job_and_a_worker_never_runs_it(
     assert not (tmp_path / "work").exists() or list((tmp_path / "work").iterdir()) == []
 
 
-def test_a_video_encode_job_cancelled_through_the_jobs_api_cancels_its_video_on_read(
+def test_a_video_encode_job_cancelled_through_the_jobs_api_cancels_its_video(
     alpha_teacher: Member, clips: dict[str, Path], video_aws: None
 ) -> None:
     # given an uploaded clip whose encode job is still queued
@@ -205,10 +207,39 @@ def test_a_video_encode_job_cancelled_through_the_jobs_api_cancels_its_video_on_
     # when its job, not the video, is cancelled
     assert alpha_teacher.client().post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 202
 
-    # then the next read of the video finds it CANCELLED too, and Redis says so
-    detail = alpha_teacher.client().get(f"/media/videos/{video_id}/").json()
-    assert detail["status"] == "CANCELLED"
+    # then the video is CANCELLED too, in its record and in Redis, before anyone reads it
+    assert video_row(video_id).status == "CANCELLED"
     assert _state(alpha_teacher.tenant.id, video_id)["status"] == "CANCELLED"
+    detail = alpha_teacher.client().get(f"/media/videos/{video_id}/").json()
+    assert (detail["status"], detail["cancel_requested"]) == ("CANCELLED", True)
+
+
+def test_an_encode_asked_to_stop_whose_worker_died_before_the_video_is_cancelled_by_the_claim(
+    alpha_teacher: Member, beta_staff: Member, clips: dict[str, Path], video_aws: None
+) -> None:
+    # given an uploaded clip whose encode job a worker claimed and then died with, before it
+    # touched the video, and which was then asked to stop (its lease since run out)
+    response = upload_file(alpha_teacher.client(), clips["silent"])
+    video_id = str(response.json()["video_id"])
+    tenant = alpha_teacher.tenant.id
+    job_id = video_row(video_id).encode_job_id
+    assert job_id is not None
+    first = jobs.job_claim(tenant, job_id=job_id, lease_owner="dead", lease_seconds=60)
+    assert first.job is not None
+    assert alpha_teacher.client().post(f"/api/v1/jobs/{job_id}/cancel/").status_code == 202
+    assert video_row(video_id).status == "UPLOADED"
+    Job.objects.filter(job_id=job_id).update(lease_expires_at=timezone.now())
+
+    # when the redelivered message is claimed
+    second = jobs.job_claim(tenant, job_id=job_id, lease_owner="next", lease_seconds=60)
+
+    # then the job ends CANCELLED without running, and the video with it, live in Redis too;
+    # the other tenant's view of the same ids is untouched (it has none)
+    assert second.job is None
+    assert Job.objects.get(job_id=job_id).status == "CANCELLED"
+    assert video_row(video_id).status == "CANCELLED"
+    assert _state(tenant, video_id)["status"] == "CANCELLED"
+    assert store.snapshot(beta_staff.tenant.id, Topic.video(video_id)) is None
 
 
 def test_another_tenants_admin_or_another_teacher_cannot_cancel_a_queued_video(
