@@ -116,6 +116,7 @@ class VideoDocument(TypedDict):
     updated_at: int
     hls_path: str | None
     duration: float | None  # seconds
+    session_id: int | None  # the lecture session; null only for a state written before it was
 
 
 StateDocument = JobDocument | VideoDocument

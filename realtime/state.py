@@ -72,6 +72,8 @@ class Change:
     result_in_db: bool = False
     hls_path: str | None = None
     duration: float | None = None
+    # A video's lecture session: set by the first change that names it, never changed after.
+    session_id: int | None = None
     # True records a cancel request (PROTOCOL.md §2); False leaves the stored flag as it is,
     # since a request is never withdrawn.
     cancel_requested: bool = False
@@ -88,6 +90,10 @@ class Change:
             raise InvalidChange(f"percent {percent} is outside 0..100")
         if self.attempt is not None and self.attempt < 0:
             raise InvalidChange("attempt must not be negative")
+        if self.session_id is not None and (
+            kind is not TopicKind.VIDEO or not 0 < self.session_id < 2**63
+        ):
+            raise InvalidChange("session_id is a video's, from 1 to 2**63 - 1")
 
     def encode(self) -> str:
         """The JSON argument of the script. Results over the limit never leave the process."""
@@ -96,6 +102,8 @@ class Change:
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
+        if self.session_id is not None:
+            body["session_id"] = str(self.session_id)  # exact in the script (a bigint)
         if self.progress is not None:
             body["progress"] = self.progress.as_fields()
         if self.result is not None:

@@ -280,7 +280,12 @@ def video_complete_upload(tenant_id: int, *, caller: Caller, video_id: uuid.UUID
             store.publish_on_commit(
                 tenant_id,
                 Topic.video(video.video_id),
-                Change(status=VideoStatus.UPLOADED, attempt=0, owner_id=video.created_by_id),
+                Change(
+                    status=VideoStatus.UPLOADED,
+                    attempt=0,
+                    owner_id=video.created_by_id,
+                    session_id=video.session_id,
+                ),
             )
         job = jobs.job_create(
             tenant_id,
@@ -368,7 +373,12 @@ def video_encode_begin(
         store.publish_on_commit(
             tenant_id,
             Topic.video(video_id),
-            Change(status=VideoStatus.PROCESSING, attempt=attempt, owner_id=video.created_by_id),
+            Change(
+                status=VideoStatus.PROCESSING,
+                attempt=attempt,
+                owner_id=video.created_by_id,
+                session_id=video.session_id,
+            ),
         )
     return video
 
@@ -423,6 +433,7 @@ def video_encode_ready(
                 status=VideoStatus.READY,
                 attempt=attempt,
                 owner_id=video.created_by_id,
+                session_id=video.session_id,
                 hls_path=hls_path,
                 duration=duration,
             ),
@@ -464,6 +475,7 @@ def video_encode_fail(
                 status=VideoStatus.FAILED,
                 attempt=attempt,
                 owner_id=video.created_by_id,
+                session_id=video.session_id,
                 error=published,
             ),
         )
@@ -546,6 +558,7 @@ def _video_cancelled(
             status=VideoStatus.CANCELLED,
             attempt=video.attempt,
             owner_id=video.created_by_id,
+            session_id=video.session_id,
             cancel_requested=True,
         ),
         on_success=on_published,
@@ -1002,6 +1015,7 @@ def _record_change(video: Video) -> Change | None:
         status=video.status,
         attempt=video.attempt,
         owner_id=video.created_by_id,
+        session_id=video.session_id,
         error=video.error or None,
         hls_path=video.hls_path or None,
         duration=video.duration,

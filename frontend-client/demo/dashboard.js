@@ -131,10 +131,11 @@ function render(kind, items) {
     tr.dataset.terminal = String(item.status !== undefined && isTerminal(item.status));
     tr.dataset.seq = String(item.state?.seq ?? 0);
     if (jobType) tr.dataset.kind = jobType;
-    const session = item.row?.session_id;
+    // A video the feed announced before any list read it: its state names the session too.
+    const session = item.row?.session_id ?? item.state?.session_id;
     tr.querySelector('.kind').textContent = kind === 'jobs'
       ? t(jobType ?? '-')
-      : (session === undefined ? t('newVideo') : `${t('session')} ${session}`);
+      : (session == null ? t('newVideo') : `${t('session')} ${session}`);
     tr.querySelector('.id').textContent = item.topic.split(':')[1].slice(0, 8);
     tr.querySelector('.status').textContent = item.status ?? '…';
     // Running without a reported percent (a video encode's job: its progress is the video's):

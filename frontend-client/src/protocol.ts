@@ -117,6 +117,7 @@ function checkDocument(doc: Json, where = 'state document'): StateDocument {
   optional(doc, 'result_in_db', where, 'a boolean', (v) => typeof v === 'boolean');
   optional(doc, 'hls_path', where, 'a string or null', isTextOrNull);
   optional(doc, 'duration', where, 'a number or null', isNumberOrNull);
+  optional(doc, 'session_id', where, 'a positive integer or null', isPositiveIntegerOrNull);
   return doc as unknown as StateDocument;
 }
 
@@ -190,6 +191,10 @@ function isFiniteNumber(value: unknown): boolean {
 
 function isNumberOrNull(value: unknown): boolean {
   return value === null || isFiniteNumber(value);
+}
+
+function isPositiveIntegerOrNull(value: unknown): boolean {
+  return value === null || (typeof value === 'number' && Number.isInteger(value) && value > 0);
 }
 
 function isTextOrNull(value: unknown): boolean {

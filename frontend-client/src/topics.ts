@@ -88,6 +88,7 @@ export function stateFromRecord(
     ...(pick('result') !== undefined && { result: pick('result') }),
     ...(pick('hls_path') !== undefined && { hls_path: pick('hls_path') as string | null }),
     ...(pick('duration') !== undefined && { duration: pick('duration') as number | null }),
+    ...(typeof pick('session_id') === 'number' && { session_id: pick('session_id') as number }),
     ...(typeof pick('cancel_requested') === 'boolean' && {
       cancel_requested: pick('cancel_requested') as boolean,
     }),

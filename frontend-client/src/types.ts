@@ -50,6 +50,11 @@ export interface StateDocument {
   // Videos, when READY.
   hls_path?: string | null;
   duration?: number | null;
+  /**
+   * Videos: the lecture session. Sent by every current server; null only for a state written
+   * before it was (ids beyond 2^53 lose precision in a JavaScript number, as in the detail).
+   */
+  session_id?: number | null;
 }
 
 /** The database record from a detail endpoint; its exact fields belong to the server. */

@@ -252,7 +252,18 @@ JOB_STATE_SCHEMA = _state_schema(
 VIDEO_STATE_SCHEMA = _state_schema(
     "video",
     VIDEO_STATUSES,
-    {"hls_path": _NULLABLE_STRING, "duration": _NULLABLE_NUMBER},
+    {
+        "hls_path": _NULLABLE_STRING,
+        "duration": _NULLABLE_NUMBER,
+        "session_id": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 2**63 - 1,
+            "nullable": True,
+            "description": "The video's lecture session; null only for a state written before "
+            "the server sent it.",
+        },
+    },
 )
 JOB_STATE_EXAMPLE = {
     "topic": "job:7c9e6679-7425-40de-944b-e07fc1f90ae7",
@@ -286,6 +297,7 @@ VIDEO_STATE_EXAMPLE = {
     "updated_at": 1763780000123,
     "hls_path": "videos/1/3f2b8a1c-0d4e-4c6b-9a51-2e7f10b4c8d9/1/master.m3u8",
     "duration": 312.4,
+    "session_id": 4021,
 }
 
 

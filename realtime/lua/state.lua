@@ -87,6 +87,10 @@ local function build(kind, topic, st, pr, with_type)
   else
     doc.hls_path = str(st.hls_path)
     doc.duration = num(st.duration)
+    -- Spliced as stored (decimal text of a bigint): cjson would round it to 14 digits.
+    local session = st.session_id
+    if blank(session) then session = 'null' end
+    tail = tail .. ',"session_id":' .. session
   end
   local text = cjson.encode(doc)
   return string.sub(text, 1, -2) .. tail .. '}'
@@ -182,6 +186,11 @@ if not blank(ch.owner_id) and blank(st.owner_id) then set('owner_id', ch.owner_i
 if not blank(ch.job_type) and blank(st.job_type) then set('job_type', ch.job_type) end
 if not blank(ch.error) then set('error', ch.error) end
 if not blank(ch.hls_path) then set('hls_path', ch.hls_path) end
+-- Sent as decimal text (a bigint would not survive cjson's doubles); set once, like owner_id.
+if type(ch.session_id) == 'string' and string.match(ch.session_id, '^[0-9]+$')
+    and blank(st.session_id) then
+  set('session_id', ch.session_id)
+end
 if not blank(ch.duration) then set('duration', ch.duration) end
 -- A cancel request (PROTOCOL.md §2) is recorded once and never withdrawn.
 if ch.cancel_requested == true then set('cancel_requested', '1') end

@@ -602,6 +602,8 @@ export interface components {
             updated_at: number;
             hls_path: string | null;
             duration: number | null;
+            /** @description The video's lecture session; null only for a state written before the server sent it. */
+            session_id: number | null;
         };
     };
     responses: never;

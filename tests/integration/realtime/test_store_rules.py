@@ -264,22 +264,26 @@ def test_the_owner_is_set_once(topic: Topic) -> None:
     assert store.snapshot(ALPHA, topic).owner_id == 7  # type: ignore[union-attr]
 
 
-def test_video_topics_carry_hls_path_and_duration(r: redis.Redis) -> None:
-    # given a video that is processing at 50 %
+def test_video_topics_carry_hls_path_duration_and_session(r: redis.Redis) -> None:
+    # given a video of session 2**62 + 1 (beyond a double's exact integers) that is
+    # processing at 50 %, and a later change naming another session (never applied)
     import uuid
 
     video = Topic.video(uuid.uuid4())
-    store.publish(ALPHA, video, Change(status="UPLOADED", owner_id=7))
+    session = 2**62 + 1
+    store.publish(ALPHA, video, Change(status="UPLOADED", owner_id=7, session_id=session))
     store.publish(
         ALPHA, video, Change(status="PROCESSING", attempt=1, progress=Progress(percent=50))
     )
 
     # when it is READY with its HLS path and duration
     ready = store.publish(
-        ALPHA, video, Change(status="READY", hls_path="v/1/index.m3u8", duration=61.5)
+        ALPHA,
+        video,
+        Change(status="READY", hls_path="v/1/index.m3u8", duration=61.5, session_id=5),
     )
 
-    # then the document is a video's, carrying both
+    # then the document is a video's, carrying both and the first session exactly
     assert ready.document == {
         "topic": str(video),
         "seq": 3,
@@ -289,9 +293,20 @@ def test_video_topics_carry_hls_path_and_duration(r: redis.Redis) -> None:
         "cancel_requested": False,
         "hls_path": "v/1/index.m3u8",
         "duration": 61.5,
+        "session_id": session,
         "updated_at": ready.document["updated_at"],  # type: ignore[index]
         "epoch": ready.epoch,
     }
+
+
+def test_a_session_id_on_a_job_or_out_of_range_is_refused_before_redis() -> None:
+    # given / when / then
+    import uuid
+
+    with pytest.raises(InvalidChange):
+        store.publish(ALPHA, Topic.job(uuid.uuid4()), Change(status="PENDING", session_id=1))
+    with pytest.raises(InvalidChange):
+        store.publish(ALPHA, Topic.video(uuid.uuid4()), Change(status="UPLOADED", session_id=0))
 
 
 @override_settings(REALTIME_KEY_PREFIX="iso:")

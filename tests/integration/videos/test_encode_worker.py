@@ -93,6 +93,7 @@ def test_a_clip_goes_to_ready_with_validated_hls_under_its_attempt_and_plays(
     frames = recorder.close()
     assert frames[-1]["hls_path"] == video.hls_path
     assert frames[-1]["duration"] == pytest.approx(video.duration)
+    assert {f["session_id"] for f in frames} == {video.session_id}  # every frame names it
     running = [f["progress"] for f in frames if f["status"] == "PROCESSING" and f["progress"]]
     steps = [p["step"] for p in running]
     assert steps
