@@ -147,6 +147,11 @@ def test_clients_of_a_killed_process_reconnect_through_nginx_and_lose_no_termina
     )
 
 
+# A worker's threads that use Redis with one slot: the job thread and the supervisor's Redis
+# thread (workers/supervisor.py); its pool opens a second connection only when both talk at once.
+WORKER_REDIS_THREADS = 2
+
+
 def test_redis_connections_per_process_stay_fixed_through_1000_worker_publishes(
     alpha_staff: Member,
     redis_server: RedisServer,
@@ -158,7 +163,7 @@ def test_redis_connections_per_process_stay_fixed_through_1000_worker_publishes(
     # Redis's connection counters once everything has connected
     tier = web_tier(scale.local_upstreams(PROCESSES))
     token = alpha_staff.access_token()
-    job = post_job(tier.server_url(PROCESSES - 1), token, recipients=1100, origin=ORIGIN)
+    job = post_job(tier.server_url(PROCESSES - 1), token, recipients=2000, origin=ORIGIN)
     topic = f"job:{job['job_id']}"
     watchers = [clients_pool.open(tier.ws_url, token, ORIGIN, topic) for _ in range(6)]
     worker = workers(MESSAGING_SEND_INTERVAL="0", REALTIME_PROGRESS_INTERVAL="0")
@@ -173,12 +178,16 @@ def test_redis_connections_per_process_stay_fixed_through_1000_worker_publishes(
     wait_for(lambda: all(w.status == "DONE" for w in watchers), timeout=300)
     publishes = watchers[0].held[1] - seq_before
 
-    # then Redis accepted no new connection, and each process holds what it held before
+    # then no publish opened a connection: each server holds what it held before, and the
+    # worker at most one per thread that talks to Redis (its job thread, and its supervisor's
+    # Redis thread when both talk at once), which is all Redis accepted meanwhile
     after = info.info("stats")["total_connections_received"]
     held_after = connections_by_pid(redis_server.port, pids)
+    detail = (pids, held_before, held_after)
     assert publishes >= 1000
-    assert after - before == 0
-    assert held_after == held_before
+    assert [held_after[pid] for pid in pids[:-1]] == [held_before[pid] for pid in pids[:-1]], detail
+    assert held_after[worker.pid] <= WORKER_REDIS_THREADS, detail  # type: ignore[attr-defined]
+    assert after - before == held_after[worker.pid] - held_before[worker.pid], detail  # type: ignore[attr-defined]
     servers = [held_after[pid] for pid in pids[:-1]]
     assert all(1 <= count <= 4 for count in servers), held_after  # subscriber + a small pool
     _report(
