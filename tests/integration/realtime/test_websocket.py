@@ -494,3 +494,16 @@ async def test_the_watchdog_asks_every_consumer_to_resync_when_beats_go_missing(
 
     # then it sees one gap and asks the listener to resync once
     assert (watchdog.gaps, Listener.calls) == (1, 1)
+
+
+async def test_a_socket_to_a_path_with_no_endpoint_is_refused_without_an_error() -> None:
+    # given the project's ASGI application
+    from project.asgi import application
+
+    # when a client opens a WebSocket at a path where none lives
+    communicator = WebsocketCommunicator(application, "/ws/nowhere/")
+    connected, _ = await communicator.connect()
+
+    # then the handshake is refused (no accept), not failed with an exception
+    assert connected is False
+    await communicator.wait()
