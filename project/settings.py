@@ -12,6 +12,7 @@ their default ports needs no configuration at all.
 
 from __future__ import annotations
 
+import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -538,6 +539,14 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PROD else "text")
 # Every record made inside a job carries its id, tenant, attempt, kind and elapsed time.
 logcontext.install()
+# uvicorn --no-access-log (infra/asgi, devrun) leaves "uvicorn.access" without handlers and
+# not propagating, before it imports the application. Keep it that way: uvicorn decides per
+# connection whether to log each request by ``access_logger.hasHandlers()``, and giving it
+# our handler below would turn the per-request access line back on (it cost ~6 % of a
+# progress request's CPU; bench/http/RESULTS.md). With the access log on, it is redacted.
+_uvicorn_access = logging.getLogger("uvicorn.access")
+UVICORN_ACCESS_LOG = bool(_uvicorn_access.handlers) or _uvicorn_access.propagate
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -576,7 +585,11 @@ LOGGING = {
         # before it imports the application; these replace them once Django sets up, so its
         # "WebSocket /ws/v1/?token=..." and access lines are redacted too (audit F10).
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.access": {
+            "handlers": ["console"] if UVICORN_ACCESS_LOG else [],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }
 

@@ -74,10 +74,12 @@ class ProgressFastPath:
         request_id = request_id or uuid.uuid4().hex
         set_guid(request_id)  # log lines of this request carry it, as under the middleware
         try:
-            with translation.override(_language(headers.get(b"accept-language", b""))):
-                reply = await progress_reply(
-                    headers.get(b"authorization", b"").decode("latin-1"), topic
-                )
+            reply = await progress_reply(
+                headers.get(b"authorization", b"").decode("latin-1"),
+                topic,
+                # Only error details are translated: the language is worked out for them only.
+                language=lambda: _language(headers.get(b"accept-language", b"")),
+            )
         finally:
             clear_guid()
         await _send(send, reply, request_id, head=scope["method"] == "HEAD")
@@ -87,12 +89,24 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {name.lower(): value for name, value in scope.get("headers", ())}
 
 
+# Host header -> (the ALLOWED_HOSTS object and DEBUG it was checked against, verdict). A
+# client sends the same Host on every request; overridden settings (a new list) miss.
+_host_verdicts: dict[str, tuple[object, bool, bool]] = {}
+
+
 def _host_allowed(host: str) -> bool:
+    known = _host_verdicts.get(host)
+    if known is not None and known[0] is settings.ALLOWED_HOSTS and known[1] == settings.DEBUG:
+        return known[2]
     domain, _port = split_domain_port(host)
     allowed = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]  # Django's own DEBUG default
-    return bool(domain) and validate_host(domain, allowed)
+    verdict = bool(domain) and validate_host(domain, allowed)
+    if len(_host_verdicts) >= 1024:  # bounded: a client could send any Host
+        _host_verdicts.clear()
+    _host_verdicts[host] = (settings.ALLOWED_HOSTS, settings.DEBUG, verdict)
+    return verdict
 
 
 def _language(header: bytes) -> str:
