@@ -103,7 +103,8 @@ async def test_the_progress_read_is_the_same_snapshot_as_redis_py_gives() -> Non
 
     # then the documents are the same; only the frame is left out when asked
     assert with_frame == reference
-    assert document_only is not None and reference is not None
+    assert document_only is not None
+    assert reference is not None
     assert document_only.document == reference.document
     assert (document_only.seq, document_only.owner_id, document_only.frame) == (
         reference.seq,
