@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import uuid
 
@@ -13,7 +14,7 @@ from django.conf import settings
 from realtime import clients, store
 from realtime.keys import Topic
 from realtime.multiplex import Multiplexer, pack
-from realtime.state import Change
+from realtime.state import Change, Progress
 from tests.support.tokens import ALPHA
 
 
@@ -111,3 +112,42 @@ async def test_the_progress_read_is_the_same_snapshot_as_redis_py_gives() -> Non
         reference.owner_id,
         "",
     )
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+async def test_the_stored_document_is_the_one_the_script_builds(terminal: bool) -> None:
+    # given a job that ran with progress (and then finished with a result)
+    topic = Topic.job(uuid.uuid4())
+    await store.apublish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo"))
+    await store.apublish(
+        ALPHA, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=42))
+    )
+    if terminal:
+        await store.apublish(ALPHA, topic, Change(status="DONE", attempt=1, result='{"n": 3}'))
+
+    # when the progress read (HMGET of the stored document) and the script's read are compared
+    stored = await store.asnapshot(ALPHA, topic, frame=False)
+    built = await asyncio.to_thread(store.snapshot, ALPHA, topic)
+
+    # then they are the same document
+    assert stored is not None
+    assert built is not None
+    assert stored.document == built.document
+    assert json.loads(stored.document)["status"] == ("DONE" if terminal else "PROCESSING")
+
+
+async def test_a_hash_without_a_stored_document_is_read_by_the_script() -> None:
+    # given a running job whose status hash has no stored document (written before there was one)
+    topic = Topic.job(uuid.uuid4())
+    await store.apublish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo"))
+    await asyncio.to_thread(
+        clients.sync_redis().hdel, store.keyspace().status_key(ALPHA, topic), "doc"
+    )
+
+    # when the progress read runs
+    snap = await store.asnapshot(ALPHA, topic, frame=False)
+
+    # then the script built the document
+    assert snap is not None
+    assert json.loads(snap.document)["status"] == "PENDING"
+    assert snap.owner_id == 7
