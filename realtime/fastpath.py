@@ -36,7 +36,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _UUID = r"(?P<id>[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})"
 # The same routes as domains/jobs/urls.py and domains/videos/urls.py ("job-progress",
 # "video-progress"); tests/integration/realtime/test_progress_fastpath.py keeps them in step.
-ROUTES: tuple[tuple[re.Pattern[str], Callable[[str], Topic]], ...] = (
+ROUTES: tuple[tuple[re.Pattern[str], Callable[[uuid.UUID], Topic]], ...] = (
     (re.compile(rf"^/api/v1/jobs/{_UUID}/progress/$"), Topic.job),
     (re.compile(rf"^/media/videos/{_UUID}/progress/$"), Topic.video),
 )
@@ -47,7 +47,7 @@ _MAX_REQUEST_ID = 200
 def route(path: str) -> Topic | None:
     for pattern, topic_of in ROUTES:
         if (match := pattern.match(path)) is not None:
-            return topic_of(str(uuid.UUID(match["id"])))
+            return topic_of(uuid.UUID(match["id"]))
     return None
 
 

@@ -378,28 +378,37 @@ async def apublish(tenant_id: int, topic: Topic, change: Change) -> PublishResul
     return result
 
 
+# HMGET <status key> doc seq status owner_id epoch, in RESP around the key (the hot read).
+_HMGET_HEAD, _HMGET_FIELDS = pack("HMGET", "", "doc", "seq", "status", "owner_id", "epoch").split(
+    b"$0\r\n\r\n"
+)
+_HMGET_HEAD += b"$"
+
+
 async def asnapshot(tenant_id: int, topic: Topic, *, frame: bool = True) -> Snapshot | None:
     """The topic's snapshot, over this loop's pipelined connection (realtime/multiplex.py):
     the progress endpoints' one read, and the WebSocket subscribe's. ``frame=False`` (the
     progress endpoints): without the WebSocket frame (``Snapshot.frame`` is ""), read as the
     document stored in the status hash by one HMGET."""
-    keys, args = _read_args(tenant_id, topic, frame=frame)
     multiplexer = async_multiplexer()
     if multiplexer is None:  # a URL the multiplexer does not speak (rediss://)
+        keys, args = _read_args(tenant_id, topic, frame=frame)
         with _unavailable_as_one_error():
             return _snapshot(topic, await _async_script()(keys=keys, args=args))
     with _unavailable_as_one_error():
         if not frame:
             # The document the last accepted change stored in the hash (lua/state.lua), with
             # what the caller checks, in one HMGET: no script runs.
+            key = keyspace().status_key(tenant_id, topic).encode()
             document, seq, status, owner, epoch = await multiplexer.execute(
-                pack("HMGET", keys[0], "doc", "seq", "status", "owner_id", "epoch")
+                b"%s%d\r\n%s\r\n%s" % (_HMGET_HEAD, len(key), key, _HMGET_FIELDS)
             )
             if seq is None:
                 return None
             if document is not None:
                 return _snapshot(topic, (document, None, seq, status, owner, epoch or 0))
             # A hash from before the document was stored: the script builds it.
+        keys, args = _read_args(tenant_id, topic, frame=frame)
         try:
             reply = await multiplexer.execute(pack("EVALSHA", SCRIPT_SHA, 2, *keys, *args))
         except redis.ResponseError as exc:
