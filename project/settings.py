@@ -541,8 +541,13 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="json" if IS_PROD else "text")
 LOG_WEBSOCKET_CONNECTIONS = env.bool("LOG_WEBSOCKET_CONNECTIONS", default=False)
 # Every record made inside a job carries its id, tenant, attempt, kind and elapsed time.
 logcontext.install()
-# Read before LOGGING replaces it: what uvicorn configured (see "uvicorn.access" below).
-_UVICORN_ACCESS_LOG = bool(logging.getLogger("uvicorn.access").handlers)
+# uvicorn --no-access-log (infra/asgi, devrun) leaves "uvicorn.access" without handlers and
+# not propagating, before it imports the application. Keep it that way: uvicorn decides per
+# connection whether to log each request by ``access_logger.hasHandlers()``, and giving it
+# our handler below would turn the per-request access line back on (it cost ~6 % of a
+# progress request's CPU; bench/http/RESULTS.md). With the access log on, it is redacted.
+_uvicorn_access = logging.getLogger("uvicorn.access")
+UVICORN_ACCESS_LOG = bool(_uvicorn_access.handlers) or _uvicorn_access.propagate
 
 LOGGING = {
     "version": 1,
@@ -593,13 +598,11 @@ LOGGING = {
             "propagate": False,
             "filters": ["websocket_connections"],
         },
-        # Only if uvicorn logs access at all: it decides per request by whether this logger
-        # has handlers, and --no-access-log leaves it none (a handler here turned it back on).
-        "uvicorn.access": (
-            {"handlers": ["console"], "level": "INFO", "propagate": False}
-            if _UVICORN_ACCESS_LOG
-            else {"handlers": [], "propagate": False}
-        ),
+        "uvicorn.access": {
+            "handlers": ["console"] if UVICORN_ACCESS_LOG else [],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }
 

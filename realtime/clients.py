@@ -21,6 +21,8 @@ import redis
 import redis.asyncio as aredis
 from django.conf import settings
 
+from realtime.multiplex import Multiplexer, supports
+
 _sync_lock = threading.Lock()
 _sync_client: redis.Redis | None = None
 _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aredis.Redis] = (
@@ -58,6 +60,30 @@ def async_redis() -> aredis.Redis:
     return client
 
 
+_multiplexers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Multiplexer] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def async_multiplexer() -> Multiplexer | None:
+    """This loop's one pipelined connection (realtime/multiplex.py), or None for a URL it
+    does not speak (then use :func:`async_redis`)."""
+    loop = asyncio.get_running_loop()
+    multiplexer = _multiplexers.get(loop)
+    url = settings.REDIS_URL
+    if multiplexer is None or multiplexer.url != url:
+        if multiplexer is not None:
+            multiplexer.close()
+        if not supports(url):
+            return None
+        multiplexer = _multiplexers[loop] = Multiplexer(
+            url,
+            socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            connect_timeout=settings.REDIS_CONNECT_TIMEOUT,
+        )
+    return multiplexer
+
+
 def reset_clients() -> None:
     """Drop cached clients (tests that change REDIS_URL, forked processes)."""
     global _sync_client
@@ -66,3 +92,4 @@ def reset_clients() -> None:
             _sync_client.close()
         _sync_client = None
     _async_clients.clear()
+    _multiplexers.clear()

@@ -36,7 +36,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _UUID = r"(?P<id>[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})"
 # The same routes as domains/jobs/urls.py and domains/videos/urls.py ("job-progress",
 # "video-progress"); tests/integration/realtime/test_progress_fastpath.py keeps them in step.
-ROUTES: tuple[tuple[re.Pattern[str], Callable[[str], Topic]], ...] = (
+ROUTES: tuple[tuple[re.Pattern[str], Callable[[uuid.UUID], Topic]], ...] = (
     (re.compile(rf"^/api/v1/jobs/{_UUID}/progress/$"), Topic.job),
     (re.compile(rf"^/media/videos/{_UUID}/progress/$"), Topic.video),
 )
@@ -47,7 +47,7 @@ _MAX_REQUEST_ID = 200
 def route(path: str) -> Topic | None:
     for pattern, topic_of in ROUTES:
         if (match := pattern.match(path)) is not None:
-            return topic_of(str(uuid.UUID(match["id"])))
+            return topic_of(uuid.UUID(match["id"]))
     return None
 
 
@@ -74,10 +74,12 @@ class ProgressFastPath:
         request_id = request_id or uuid.uuid4().hex
         set_guid(request_id)  # log lines of this request carry it, as under the middleware
         try:
-            with translation.override(_language(headers.get(b"accept-language", b""))):
-                reply = await progress_reply(
-                    headers.get(b"authorization", b"").decode("latin-1"), topic
-                )
+            reply = await progress_reply(
+                headers.get(b"authorization", b"").decode("latin-1"),
+                topic,
+                # Only error details are translated: the language is worked out for them only.
+                language=lambda: _language(headers.get(b"accept-language", b"")),
+            )
         finally:
             clear_guid()
         await _send(send, reply, request_id, head=scope["method"] == "HEAD")
@@ -87,12 +89,24 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return {name.lower(): value for name, value in scope.get("headers", ())}
 
 
+# Host header -> (the ALLOWED_HOSTS object and DEBUG it was checked against, verdict). A
+# client sends the same Host on every request; overridden settings (a new list) miss.
+_host_verdicts: dict[str, tuple[object, bool, bool]] = {}
+
+
 def _host_allowed(host: str) -> bool:
+    known = _host_verdicts.get(host)
+    if known is not None and known[0] is settings.ALLOWED_HOSTS and known[1] == settings.DEBUG:
+        return known[2]
     domain, _port = split_domain_port(host)
     allowed = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]  # Django's own DEBUG default
-    return bool(domain) and validate_host(domain, allowed)
+    verdict = bool(domain) and validate_host(domain, allowed)
+    if len(_host_verdicts) >= 1024:  # bounded: a client could send any Host
+        _host_verdicts.clear()
+    _host_verdicts[host] = (settings.ALLOWED_HOSTS, settings.DEBUG, verdict)
+    return verdict
 
 
 def _language(header: bytes) -> str:

@@ -9,10 +9,13 @@ the test client, any server) and, in front of Django, the ASGI fast path
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.http import HttpRequest, HttpResponse
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from realtime import metrics, store
@@ -47,41 +50,59 @@ def _error(status: int, code: str, detail: str, *headers: tuple[str, str]) -> Re
     return Reply(status, json.dumps(error_body(code, detail)).encode(), headers)
 
 
-async def progress_reply(authorization: str, topic: Topic) -> Reply:
-    """The answer to ``GET …/progress/`` (PROTOCOL.md §5), in the active language."""
-    reply, outcome = await _progress(authorization, topic)
+async def progress_reply(
+    authorization: str, topic: Topic, *, language: Callable[[], str] | None = None
+) -> Reply:
+    """The answer to ``GET …/progress/`` (PROTOCOL.md §5).
+
+    Error details are in ``language()`` when given (called for error replies only: a 200
+    has nothing to translate), else in the active language.
+    """
+    reply, outcome = await _progress(authorization, topic, language)
     metrics.progress_request(topic.kind.value, outcome)
     return reply
 
 
-async def _progress(authorization: str, topic: Topic) -> tuple[Reply, str]:
+def _in(language: Callable[[], str] | None) -> contextlib.AbstractContextManager[None]:
+    if language is None:
+        return contextlib.nullcontext()
+    return translation.override(language())
+
+
+async def _progress(
+    authorization: str, topic: Topic, language: Callable[[], str] | None
+) -> tuple[Reply, str]:
     """The reply and its outcome for the metrics (realtime/metrics.py)."""
     caller = bearer_caller(authorization)
     if caller is None:
-        return _error(
-            401,
-            "not_authenticated",
-            _("A valid access token is required."),
-            ("WWW-Authenticate", 'Bearer realm="api"'),
-        ), "unauthenticated"
+        with _in(language):
+            return _error(
+                401,
+                "not_authenticated",
+                _("A valid access token is required."),
+                ("WWW-Authenticate", 'Bearer realm="api"'),
+            ), "unauthenticated"
     if caller.must_change_password:
         # As every other endpoint but "me" and the password change (ADR 0102, audit F25):
         # from the token's claim, so still without SQL.
-        return _error(
-            403, "password_change_required", _("Change your initial password first.")
-        ), "forbidden"
+        with _in(language):
+            return _error(
+                403, "password_change_required", _("Change your initial password first.")
+            ), "forbidden"
     try:
-        snap = await store.asnapshot(caller.tenant_id, topic)
+        snap = await store.asnapshot(caller.tenant_id, topic, frame=False)
     except RealtimeUnavailable:
-        return _error(
-            503,
-            "unavailable",
-            _("The service is temporarily unavailable. Try again shortly."),
-            ("Retry-After", str(RETRY_AFTER_SECONDS)),
-        ), "unavailable"
+        with _in(language):
+            return _error(
+                503,
+                "unavailable",
+                _("The service is temporarily unavailable. Try again shortly."),
+                ("Retry-After", str(RETRY_AFTER_SECONDS)),
+            ), "unavailable"
     if snap is None or not snap.visible_to(caller):
         # Missing and not-yours look the same; the client then reads the record once.
-        return _error(404, "not_found", _("Not found.")), "not_found"
+        with _in(language):
+            return _error(404, "not_found", _("Not found.")), "not_found"
     outcome = "terminal" if is_terminal(snap.status) else "running"
     return Reply(200, snap.document.encode(), (("Cache-Control", "no-store"),)), outcome
 

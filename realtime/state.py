@@ -162,7 +162,7 @@ class Snapshot:
     status: str
     owner_id: int | None
     document: str  # JSON text of the state document, as served by the progress endpoints
-    frame: str  # the same with "type": "state", as sent over the WebSocket
+    frame: str  # the same with "type": "state", as sent over the WebSocket ("" if not read)
     epoch: int = 0
 
     @property

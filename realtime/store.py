@@ -4,7 +4,8 @@
 EVALSHA on the process's persistent Redis client; the script is sent to Redis once per client
 and again only if Redis lost it (``NOSCRIPT`` after a restart or ``SCRIPT FLUSH``: redis-py's
 ``Script`` loads it and retries once). ``snapshot``/``asnapshot`` read a topic's document in one
-round trip as well.
+round trip as well; ``asnapshot`` (the progress endpoints, the WebSocket subscribe) runs over
+the loop's one pipelined connection (``realtime.multiplex``), ``EVAL`` after a ``NOSCRIPT``.
 
 Every Redis error that means "Redis cannot serve this now" is :class:`RealtimeUnavailable` above
 this module, whatever its class in redis-py: connection errors and timeouts, but also ``OOM``
@@ -24,6 +25,7 @@ everyone to this).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -38,8 +40,9 @@ from django.conf import settings
 from django.db import transaction
 from redis.commands.core import AsyncScript, Script
 
-from realtime.clients import async_redis, sync_redis
+from realtime.clients import async_multiplexer, async_redis, sync_redis
 from realtime.keys import Feed, KeySpace, Topic
+from realtime.multiplex import pack
 from realtime.state import (
     NO_POSITION,
     RESULT_MAX_BYTES,
@@ -53,6 +56,7 @@ from realtime.state import (
 logger = logging.getLogger(__name__)
 
 SCRIPT_SOURCE = (Path(__file__).parent / "lua" / "state.lua").read_text()
+SCRIPT_SHA = hashlib.sha1(SCRIPT_SOURCE.encode()).hexdigest()  # noqa: S324 - Redis' script id
 # ConnectionError covers redis-py's LOADING (BusyLoadingError) and authentication errors.
 REDIS_ERRORS = (
     redis.ConnectionError,
@@ -126,10 +130,10 @@ def _apply_args(
     return keys, args
 
 
-def _read_args(tenant_id: int, topic: Topic) -> tuple[list[str], list[Any]]:
+def _read_args(tenant_id: int, topic: Topic, *, frame: bool = True) -> tuple[list[str], list[Any]]:
     space = keyspace()
     keys = [space.status_key(tenant_id, topic), space.progress_key(tenant_id, topic)]
-    return keys, ["read", topic.kind.value, str(topic)]
+    return keys, ["read" if frame else "read_document", topic.kind.value, str(topic)]
 
 
 def _rebuild_args(
@@ -164,7 +168,7 @@ def _snapshot(topic: Topic, reply: Sequence[Any] | None) -> Snapshot | None:
         status=_text(status),
         owner_id=int(owner_text) if owner_text else None,
         document=_text(document),
-        frame=_text(frame),
+        frame=_text(frame) if frame is not None else "",
         epoch=int(epoch),
     )
 
@@ -374,10 +378,45 @@ async def apublish(tenant_id: int, topic: Topic, change: Change) -> PublishResul
     return result
 
 
-async def asnapshot(tenant_id: int, topic: Topic) -> Snapshot | None:
-    keys, args = _read_args(tenant_id, topic)
+# HMGET <status key> doc seq status owner_id epoch, in RESP around the key (the hot read).
+_HMGET_HEAD, _HMGET_FIELDS = pack("HMGET", "", "doc", "seq", "status", "owner_id", "epoch").split(
+    b"$0\r\n\r\n"
+)
+_HMGET_HEAD += b"$"
+
+
+async def asnapshot(tenant_id: int, topic: Topic, *, frame: bool = True) -> Snapshot | None:
+    """The topic's snapshot, over this loop's pipelined connection (realtime/multiplex.py):
+    the progress endpoints' one read, and the WebSocket subscribe's. ``frame=False`` (the
+    progress endpoints): without the WebSocket frame (``Snapshot.frame`` is ""), read as the
+    document stored in the status hash by one HMGET."""
+    multiplexer = async_multiplexer()
+    if multiplexer is None:  # a URL the multiplexer does not speak (rediss://)
+        keys, args = _read_args(tenant_id, topic, frame=frame)
+        with _unavailable_as_one_error():
+            return _snapshot(topic, await _async_script()(keys=keys, args=args))
     with _unavailable_as_one_error():
-        return _snapshot(topic, await _async_script()(keys=keys, args=args))
+        if not frame:
+            # The document the last accepted change stored in the hash (lua/state.lua), with
+            # what the caller checks, in one HMGET: no script runs.
+            key = keyspace().status_key(tenant_id, topic).encode()
+            document, seq, status, owner, epoch = await multiplexer.execute(
+                b"%s%d\r\n%s\r\n%s" % (_HMGET_HEAD, len(key), key, _HMGET_FIELDS)
+            )
+            if seq is None:
+                return None
+            if document is not None:
+                return _snapshot(topic, (document, None, seq, status, owner, epoch or 0))
+            # A hash from before the document was stored: the script builds it.
+        keys, args = _read_args(tenant_id, topic, frame=frame)
+        try:
+            reply = await multiplexer.execute(pack("EVALSHA", SCRIPT_SHA, 2, *keys, *args))
+        except redis.ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            # A Redis that restarted or was flushed: EVAL loads the script again.
+            reply = await multiplexer.execute(pack("EVAL", SCRIPT_SOURCE, 2, *keys, *args))
+    return _snapshot(topic, reply)
 
 
 async def arebuild(

@@ -119,6 +119,21 @@ class Pool:
         """One request on the first connection (for control calls between windows)."""
         return await self.connections[0].request(raw)
 
+    async def prime(self, target: Target) -> None:
+        """One untimed request per connection, so a window never starts on a connection the
+        server closed while it sat idle (uvicorn's keep-alive timeout is 5 s; a companion
+        server's connections wait while the other targets run)."""
+
+        async def one(index: int, connection: Connection) -> None:
+            for _attempt in range(2):
+                try:
+                    await connection.request(target.requests[index % len(target.requests)])
+                    return
+                except (OSError, asyncio.IncompleteReadError, ProtocolError, ValueError):
+                    continue
+
+        await asyncio.gather(*(one(i, c) for i, c in enumerate(self.connections)))
+
     async def run(self, target: Target, seconds: float) -> Outcome:
         """Keep every connection busy with ``target`` for ``seconds``; count and time answers."""
         outcome = Outcome(target.name)

@@ -36,7 +36,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import StringIO
@@ -55,6 +55,10 @@ TENANT_CODE = "bench-http"
 USERNAME = "bench-http-staff"
 PASSWORD = "bench-http-1234"  # noqa: S105 - a throwaway user in the benchmark's own database
 ORDER = ("progress", "progress-django", "noop", "noop-noauth", "detail")
+# Beside the uvicorn server, in processes of their own and loaded in the same rounds: the raw
+# ASGI ceiling (bench/http/raw.py, no Django), and with --before the progress endpoint of
+# another checkout (the commit before a change, in a second worktree).
+RAW, BEFORE = "raw", "progress-before"
 # Servers run with the project's database settings (the psycopg pool), not the seeder's.
 SERVER_ENV = {"DB_POOL": "true", "CONN_MAX_AGE": "0"}
 # name: (server, extra environment). "-lean" drops the project's sync middleware (bench only).
@@ -85,6 +89,7 @@ class Server:
     statements: dict[str, int] = field(default_factory=dict)
     backends_after_progress: int = -1
     backends_after_detail: int = -1
+    order: tuple[str, ...] = ORDER
 
 
 def _environment() -> None:
@@ -202,7 +207,9 @@ def _check_json(predicate: Callable[[dict[str, object]], bool]) -> Check:
     return check
 
 
-def targets(port: int, data: Seed) -> dict[str, Target]:
+def targets(
+    port: int, data: Seed, *, raw_port: int | None = None, before_port: int | None = None
+) -> dict[str, Target]:
     """The endpoints, each answer checked for its own shape.
 
     ``progress`` is the public URL, which the ASGI fast path (realtime/fastpath.py) answers in
@@ -229,7 +236,23 @@ def targets(port: int, data: Seed) -> dict[str, Target]:
 
     noop_check = _check_json(lambda d: d.get("status") == "PROCESSING" and "seq" in d)
     ids = data.job_ids
+    companions = {}
+    if raw_port is not None:
+        raw_host = f"{HOST}:{raw_port}"
+        companions[RAW] = Target(
+            RAW,
+            [build_request(raw_host, f"/api/v1/jobs/{i}/progress/", data.token) for i in ids],
+            [noop_check] * len(ids),
+        )
+    if before_port is not None:
+        before_host = f"{HOST}:{before_port}"
+        companions[BEFORE] = Target(
+            BEFORE,
+            [build_request(before_host, f"/api/v1/jobs/{i}/progress/", data.token) for i in ids],
+            [progress_check(i) for i in ids],
+        )
     return {
+        **companions,
         "progress": Target(
             "progress",
             [build_request(host, f"/api/v1/jobs/{i}/progress/", data.token) for i in ids],
@@ -264,7 +287,11 @@ def cpu_seconds(pid: int) -> float:
 
 @contextmanager
 def running(
-    argv: list[str], name: str, port: int, extra_env: dict[str, str] | None = None
+    argv: list[str],
+    name: str,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server process, wait for /health/, stop it with SIGINT (then kill) after."""
     import http.client
@@ -273,7 +300,7 @@ def running(
 
     log = (LOGS / f"{name}.log").open("wb")
     env = {**os.environ, **SERVER_ENV, **(extra_env or {})}
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -295,9 +322,14 @@ def running(
         log.close()
 
 
-def server_argv(kind: str, port: int, *, profile: Path | None = None) -> list[str]:
-    """One worker process of daphne or uvicorn serving the project's ASGI application."""
-    app = "project.asgi:application"
+def server_argv(
+    kind: str, port: int, *, profile: Path | None = None, app: str = "project.asgi:application"
+) -> list[str]:
+    """One worker process of daphne or uvicorn serving an ASGI application (the project's).
+
+    uvicorn runs with infra/asgi's HTTP options (uvloop, httptools, proxy headers from
+    127.0.0.1, no access log, no lifespan).
+    """
     if kind == "daphne":
         args = ["-m", "daphne", "-b", HOST, "-p", str(port), app]
     else:
@@ -316,6 +348,9 @@ def server_argv(kind: str, port: int, *, profile: Path | None = None) -> list[st
             "uvloop",
             "--http",
             "httptools",
+            "--proxy-headers",
+            "--forwarded-allow-ips",
+            "127.0.0.1",
             "--lifespan",
             "off",
         ]
@@ -341,27 +376,43 @@ async def measure(
     seconds: float,
     warmup: float,
     concurrency: int,
+    companions: dict[str, tuple[int, int]] | None = None,
 ) -> None:
-    """Zero-SQL check, warm-up, then ``rounds`` of every target, in alternating order."""
-    plan = targets(port, data)
+    """Zero-SQL check, warm-up, then ``rounds`` of every target, in alternating order.
+
+    ``companions``: target name (RAW, BEFORE) -> (pid, port) of the process serving it; each
+    gets its own connections, and its CPU is read from its own process.
+    """
+    companions = companions or {}
+    plan = targets(
+        port,
+        data,
+        raw_port=companions[RAW][1] if RAW in companions else None,
+        before_port=companions[BEFORE][1] if BEFORE in companions else None,
+    )
+    server.order = (*ORDER, *(name for name in (RAW, BEFORE) if name in companions))
     pool = Pool(HOST, port, concurrency)
+    pools = {name: Pool(HOST, p, concurrency) for name, (_pid, p) in companions.items()}
+    pids = {name: companion_pid for name, (companion_pid, _p) in companions.items()}
     try:
         # 1. Before anything else reaches this fresh server: progress only, then ask PostgreSQL.
         await pool.run(plan["progress"], max(warmup, 1.0))
         server.backends_after_progress = backends_on_bench_database()
         # 2. Warm-up of every target (the detail endpoint opens the server's database pool).
-        for name in ORDER:
-            await pool.run(plan[name], warmup)
+        for name in server.order:
+            await pools.get(name, pool).run(plan[name], warmup)
         server.backends_after_detail = backends_on_bench_database()
         # 3. Rounds: A B C D, D C B A, ... so drift and position hit every target alike.
         for number in range(rounds):
-            order = ORDER if number % 2 == 0 else tuple(reversed(ORDER))
+            order = server.order if number % 2 == 0 else tuple(reversed(server.order))
             for name in order:
+                await pools.get(name, pool).prime(plan[name])
                 before_sql = await _statements(pool, port)
-                client_before, server_before = time.process_time(), cpu_seconds(pid)
-                outcome = await pool.run(plan[name], seconds)
+                target_pid = pids.get(name, pid)
+                client_before, server_before = time.process_time(), cpu_seconds(target_pid)
+                outcome = await pools.get(name, pool).run(plan[name], seconds)
                 client_used = time.process_time() - client_before
-                server_used = cpu_seconds(pid) - server_before
+                server_used = cpu_seconds(target_pid) - server_before
                 after_sql = await _statements(pool, port)
                 server.windows.setdefault(name, []).append(outcome)
                 server.client_cpu[name] = server.client_cpu.get(name, 0.0) + client_used
@@ -370,6 +421,8 @@ async def measure(
             print(f"  {server.name}: round {number + 1}/{rounds} done", flush=True)
     finally:
         pool.close()
+        for companion in pools.values():
+            companion.close()
 
 
 def profile_progress(data: Seed, seconds: float, concurrency: int) -> str:
@@ -392,6 +445,97 @@ def profile_progress(data: Seed, seconds: float, concurrency: int) -> str:
     return _trim_pstats(stream.getvalue())
 
 
+def pyspy_profile(
+    py_spy: str,
+    data: Seed,
+    seconds: float,
+    concurrency: int,
+    *,
+    app: str,
+    target: str,
+    cwd: Path = ROOT,
+) -> str:
+    """py-spy (sampling, 250 Hz, native off) on a uvicorn process while only ``target`` is
+    loaded: the share of samples per function, by own time and by time spent below it."""
+    port = _free_port()
+    env = {"BENCH_RAW_JWT_KEY": _signing_key(), "PYTHONPATH": str(cwd)}
+    label = f"{target}-before" if cwd != ROOT else target
+    output = LOGS / f"pyspy-{label}.txt"
+    argv = server_argv("uvicorn", port, app=app)
+    with running(argv, f"pyspy-{label}", port, env, cwd=cwd) as process:
+        loop = new_event_loop()
+        pool = Pool(HOST, port, concurrency)
+        try:
+            plan = targets(port, data, raw_port=port)
+            loop.run_until_complete(pool.run(plan[target], 1.0))
+            spy = subprocess.Popen(
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(process.pid),
+                    "--duration",
+                    str(int(seconds)),
+                    "--rate",
+                    "250",
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(output),
+                    "--nonblocking",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            outcome = loop.run_until_complete(pool.run(plan[target], seconds + 1.0))
+            spy.wait(timeout=60)
+        finally:
+            pool.close()
+            loop.close()
+    return _collapsed_summary(output, f"{outcome.ok / outcome.seconds:,.0f} req/s under py-spy")
+
+
+def _collapsed_summary(path: Path, title: str, top: int = 14) -> str:
+    """Own and inclusive shares of the busiest frames of a py-spy collapsed-stack file."""
+    own: dict[str, int] = {}
+    below: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _sep, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame_name(f) for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+        for frame in set(frames):
+            below[frame] = below.get(frame, 0) + count
+    if not total:
+        return f"{title}: no samples"
+    lines = [f"{title}; {total:,} samples", "", "own %   incl %  function"]
+    busiest = sorted(own, key=own.__getitem__, reverse=True)[:top]
+    for frame in busiest:
+        lines.append(
+            f"{100 * own[frame] / total:5.1f}  {100 * below[frame] / total:6.1f}   {frame}"
+        )
+    return "\n".join(lines)
+
+
+def _frame_name(frame: str) -> str:
+    """``function (path/to/module.py:12)`` -> ``function (module.py)``."""
+    name, _sep, where = frame.partition(" (")
+    file = where.rsplit(":", 1)[0].rstrip(")")
+    parts = file.split("/")
+    short = "/".join(parts[-2:]) if len(parts) > 1 else file
+    return f"{name} ({short})"
+
+
+def _signing_key() -> str:
+    from django.conf import settings
+
+    return str(settings.SIMPLE_JWT["SIGNING_KEY"])
+
+
 def unit_costs(data: Seed, calls: int = 2000) -> dict[str, float]:
     """What the pieces of one progress request cost here, in this process (µs per call)."""
     from asgiref.sync import sync_to_async
@@ -409,6 +553,13 @@ def unit_costs(data: Seed, calls: int = 2000) -> dict[str, float]:
     for _ in range(calls):
         bearer_caller(request.headers.get("Authorization", ""))
     costs = {"jwt": (time.perf_counter() - started) / calls * 1e6}
+    from realtime.tokens import AccessTokenVerifier
+
+    verifier = AccessTokenVerifier(_signing_key())
+    started = time.perf_counter()
+    for _ in range(calls):
+        verifier.claims(data.token)  # never remembered: the full check
+    costs["jwt_cold"] = (time.perf_counter() - started) / calls * 1e6
     hops = 0
     for dotted in settings.MIDDLEWARE:
         middleware = import_string(dotted)
@@ -529,7 +680,7 @@ def report(
     for server in servers:
         rows = summarise(server)
         base = rows["noop"].rps
-        for name in ORDER:
+        for name in server.order:
             row = rows[name]
             lines.append(
                 f"| {server.name} | {name} | {row.rps:,.0f} | {row.rps / base:.2f}x | "
@@ -537,17 +688,25 @@ def report(
                 f"{row.server_cpu_pct:.0f}% | {row.server_us_per_request:.0f} | "
                 f"{row.client_cpu_pct:.0f}% | {row.statements:,} |"
             )
-        for name in ("progress", "progress-django", "detail"):
-            per_round = paired_ratios(server, name, "noop")
+        pairs = [(name, "noop") for name in ("progress", "progress-django", "detail")]
+        if RAW in rows:
+            pairs += [(name, RAW) for name in ("progress", BEFORE, "noop") if name in rows]
+        if BEFORE in rows:
+            pairs.append(("progress", BEFORE))
+        for name, baseline in pairs:
+            per_round = paired_ratios(server, name, baseline)
             verdicts.append(
-                f"| {server.name} | {name} / noop | {rows[name].rps / base:.2f}x | "
+                f"| {server.name} | {name} / {baseline} | "
+                f"{rows[name].rps / rows[baseline].rps:.2f}x | "
                 f"{statistics.median(per_round):.2f}x | "
                 f"{min(per_round):.2f}-{max(per_round):.2f}x |"
             )
     lines += [
         "",
         "Ratios of requests/s (pooled over all rounds; and per round, each window against the "
-        "no-op window of the same round):",
+        "baseline's window of the same round). `raw` is the raw ASGI app without Django "
+        "(bench/http/raw.py) in its own uvicorn process; `progress-before` the progress "
+        "endpoint of the commit given with `--before`, in its own process too:",
         "",
         "| server | ratio | pooled | median per round | range per round |",
         "| --- | --- | ---: | ---: | ---: |",
@@ -571,8 +730,12 @@ def report(
         "",
         "| piece | µs |",
         "| --- | ---: |",
-        f"| token check (`bearer_caller`: JWT HS256 verify, claims) | {costs['jwt']:.0f} |",
-        f"| Redis read (`store.asnapshot`: EVALSHA, one round trip) | {costs['redis']:.0f} |",
+        "| token check (`bearer_caller`: a token verified before, remembered until its exp) | "
+        f"{costs['jwt']:.0f} |",
+        "| token check, first time (`realtime.tokens`: PyJWT HS256 verify, simplejwt's checks) | "
+        f"{costs['jwt_cold']:.0f} |",
+        "| Redis read (`store.asnapshot`: EVALSHA on the multiplexed connection, one round "
+        f"trip, sequential) | {costs['redis']:.0f} |",
         f"| one `sync_to_async` thread hop | {costs['hop']:.0f} |",
         f"| thread hops per request from the project's middleware | {costs['hops']:.0f} |",
         "| Django in-process, no-op view, project middleware (test client) | "
@@ -599,6 +762,21 @@ def write_results(block: str) -> None:
     RESULTS.write_text(f"{head}{BEGIN}\n{block}{END}{tail}")
 
 
+def _companion(
+    stack: ExitStack, name: str, *, app: str = "project.asgi:application", cwd: Path = ROOT
+) -> tuple[int, int]:
+    """Start a uvicorn process beside the measured server: (pid, port)."""
+    port = _free_port()
+    env = {"BENCH_RAW_JWT_KEY": _signing_key()}
+    if cwd != ROOT:
+        env["PYTHONPATH"] = str(cwd)  # that checkout's modules, not this one's
+    print(f"  {name} ({app} in {cwd}) on port {port} ...", flush=True)
+    process = stack.enter_context(
+        running(server_argv("uvicorn", port, app=app), name, port, env, cwd=cwd)
+    )
+    return process.pid, port
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run; RESULTS.md untouched")
@@ -609,6 +787,19 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--servers", default=",".join(SERVERS))
     parser.add_argument("--profile-seconds", type=float, default=8.0, help="0: no profile")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of the commit before a change: its progress endpoint is loaded "
+        "beside the uvicorn server's, in the same rounds",
+    )
+    parser.add_argument(
+        "--py-spy",
+        help="path of a py-spy binary: sample the progress endpoint and the raw app, then exit",
+    )
+    parser.add_argument(
+        "--no-raw", action="store_true", help="without the raw ASGI ceiling (bench/http/raw.py)"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.seconds, args.warmup, args.profile_seconds = 1, 1.0, 0.5, 0.0
@@ -618,13 +809,30 @@ def main() -> int:
     django.setup()
     print(f"logs in {LOGS}", flush=True)
     data = seed(args.jobs)
+    if args.py_spy:
+        runs = [("project.asgi:application", "progress", ROOT), ("bench.http.raw:app", RAW, ROOT)]
+        if args.before is not None:
+            runs.insert(0, ("project.asgi:application", "progress", args.before.resolve()))
+        for app, target, cwd in runs:
+            print(f"py-spy on {target} in {cwd}:", flush=True)
+            summary = pyspy_profile(
+                args.py_spy, data, 8.0, args.concurrency, app=app, target=target, cwd=cwd
+            )
+            print(summary, flush=True)
+        return 0
     servers = []
     for name in args.servers.split(","):
         kind, extra_env = SERVERS[name]
         port = _free_port()
         server = Server(name, server_argv(kind, port))
         print(f"{name} on port {port} ...", flush=True)
-        with running(server.argv, name, port, extra_env) as process:
+        with ExitStack() as stack:
+            process = stack.enter_context(running(server.argv, name, port, extra_env))
+            companions = {}
+            if name == "uvicorn" and not args.no_raw:
+                companions[RAW] = _companion(stack, RAW, app="bench.http.raw:app")
+            if name == "uvicorn" and args.before is not None:
+                companions[BEFORE] = _companion(stack, BEFORE, cwd=args.before.resolve())
             loop = new_event_loop()
             try:
                 loop.run_until_complete(
@@ -637,6 +845,7 @@ def main() -> int:
                         seconds=args.seconds,
                         warmup=args.warmup,
                         concurrency=args.concurrency,
+                        companions=companions,
                     )
                 )
             finally:

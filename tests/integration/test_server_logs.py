@@ -142,6 +142,12 @@ def test_F10_no_token_reaches_the_server_log(server: str, port: int, tmp_path: P
     assert SECRET not in output, output
     assert SECRET[:20] not in output
     assert "token=[redacted]" in output, output
+    # and uvicorn's per-request access line appears only when its access log is on: under
+    # --no-access-log Django's logging must not give the logger a handler back (ADR 0018)
+    if server == "uvicorn-unit":
+        assert '"GET /health/' not in output, output
+    if server == "uvicorn-unit-with-access-log":
+        assert '"GET /health/' in output, output
 
 
 @pytest.mark.slow
