@@ -243,9 +243,17 @@ def job_create(
         raise
     # The row is committed with its message not yet sent (the outbox): from here on nothing
     # fails the request or deletes the upload. After the commit (at once in autocommit; at the
-    # outer commit if a caller wraps this in a transaction): PENDING into Redis, then the
-    # message; a lost PENDING publish is harmless (the worker's PROCESSING creates the topic),
-    # and a message that did not go out is sent by the relay.
+    # outer commit if a caller wraps this in a transaction): the message, then PENDING into
+    # Redis. The message goes first so that a worker starts without waiting for Redis (one
+    # round trip, or a socket timeout while Redis hangs); a PENDING that lands after the
+    # worker's PROCESSING is refused as an older attempt, and a lost one is harmless (the
+    # worker's PROCESSING creates the topic). A message that did not go out is sent by the relay.
+    transaction.on_commit(
+        lambda: outbox.job_message_dispatch(
+            tenant_id, job_id=job.job_id, job_type=job.job_type, request_id=request_id
+        ),
+        robust=True,
+    )
     store.publish_on_commit(
         tenant_id,
         Topic.job(job.job_id),
@@ -255,12 +263,6 @@ def job_create(
             owner_id=job.created_by_id,
             job_type=job.job_type,
         ),
-    )
-    transaction.on_commit(
-        lambda: outbox.job_message_dispatch(
-            tenant_id, job_id=job.job_id, job_type=job.job_type, request_id=request_id
-        ),
-        robust=True,
     )
     logger.info(
         "job created tenant=%s job=%s type=%s kind=%s",
