@@ -124,10 +124,26 @@ if PROCESS_ROLE == "web" and env.bool("DB_POOL", default=True):
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": DB_POOL_TIMEOUT,
     }
+elif PROCESS_ROLE == "worker" and env.bool("WORKER_DB_POOL", default=True):
+    # Worker processes keep their connections in a pool too, so a job's claim and finish do
+    # not each start a PostgreSQL backend (~8 ms, twice per job). The worker narrows the pool
+    # to its slots + 1 before its first query (workers/connections.py, ADR 0002); the health
+    # check on each checkout keeps a PostgreSQL restart from failing a claim. The timeout is
+    # short: a full pool never waits (nothing holds more than slots + 1 at once), so waiting
+    # means PostgreSQL does not answer, and the supervisor must not stall on it.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 0,
+        "max_size": env.int("WORKER_DB_POOL_MAX_SIZE", default=6),  # the largest cap + 1
+        "timeout": env.float("WORKER_DB_POOL_TIMEOUT", default=2.0),
+        "max_idle": env.float("WORKER_DB_POOL_MAX_IDLE", default=300.0),
+    }
 else:
     # Worker processes run at most `slots` jobs and hold no connection while a job runs.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=15)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if PROCESS_ROLE == "worker" or not env.bool("DB_POOL", default=True):
     # Lets operators (and the connection-budget test) count a worker's connections in
     # pg_stat_activity: at most slots + 1 per process (docs/workers.md).
     DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env.str(

@@ -35,6 +35,7 @@ class ProgressThrottle:
         interval: float,
         clock: Callable[[], float] = time.monotonic,
         auto_flush: bool = True,
+        after_flush: Callable[[], Any] | None = None,
     ) -> None:
         self._publish = publish
         self._interval = interval
@@ -43,6 +44,9 @@ class ProgressThrottle:
         self._last: dict[Key, float] = {}
         self._pending: dict[Key, Change] = {}
         self._closed = False
+        # Called in the flush thread after each flush: the worker gives back the database
+        # connection a rebuild may have taken there (workers/connections.py).
+        self._after_flush = after_flush
         self._thread: threading.Thread | None = None
         if auto_flush:
             self._thread = threading.Thread(target=self._run, name="progress-throttle", daemon=True)
@@ -137,4 +141,8 @@ class ProgressThrottle:
                 if timeout is None or timeout > 0:
                     self._lock.wait(timeout)
                     continue
-            self.flush_due()
+            if self.flush_due() and self._after_flush is not None:
+                try:
+                    self._after_flush()
+                except Exception:
+                    logger.warning("after-flush hook failed", exc_info=True)

@@ -4,10 +4,10 @@
 
 - the **poller** (``workers/poller.py``, the thread calling :meth:`Worker.run`) long-polls
   for at most as many messages as there are free slots and starts one job thread per message;
-- **job threads** (at most ``concurrency``; :meth:`Worker.execute`): claim the row (short
-  transaction), close the database connection, run the handler (``workers/outcomes.py``),
-  then :meth:`Worker.settle` the outcome in a transaction that checks the attempt, publish
-  after commit, delete the message;
+- **job threads** (at most ``concurrency``; :meth:`Worker.execute`): claim the row (one
+  statement, or a short transaction), give the database connection back to the pool, run the
+  handler (``workers/outcomes.py``), then :meth:`Worker.settle` the outcome in a statement
+  that checks the attempt, publish after commit, delete the message;
 - the **slots** (``workers/slots.py``): the state machine CLAIMING → RUNNING → FINISHING |
   ABANDONED that the job threads, the supervisor and the shutdown share;
 - the **supervisor** (``workers/supervisor.py``): heartbeats, time limits, cancel requests,
@@ -49,7 +49,7 @@ from workers import config as worker_config
 from workers import metrics
 from workers.base import Handler, JobRun
 from workers.config import QueueConfig
-from workers.connections import close_all, closing
+from workers.connections import close_all, closing, pool_bound, pool_close
 from workers.dbgate import DatabaseGate
 from workers.deadletters import DeadLetterSweep
 from workers.outcomes import Cancelled, Done, Errored, Failed, Lost, Outcome, attempt_run
@@ -125,6 +125,11 @@ class Worker:
         self.clock = clock
         self.config = config or worker_config.queue_config(self.kind)
         self.concurrency = effective_concurrency(concurrency, self.kind)
+        # The process's pool becomes the bound of workers/connections.py (worker processes;
+        # a worker built inside another process, such as a test's, leaves that one's alone).
+        self.db_pool_size = (
+            pool_bound(self.concurrency + 1) if settings.PROCESS_ROLE == "worker" else None
+        )
         self.registry: dict[str, Registered] = registry_for(self.kind, handlers)
         self.queue = queue or QueueClient(queue_url(self.kind), clock=clock)
         self.max_receive_count = max_receive_count or worker_config.max_receive_count(self.kind)
@@ -152,7 +157,9 @@ class Worker:
         self.stats = WorkerStats()
         # A progress publish that finds the topic gone rebuilds it from the record first.
         self.throttle = ProgressThrottle(
-            rebuild.publish_rebuilding, interval=settings.REALTIME_PROGRESS_INTERVAL
+            rebuild.publish_rebuilding,
+            interval=settings.REALTIME_PROGRESS_INTERVAL,
+            after_flush=close_all,
         )
         self.republisher = Republisher(store.publish)
 
@@ -224,7 +231,7 @@ class Worker:
         """Poll and run jobs until stopped; returns the process exit code."""
         logger.info(
             "worker %s started: queue=%s slots=%s visibility=%ss lease=%ss heartbeat=%ss "
-            "max_runtime=%ss max_visibility=%ss max_receive_count=%s wait=%ss",
+            "max_runtime=%ss max_visibility=%ss max_receive_count=%s wait=%ss db_pool=%s",
             self.worker_id,
             self.queue.url,
             self.concurrency,
@@ -235,6 +242,7 @@ class Worker:
             self.config.max_visibility,
             self.max_receive_count,
             self.wait_seconds,
+            self.db_pool_size,
         )
         self.supervisor.start()
         metrics.slots_opened(self.kind, self.concurrency)
@@ -477,6 +485,8 @@ class Worker:
         if len(self.republisher):
             self.republisher.retry()
         close_all()
+        if settings.PROCESS_ROLE == "worker":
+            pool_close()
         logger.info(
             "worker stopped: done=%s failed=%s cancelled=%s retried=%s released=%s lost=%s "
             "timed_out=%s",

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Now
 
@@ -114,17 +115,116 @@ def job_lock(tenant_id: int, *, job_id: uuid.UUID, with_payload: bool = False) -
     return LockedJob(job=job, now=job.db_now)
 
 
+# --- one-statement transitions (the worker's hot path) -----------------------------------------
+# A claim of a PENDING job and a finish are one statement each, in autocommit: the UPDATE locks
+# the row and re-checks its WHERE on the row's latest version, which fences exactly as the
+# locked read and write did, in one round trip instead of four or five. Whatever the statement
+# does not match (a retry after a lost lease, a finished or cancelled job, another attempt)
+# goes through the locked path in ``services``.
+_TABLE = Job._meta.db_table
+_RESULT_TABLE = JobResult._meta.db_table
+_LIFECYCLE_COLUMNS = ", ".join(
+    str(field.column)
+    for field in Job._meta.concrete_fields
+    if {field.name, field.attname} & {*LIFECYCLE_FIELDS, "payload"}
+)
+# A commit that need not wait for the WAL flush (PostgreSQL's asynchronous commit): the
+# setting lasts for the statement's own implicit transaction. Only outside an atomic block:
+# inside one it would make the whole enclosing transaction's commit asynchronous. Used where
+# a commit lost in a crash of PostgreSQL costs a repeat and nothing else (the marks below,
+# ADR 0011; the claim, ADR 0004).
+_ASYNC_COMMIT = "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit"
+
+
+_CLAIM_SQL = f"""
+UPDATE {_TABLE} SET status = %s, attempt = attempt + 1, lease_owner = %s,
+    lease_expires_at = now() + make_interval(secs => %s), started_at = now(),
+    message_sent_at = COALESCE(message_sent_at, now()), updated_at = now()
+    {{source}}
+WHERE tenant_id = %s AND job_id = %s AND status = %s AND NOT cancel_requested
+RETURNING {_LIFECYCLE_COLUMNS}, now() AS db_now
+"""  # noqa: S608 - table and column names are constants, values are parameters
+_FINISH_SQL = f"""
+WITH finished AS (
+    UPDATE {_TABLE} SET status = %s, error = %s, finished_at = now(), lease_expires_at = NULL,
+        updated_at = now()
+    WHERE tenant_id = %s AND job_id = %s AND attempt = %s AND status = %s
+    RETURNING {_LIFECYCLE_COLUMNS}
+){{store}}
+SELECT * FROM finished
+"""  # noqa: S608 - constant names
+_STORE_RESULT_SQL = f""",
+stored AS (
+    INSERT INTO {_RESULT_TABLE} (job_id, data, created_at) SELECT id, %s, now() FROM finished
+)
+"""  # noqa: S608 - constant names
+_SENT_MARK_SQL = f"""
+UPDATE {_TABLE} SET message_sent_at = now() {{source}}
+WHERE tenant_id = %s AND job_id = %s AND message_sent_at IS NULL
+"""  # noqa: S608 - constant names
+_PUBLISHED_MARK_SQL = f"""
+UPDATE {_TABLE} SET terminal_published_at = now() {{source}}
+WHERE tenant_id = %s AND job_id = %s AND status = ANY(%s) AND terminal_published_at IS NULL
+"""  # noqa: S608 - constant names
+
+
+def _async_commit() -> str:
+    return "" if connection.in_atomic_block else _ASYNC_COMMIT
+
+
+def job_claim_pending(
+    tenant_id: int, *, job_id: uuid.UUID, lease_owner: str, lease_seconds: float
+) -> LockedJob | None:
+    """Claim a PENDING job no one asked to cancel, in one statement: PROCESSING, attempt + 1,
+    a lease until the database's now + ``lease_seconds``, ``message_sent_at`` if unset. None
+    when the job is in any other state (or missing): the caller takes the locked path.
+
+    Committed asynchronously outside a transaction (ADR 0004: a claim a crash of PostgreSQL
+    undoes is a lost lease, which the attempt fence already handles).
+    """
+    sql = _CLAIM_SQL.format(source=_async_commit())
+    params = [
+        JobStatus.PROCESSING,
+        lease_owner,
+        float(lease_seconds),
+        tenant_id,
+        job_id,
+        JobStatus.PENDING,
+    ]
+    claimed = list(Job.objects.raw(sql, params))
+    if not claimed:
+        return None
+    job = claimed[0]
+    return LockedJob(job=job, now=job.db_now)  # type: ignore[attr-defined] # a raw column
+
+
+def job_finish_attempt(
+    tenant_id: int,
+    *,
+    job_id: uuid.UUID,
+    attempt: int,
+    status: str,
+    error: str,
+    result: Any = None,
+    store_result: bool = False,
+) -> Job | None:
+    """End ``attempt`` of a PROCESSING job in ``status`` (with its result row when
+    ``store_result``), in one statement; None, changing nothing, when that attempt does not
+    hold the job. Committed before it returns (outside a transaction): the terminal state is
+    published only once it is durable."""
+    params: list[Any] = [status, error, tenant_id, job_id, attempt, JobStatus.PROCESSING]
+    if store_result:
+        params.append(JobResult._meta.get_field("data").get_db_prep_save(result, connection))
+    sql = _FINISH_SQL.format(store=_STORE_RESULT_SQL if store_result else "")
+    finished = list(Job.objects.raw(sql, params))
+    return finished[0] if finished else None
+
+
 def job_save(tenant_id: int, *, job: Job, fields: list[str]) -> None:
     """Write the named fields of a row read (and locked) through this module."""
     if job.tenant_id != tenant_id:
         raise ValueError("job belongs to another tenant")
     job.save(update_fields=[*fields, "updated_at"])
-
-
-def job_result_insert(tenant_id: int, *, job: Job, data: Any) -> None:
-    if job.tenant_id != tenant_id:
-        raise ValueError("job belongs to another tenant")
-    JobResult.objects.create(job=job, data=data)
 
 
 def job_result_data(tenant_id: int, *, job_id: uuid.UUID) -> Any:
@@ -173,21 +273,23 @@ def job_exists(tenant_id: int, *, job_id: uuid.UUID) -> bool:
 # --- the outbox (docs/adr/0011-the-job-row-is-the-outbox.md) ----------------------------------
 # The relay's two reads are the only ones across tenants: it works for the whole deployment,
 # and every row it returns carries its tenant, which every write after it names again.
+# Both marks commit asynchronously outside a transaction: a mark a crash of PostgreSQL undoes
+# costs one more send or publish by the relay, which the outbox makes harmless (ADR 0011), and
+# the request (or the job thread) does not wait for a WAL flush while it holds the row's lock,
+# which the worker's claim (or the next transition) would otherwise queue behind.
 def job_message_sent_mark(tenant_id: int, *, job_id: uuid.UUID) -> None:
     """Record that the job's queue message went out (the first time counts)."""
-    Job.objects.filter(tenant_id=tenant_id, job_id=job_id, message_sent_at__isnull=True).update(
-        message_sent_at=Now()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_SENT_MARK_SQL.format(source=_async_commit()), [tenant_id, job_id])
 
 
 def job_terminal_published_mark(tenant_id: int, *, job_id: uuid.UUID) -> None:
     """Record that the job's terminal state reached Redis."""
-    Job.objects.filter(
-        tenant_id=tenant_id,
-        job_id=job_id,
-        status__in=TERMINAL_STATUSES,
-        terminal_published_at__isnull=True,
-    ).update(terminal_published_at=Now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PUBLISHED_MARK_SQL.format(source=_async_commit()),
+            [tenant_id, job_id, [str(status) for status in TERMINAL_STATUSES]],
+        )
 
 
 def jobs_unsent_lock(*, limit: int, older_than: float) -> list[Job]:

@@ -243,9 +243,17 @@ def job_create(
         raise
     # The row is committed with its message not yet sent (the outbox): from here on nothing
     # fails the request or deletes the upload. After the commit (at once in autocommit; at the
-    # outer commit if a caller wraps this in a transaction): PENDING into Redis, then the
-    # message; a lost PENDING publish is harmless (the worker's PROCESSING creates the topic),
-    # and a message that did not go out is sent by the relay.
+    # outer commit if a caller wraps this in a transaction): the message, then PENDING into
+    # Redis. The message goes first so that a worker starts without waiting for Redis (one
+    # round trip, or a socket timeout while Redis hangs); a PENDING that lands after the
+    # worker's PROCESSING is refused as an older attempt, and a lost one is harmless (the
+    # worker's PROCESSING creates the topic). A message that did not go out is sent by the relay.
+    transaction.on_commit(
+        lambda: outbox.job_message_dispatch(
+            tenant_id, job_id=job.job_id, job_type=job.job_type, request_id=request_id
+        ),
+        robust=True,
+    )
     store.publish_on_commit(
         tenant_id,
         Topic.job(job.job_id),
@@ -255,12 +263,6 @@ def job_create(
             owner_id=job.created_by_id,
             job_type=job.job_type,
         ),
-    )
-    transaction.on_commit(
-        lambda: outbox.job_message_dispatch(
-            tenant_id, job_id=job.job_id, job_type=job.job_type, request_id=request_id
-        ),
-        robust=True,
     )
     logger.info(
         "job created tenant=%s job=%s type=%s kind=%s",
@@ -379,7 +381,15 @@ def job_claim(
 
     A finished job is republished (in case its terminal state never reached Redis) and
     reported FINISHED; a job whose lease another attempt still holds is BUSY.
+
+    The common case, a PENDING job, is one statement (``repository.job_claim_pending``); every
+    other state takes the locked read below.
     """
+    pending = repository.job_claim_pending(
+        tenant_id, job_id=job_id, lease_owner=lease_owner[:128], lease_seconds=lease_seconds
+    )
+    if pending is not None:
+        return _claimed(tenant_id, pending.job)
     with transaction.atomic():
         locked = repository.job_lock(tenant_id, job_id=job_id, with_payload=True)
         if locked is None:
@@ -412,16 +422,21 @@ def job_claim(
             job.message_sent_at = now
             fields.append("message_sent_at")
         repository.job_save(tenant_id, job=job, fields=fields)
-        store.publish_on_commit(
-            tenant_id,
-            Topic.job(job_id),
-            Change(
-                status=JobStatus.PROCESSING,
-                attempt=job.attempt,
-                owner_id=job.created_by_id,
-                job_type=job.job_type,
-            ),
-        )
+        return _claimed(tenant_id, job)
+
+
+def _claimed(tenant_id: int, job: Job) -> Claim:
+    """A claim made: PROCESSING goes to Redis once it commits (at once in autocommit)."""
+    store.publish_on_commit(
+        tenant_id,
+        Topic.job(job.job_id),
+        Change(
+            status=JobStatus.PROCESSING,
+            attempt=job.attempt,
+            owner_id=job.created_by_id,
+            job_type=job.job_type,
+        ),
+    )
     return Claim(
         ClaimResult.CLAIMED,
         job=ClaimedJob(
@@ -467,31 +482,29 @@ def job_finish(
     """
     if status not in TERMINAL:
         raise ValueError(f"{status} is not a terminal status")
-    with transaction.atomic():
-        locked = repository.job_lock(tenant_id, job_id=job_id)
-        if locked is None:
-            return False
-        job = locked.job
-        if job.attempt != attempt or job.status != JobStatus.PROCESSING:
+    # One statement: the row, fenced by attempt and status, and the result row with it.
+    job = repository.job_finish_attempt(
+        tenant_id,
+        job_id=job_id,
+        attempt=attempt,
+        status=status,
+        error=error[:ERROR_MAX_LENGTH],
+        result=result,
+        store_result=status == JobStatus.DONE,
+    )
+    if job is None:
+        current = repository.job_for_detail(tenant_id, job_id=job_id)
+        if current is not None:
             logger.warning(
                 "finish refused tenant=%s job=%s attempt=%s (job is %s at attempt %s)",
                 tenant_id,
                 job_id,
                 attempt,
-                job.status,
-                job.attempt,
+                current.status,
+                current.attempt,
             )
-            return False
-        job.status = status
-        job.error = error[:ERROR_MAX_LENGTH]
-        job.finished_at = locked.now
-        job.lease_expires_at = None
-        repository.job_save(
-            tenant_id, job=job, fields=["status", "error", "finished_at", "lease_expires_at"]
-        )
-        if status == JobStatus.DONE:
-            repository.job_result_insert(tenant_id, job=job, data=result)
-        outbox.terminal_publish_on_commit(tenant_id, job, result, on_failure=on_publish_failure)
+        return False
+    outbox.terminal_publish_on_commit(tenant_id, job, result, on_failure=on_publish_failure)
     return True
 
 

@@ -75,7 +75,7 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_ends_done_once(
 def test_a_worker_process_caps_its_slots_and_its_database_connections(
     alpha_staff: Member, worker_process: StartProcess
 ) -> None:
-    # given thirty jobs and a worker process asked for 9 slots
+    # given thirty jobs and a worker process asked for 9 slots, its pool allowed 20
     app = f"wk-test-{uuid.uuid4().hex[:8]}"
     jobs = [create_job(alpha_staff, "messaging.send", _message(3)) for _ in range(30)]
 
@@ -83,19 +83,21 @@ def test_a_worker_process_caps_its_slots_and_its_database_connections(
         "--concurrency",
         "9",
         DB_APPLICATION_NAME=app,
+        WORKER_DB_POOL_MAX_SIZE="20",
         MESSAGING_BATCH_SIZE="1",
         MESSAGING_SEND_INTERVAL="0.1",
     )
 
     # when the database is watched until every job is DONE
     connections, processing = [], []
+    backends: set[int] = set()
     deadline = time.monotonic() + 60
     with connection.cursor() as cursor:
         while time.monotonic() < deadline:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app]
-            )
-            connections.append(cursor.fetchone()[0])
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", [app])
+            pids = [row[0] for row in cursor.fetchall()]
+            connections.append(len(pids))
+            backends.update(pids)
             cursor.execute("SELECT count(*) FROM jobs_job WHERE status = 'PROCESSING'")
             processing.append(cursor.fetchone()[0])
             cursor.execute("SELECT count(*) FROM jobs_job WHERE status = 'DONE'")
@@ -110,6 +112,10 @@ def test_a_worker_process_caps_its_slots_and_its_database_connections(
     assert "using 5" in process.output()  # asked for 9, capped with a warning
     assert max(processing) == 5
     assert 1 <= max(connections) <= 6  # slots + 1
+    # the pool was narrowed to slots + 1, and its connections served every job: 60 claims and
+    # finishes started no more PostgreSQL backends than that
+    assert "db_pool=6" in process.output()
+    assert 1 <= len(backends) <= 6
 
 
 def test_sigterm_releases_unstarted_messages_at_once_and_running_jobs_after_the_grace(
