@@ -95,6 +95,50 @@ class Subscription:
 
 # Tasks spawned by consumers (closing, token expiry), held until done: one set per process.
 _background: set[asyncio.Task[None]] = set()
+# Per event loop, the connections with frames to send at the end of this turn (_wake_sender).
+_waiting: dict[asyncio.AbstractEventLoop, list[RealtimeConsumer]] = {}
+
+
+def _flush_waiting(loop: asyncio.AbstractEventLoop) -> None:
+    for consumer in _waiting.pop(loop, ()):
+        try:
+            consumer._flush()
+        except Exception:  # one broken connection must not hold back the others
+            logger.exception("websocket flush failed")
+
+
+async def _awaited(awaitable: Any) -> None:
+    await awaitable
+
+
+async def _resume(coroutine: Coroutine[Any, Any, None], waits_on: Any) -> None:
+    """Run a coroutine to its end from where its first step suspended, as a task would have.
+
+    ``waits_on`` is what that step yielded: the future it awaits (or None for a bare yield,
+    ``asyncio.sleep(0)``). Awaiting the same future here makes this task wait for it, and a
+    cancellation of this task cancels it, which the coroutine then sees as the task would.
+    """
+    while True:
+        try:
+            if waits_on is None:
+                await asyncio.sleep(0)
+            else:
+                # What a task does with a future its coroutine yields: take the "blocking"
+                # mark off (awaiting a future still so marked is refused), then wait on it.
+                waits_on._asyncio_future_blocking = False
+                await waits_on
+        except BaseException as exc:  # noqa: BLE001 - handed on to the coroutine, as a task would
+            if waits_on is None or not waits_on.done():
+                try:
+                    waits_on = coroutine.throw(exc)
+                except StopIteration:
+                    return
+                continue
+        # The future is done: the coroutine reads its result (or exception) itself.
+        try:
+            waits_on = coroutine.send(None)
+        except StopIteration:
+            return
 
 
 class TokenBucket:
@@ -169,6 +213,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._states: list[tuple[str, str]] = []  # (topic, frame)
         self._control: list[str] = []
         self._sender_task: asyncio.Task[None] | None = None
+        self._flush_queued = False
         self._token_timers: list[asyncio.TimerHandle] = []
         self._sending_since: float | None = None
         self._closed = False
@@ -510,29 +555,80 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self._states = [entry for entry in self._states if entry[0] != key]
 
     def _wake_sender(self) -> None:
-        """Start the sender unless it runs; it exits when the queues are empty, so an idle
-        connection holds no task of its own."""
-        if self._sender_task is None or self._sender_task.done():
-            self._sender_task = asyncio.create_task(self._send_queued())
+        """Have what is queued sent at the end of this event-loop turn.
 
-    async def _send_queued(self) -> None:
+        No task per frame: the connection joins its loop's list of connections with frames
+        waiting, and one callback per turn (:func:`_flush_waiting`) sends them all, each
+        connection's frames back to back. A send that has to wait for the client (its write
+        buffer is full) continues in a task of the connection's own, which keeps sending
+        until the queues are empty and then ends, so an idle connection holds no task.
+        """
+        if self._sender_task is not None or self._flush_queued:
+            return
+        self._flush_queued = True
+        loop = asyncio.get_running_loop()
+        waiting = _waiting.get(loop)
+        if waiting is None:
+            waiting = _waiting[loop] = []
+            loop.call_soon(_flush_waiting, loop)
+        waiting.append(self)
+
+    def _next_frame(self) -> str | None:
         # Per topic the order holds: a status frame is queued behind earlier ones; a pending
         # progress frame always has a higher seq than the topic's queued status frames.
         # Feed frames (one per item, realtime/feeds.py) come after the topics' frames.
-        while self._control or self._states or self._pending or self._feed_backlog():
-            if self._control:
-                frame = self._control.pop(0)
-            elif self._states:
-                frame = self._states.pop(0)[1]
-            elif self._pending:
-                frame = self._pending.pop(next(iter(self._pending)))
-            else:
-                frame = self._next_feed_frame()
+        if self._control:
+            return self._control.pop(0)
+        if self._states:
+            return self._states.pop(0)[1]
+        if self._pending:
+            return self._pending.pop(next(iter(self._pending)))
+        if self._feeds and self._feed_backlog():
+            return self._next_feed_frame()
+        return None
+
+    def _flush(self) -> None:
+        """Send queued frames until the queues are empty or a send has to wait.
+
+        The server's ``send`` is run eagerly: when it completes without waiting (its usual
+        case: the frame goes to the transport at once), no task or loop turn is spent on it.
+        When it suspends, a task finishes it and goes on with the rest (:meth:`_send_queued`).
+        """
+        self._flush_queued = False
+        while self._sender_task is None:
+            frame = self._next_frame()
+            if frame is None:
+                return
+            send = self.base_send({"type": "websocket.send", "text": frame})
+            if not asyncio.iscoroutine(send):  # an awaitable of another kind: await it in a task
+                send, waits_on = _awaited(send), None
+                self._sending_since = time.monotonic()
+                self._sender_task = asyncio.create_task(self._send_queued(send, waits_on))
+                return
+            try:
+                waits_on = send.send(None)
+            except StopIteration:
+                metrics.FRAMES_SENT.inc()
+                continue
+            except Exception:  # the client is gone: its disconnect ends the connection
+                logger.debug("websocket send failed", exc_info=True)
+                return
             self._sending_since = time.monotonic()
-            await self.base_send({"type": "websocket.send", "text": frame})
+            self._sender_task = asyncio.create_task(self._send_queued(send, waits_on))
+
+    async def _send_queued(self, send: Coroutine[Any, Any, None], waits_on: Any) -> None:
+        """Finish a send that suspended, then send the rest (in this task while sends wait)."""
+        try:
+            await _resume(send, waits_on)
             metrics.FRAMES_SENT.inc()
             self._sending_since = None
-        self._sender_task = None  # nothing waits: drop the finished task too
+            while (frame := self._next_frame()) is not None:
+                self._sending_since = time.monotonic()
+                await self.base_send({"type": "websocket.send", "text": frame})
+                metrics.FRAMES_SENT.inc()
+                self._sending_since = None
+        finally:
+            self._sender_task = None  # nothing waits: drop the finished task too
 
     # --- tenant feeds (realtime/feeds.py) ---------------------------------------------------
     async def _subscribe_feed(self, feed: Feed, frame: dict[str, Any]) -> None:
