@@ -161,6 +161,12 @@ class TokenBucket:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     caller: Caller
     tenant_id: int
+    # Set by realtime.endpoint before the consumer runs; under the stock chain the handshake's
+    # outcome is in the scope (TokenAuthMiddleware).
+    handshake: HandshakeAuth | None = None
+    # Channels' base class gives every instance a list of groups to join; this consumer joins
+    # its groups itself, so all instances share one empty tuple.
+    groups: Any = ()
 
     # --- Channels plumbing ----------------------------------------------------------------
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -201,7 +207,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
-        auth: HandshakeAuth = self.scope[SCOPE_KEY]
+        auth: HandshakeAuth = self.handshake or self.scope[SCOPE_KEY]
         self.subs: dict[str, Subscription] = {}
         self._feeds: dict[Feed, FeedSubscription] = {}  # tenant feeds (realtime/feeds.py)
         # Topics whose subscribe is reading the snapshot: (group, layer messages that arrived
@@ -214,7 +220,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._control: list[str] = []
         self._sender_task: asyncio.Task[None] | None = None
         self._flush_queued = False
-        self._token_timers: list[asyncio.TimerHandle] = []
+        self._token_timer: asyncio.TimerHandle | None = None
         self._sending_since: float | None = None
         self._closed = False
         self._bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
@@ -250,7 +256,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         channel = getattr(self, "channel_name", None)
         if (unregister := getattr(layer, "unregister_receiver", None)) is not None:
             unregister(channel)
-        for timer in getattr(self, "_token_timers", ()):
+        if (timer := getattr(self, "_token_timer", None)) is not None:
             timer.cancel()
         if (sender := getattr(self, "_sender_task", None)) is not None:
             sender.cancel()
@@ -417,13 +423,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
                 snap = await store.asnapshot(self.caller.tenant_id, topic)
             except BaseException as exc:
-                del self._joining[key]
+                self._joined(key)
                 await self.channel_layer.group_discard(group, self.channel_name)
                 if isinstance(exc, RealtimeUnavailable):
                     await self._error(key, "unavailable", "State is temporarily unavailable.")
                     return
                 raise
-            del self._joining[key]
+            self._joined(key)
         else:
             try:
                 snap = await store.asnapshot(self.caller.tenant_id, topic)
@@ -465,6 +471,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             watchdog.request_repair(self)
         for message in early:  # what was published while the snapshot was read (F16)
             self.deliver_state(message)
+
+    def _joined(self, key: str) -> None:
+        """The subscribe of ``key`` is past its snapshot read. A dict keeps its table when
+        emptied: an empty one is swapped in, so an idle connection holds no table for it."""
+        del self._joining[key]
+        if not self._joining:
+            self._joining = {}
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         raw_topic = frame.get("topic")
@@ -539,6 +552,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         key = sub.key
         if self._pending.pop(key, None) is not None:
             metrics.FRAMES_COALESCED.inc()
+            if not self._pending and not coalesce:
+                self._pending = {}  # no emptied table kept (see _joined)
         if coalesce:
             self._pending[key] = frame  # the newest goes to the back
         elif len(self._states) >= MAX_STATE_BACKLOG:
@@ -581,8 +596,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return self._control.pop(0)
         if self._states:
             return self._states.pop(0)[1]
-        if self._pending:
-            return self._pending.pop(next(iter(self._pending)))
+        if pending := self._pending:
+            frame = pending.pop(next(iter(pending)))
+            if not pending:
+                self._pending = {}  # no emptied table kept (see _joined)
+            return frame
         if self._feeds and self._feed_backlog():
             return self._next_feed_frame()
         return None
@@ -773,21 +791,22 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             sent = self._feed_offer(feed, key, snap.position, terminal, snap.frame) or sent
         return sent
 
-    # --- token expiry: two timers, no task ----------------------------------------------------
+    # --- token expiry: one timer, no task --------------------------------------------------
     def _arm_token_timers(self) -> None:
-        for timer in self._token_timers:
-            timer.cancel()
-        loop = asyncio.get_running_loop()
+        """The warning (PROTOCOL.md token_expiring) at expiry minus the warning time; the
+        warning's callback then arms the close at expiry itself. One timer at a time."""
+        if self._token_timer is not None:
+            self._token_timer.cancel()
         expires_at = self.caller.expires_at
-        now = time.time()
-        warn_in = max(0.0, expires_at - settings.REALTIME_TOKEN_WARNING - now)
-        self._token_timers = [
-            loop.call_later(warn_in, self._token_expiring, expires_at),
-            loop.call_later(max(0.0, expires_at - now), self._spawn, self._token_expired),
-        ]
+        warn_in = max(0.0, expires_at - settings.REALTIME_TOKEN_WARNING - time.time())
+        loop = asyncio.get_running_loop()
+        self._token_timer = loop.call_later(warn_in, self._token_expiring, expires_at)
 
     def _token_expiring(self, expires_at: int) -> None:
         self._queue(protocol.token_expiring(expires_at))
+        expire_in = max(0.0, expires_at - time.time())
+        loop = asyncio.get_running_loop()
+        self._token_timer = loop.call_later(expire_in, self._spawn, self._token_expired)
 
     async def _token_expired(self) -> None:
         logger.info(
