@@ -183,20 +183,26 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             try:
                 await super().__call__(scope, receive, send)  # any other layer: the stock loop
             finally:
-                await self._release()
+                await self.release()
             return
+        self.attach(scope, send, layer)
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+        finally:
+            # Every exit (disconnect, an escaped exception, cancellation at shutdown) lets go of
+            # the receiver, the groups, the timers and the queues.
+            await self.release()
+
+    def attach(self, scope: Any, send: Any, layer: RealtimeChannelLayer) -> None:
+        """What :meth:`__call__` sets up before its loop (realtime.endpoint runs the same loop
+        in its own frame, one suspended coroutine fewer per connection)."""
         self.scope = scope
         self.channel_layer = layer
         self.channel_name = layer.new_direct_channel()
         self.base_send = send
-        try:
-            with contextlib.suppress(StopConsumer):
-                while True:
-                    await self.dispatch(await receive())
-        finally:
-            # Every exit (disconnect, an escaped exception, cancellation at shutdown) lets go of
-            # the receiver, the groups, the timers and the queues.
-            await self._release()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections (a thread hop) before every handler. This
@@ -241,10 +247,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self._close_code = getattr(self, "_close_code", None) or message.get("code")
         self._closed = True
-        await self._release()
+        await self.release()
         raise StopConsumer()
 
-    async def _release(self) -> None:
+    async def release(self) -> None:
         """Let go of everything the connection holds; runs once, on every way out of
         :meth:`__call__` (audit F6), and whatever state the connection reached."""
         if getattr(self, "_released", False):

@@ -7,8 +7,9 @@ connection, and two of them copy the scope. With thousands of idle sockets per p
 is memory per connection for nothing (bench/ws/RESULTS.md). This callable does what they do
 for ``/ws/v1/``, in the same order and with the same code (origin and token checks in
 :func:`realtime.auth.authenticate_handshake`, the per-user cap in ``realtime.connections``,
-the refusal with 4008 ``too_many_connections``), then runs the consumer in its own frame and
-hands it the handshake's outcome directly instead of in a copied scope.
+the refusal with 4008 ``too_many_connections``), then runs the consumer's loop in its own
+frame (one suspended coroutine per connection, as a bare ASGI app has) and hands the consumer
+the handshake's outcome directly instead of in a copied scope.
 
 Anything else (HTTP, another WebSocket path, a ``root_path`` deployment) goes to the stock
 chain it wraps, unchanged.
@@ -18,9 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from channels.exceptions import StopConsumer
+from channels.layers import get_channel_layer
+
 from realtime import connections, metrics
 from realtime.auth import REASON_TOO_MANY_CONNECTIONS, authenticate_handshake, refuse
 from realtime.consumers import RealtimeConsumer
+from realtime.layer import RealtimeChannelLayer
 from realtime.protocol import CLOSE_POLICY
 
 PATH = "/ws/v1/"
@@ -33,7 +38,7 @@ class RealtimeEndpoint:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "websocket" or scope.get("path") != PATH or scope.get("root_path"):
             await self.fallback(scope, receive, send)
-            return None
+            return
         metrics.connection_opened()
         slot = None
         try:
@@ -43,12 +48,23 @@ class RealtimeEndpoint:
                 if slot is None:
                     await refuse(receive, send, auth.subprotocol, REASON_TOO_MANY_CONNECTIONS)
                     metrics.connection_closed(CLOSE_POLICY)
-                    return None
+                    return
             consumer = RealtimeConsumer()
             consumer.handshake = auth
-            await consumer(scope, receive, send)
+            layer = get_channel_layer(consumer.channel_layer_alias)
+            if not isinstance(layer, RealtimeChannelLayer):
+                await consumer(scope, receive, send)  # another layer: the consumer's stock loop
+                return
+            # RealtimeConsumer.__call__'s loop, run here rather than in a frame of its own.
+            consumer.attach(scope, send, layer)
+            try:
+                while True:
+                    await consumer.dispatch(await receive())
+            except StopConsumer:
+                pass
+            finally:
+                await consumer.release()
         finally:
             if slot is not None:
                 await connections.release(slot)
             metrics.connection_ended()
-        return None
