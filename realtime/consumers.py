@@ -47,7 +47,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from realtime import metrics, protocol, store, watchdog
+from realtime import deadlines, metrics, protocol, store, watchdog
 from realtime.auth import SCOPE_KEY, HandshakeAuth, caller_from_access_token
 from realtime.feeds import FeedSubscription, feed_of
 from realtime.identity import Caller, InvalidClaims, sees_topic
@@ -226,7 +226,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._control: list[str] = []
         self._sender_task: asyncio.Task[None] | None = None
         self._flush_queued = False
-        self._token_timer: asyncio.TimerHandle | None = None
+        self._token_timer: deadlines.Deadline | None = None
         self._sending_since: float | None = None
         self._closed = False
         self._bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
@@ -800,19 +800,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # --- token expiry: one timer, no task --------------------------------------------------
     def _arm_token_timers(self) -> None:
         """The warning (PROTOCOL.md token_expiring) at expiry minus the warning time; the
-        warning's callback then arms the close at expiry itself. One timer at a time."""
+        warning's callback then arms the close at expiry itself. One deadline at a time, under
+        the loop's one deadline timer (realtime/deadlines.py)."""
         if self._token_timer is not None:
             self._token_timer.cancel()
         expires_at = self.caller.expires_at
-        warn_in = max(0.0, expires_at - settings.REALTIME_TOKEN_WARNING - time.time())
-        loop = asyncio.get_running_loop()
-        self._token_timer = loop.call_later(warn_in, self._token_expiring, expires_at)
+        warn_in = expires_at - settings.REALTIME_TOKEN_WARNING - time.time()
+        self._token_timer = deadlines.call_later(warn_in, self._token_expiring, expires_at)
 
     def _token_expiring(self, expires_at: int) -> None:
         self._queue(protocol.token_expiring(expires_at))
-        expire_in = max(0.0, expires_at - time.time())
-        loop = asyncio.get_running_loop()
-        self._token_timer = loop.call_later(expire_in, self._spawn, self._token_expired)
+        expire_in = expires_at - time.time()
+        self._token_timer = deadlines.call_later(expire_in, self._spawn, self._token_expired)
 
     async def _token_expired(self) -> None:
         logger.info(
