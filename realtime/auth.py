@@ -143,7 +143,7 @@ class TokenAuthMiddleware:
         if auth.caller is not None:
             slot = await connections.acquire(auth.caller.tenant_id, auth.caller.user_id)
             if slot is None:
-                await _refuse(receive, send, auth.subprotocol, REASON_TOO_MANY_CONNECTIONS)
+                await refuse(receive, send, auth.subprotocol, REASON_TOO_MANY_CONNECTIONS)
                 metrics.connection_closed(CLOSE_POLICY)
                 return None
         try:
@@ -153,7 +153,7 @@ class TokenAuthMiddleware:
                 await connections.release(slot)
 
 
-async def _refuse(receive: Any, send: Any, subprotocol: str | None, reason: str) -> None:
+async def refuse(receive: Any, send: Any, subprotocol: str | None, reason: str) -> None:
     """Accept, then close with 4008 and a reason (a refused upgrade would only show 1006)."""
     message = await receive()
     if message.get("type") != "websocket.connect":

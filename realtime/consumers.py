@@ -47,7 +47,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from realtime import metrics, protocol, store, watchdog
+from realtime import deadlines, metrics, protocol, store, watchdog
 from realtime.auth import SCOPE_KEY, HandshakeAuth, caller_from_access_token
 from realtime.feeds import FeedSubscription, feed_of
 from realtime.identity import Caller, InvalidClaims, sees_topic
@@ -95,6 +95,50 @@ class Subscription:
 
 # Tasks spawned by consumers (closing, token expiry), held until done: one set per process.
 _background: set[asyncio.Task[None]] = set()
+# Per event loop, the connections with frames to send at the end of this turn (_wake_sender).
+_waiting: dict[asyncio.AbstractEventLoop, list[RealtimeConsumer]] = {}
+
+
+def _flush_waiting(loop: asyncio.AbstractEventLoop) -> None:
+    for consumer in _waiting.pop(loop, ()):
+        try:
+            consumer._flush()
+        except Exception:  # one broken connection must not hold back the others
+            logger.exception("websocket flush failed")
+
+
+async def _awaited(awaitable: Any) -> None:
+    await awaitable
+
+
+async def _resume(coroutine: Coroutine[Any, Any, None], waits_on: Any) -> None:
+    """Run a coroutine to its end from where its first step suspended, as a task would have.
+
+    ``waits_on`` is what that step yielded: the future it awaits (or None for a bare yield,
+    ``asyncio.sleep(0)``). Awaiting the same future here makes this task wait for it, and a
+    cancellation of this task cancels it, which the coroutine then sees as the task would.
+    """
+    while True:
+        try:
+            if waits_on is None:
+                await asyncio.sleep(0)
+            else:
+                # What a task does with a future its coroutine yields: take the "blocking"
+                # mark off (awaiting a future still so marked is refused), then wait on it.
+                waits_on._asyncio_future_blocking = False
+                await waits_on
+        except BaseException as exc:  # noqa: BLE001 - handed on to the coroutine, as a task would
+            if waits_on is None or not waits_on.done():
+                try:
+                    waits_on = coroutine.throw(exc)
+                except StopIteration:
+                    return
+                continue
+        # The future is done: the coroutine reads its result (or exception) itself.
+        try:
+            waits_on = coroutine.send(None)
+        except StopIteration:
+            return
 
 
 class TokenBucket:
@@ -117,6 +161,12 @@ class TokenBucket:
 class RealtimeConsumer(AsyncWebsocketConsumer):
     caller: Caller
     tenant_id: int
+    # Set by realtime.endpoint before the consumer runs; under the stock chain the handshake's
+    # outcome is in the scope (TokenAuthMiddleware).
+    handshake: HandshakeAuth | None = None
+    # Channels' base class gives every instance a list of groups to join; this consumer joins
+    # its groups itself, so all instances share one empty tuple.
+    groups: Any = ()
 
     # --- Channels plumbing ----------------------------------------------------------------
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -133,20 +183,26 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             try:
                 await super().__call__(scope, receive, send)  # any other layer: the stock loop
             finally:
-                await self._release()
+                await self.release()
             return
+        self.attach(scope, send, layer)
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
+        finally:
+            # Every exit (disconnect, an escaped exception, cancellation at shutdown) lets go of
+            # the receiver, the groups, the timers and the queues.
+            await self.release()
+
+    def attach(self, scope: Any, send: Any, layer: RealtimeChannelLayer) -> None:
+        """What :meth:`__call__` sets up before its loop (realtime.endpoint runs the same loop
+        in its own frame, one suspended coroutine fewer per connection)."""
         self.scope = scope
         self.channel_layer = layer
         self.channel_name = layer.new_direct_channel()
         self.base_send = send
-        try:
-            with contextlib.suppress(StopConsumer):
-                while True:
-                    await self.dispatch(await receive())
-        finally:
-            # Every exit (disconnect, an escaped exception, cancellation at shutdown) lets go of
-            # the receiver, the groups, the timers and the queues.
-            await self._release()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale DB connections (a thread hop) before every handler. This
@@ -157,7 +213,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await handler(message)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
-        auth: HandshakeAuth = self.scope[SCOPE_KEY]
+        auth: HandshakeAuth = self.handshake or self.scope[SCOPE_KEY]
         self.subs: dict[str, Subscription] = {}
         self._feeds: dict[Feed, FeedSubscription] = {}  # tenant feeds (realtime/feeds.py)
         # Topics whose subscribe is reading the snapshot: (group, layer messages that arrived
@@ -169,7 +225,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._states: list[tuple[str, str]] = []  # (topic, frame)
         self._control: list[str] = []
         self._sender_task: asyncio.Task[None] | None = None
-        self._token_timers: list[asyncio.TimerHandle] = []
+        self._flush_queued = False
+        self._token_timer: deadlines.Deadline | None = None
         self._sending_since: float | None = None
         self._closed = False
         self._bucket = TokenBucket(settings.REALTIME_RATE_PER_SECOND, settings.REALTIME_RATE_BURST)
@@ -190,10 +247,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         self._close_code = getattr(self, "_close_code", None) or message.get("code")
         self._closed = True
-        await self._release()
+        await self.release()
         raise StopConsumer()
 
-    async def _release(self) -> None:
+    async def release(self) -> None:
         """Let go of everything the connection holds; runs once, on every way out of
         :meth:`__call__` (audit F6), and whatever state the connection reached."""
         if getattr(self, "_released", False):
@@ -205,7 +262,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         channel = getattr(self, "channel_name", None)
         if (unregister := getattr(layer, "unregister_receiver", None)) is not None:
             unregister(channel)
-        for timer in getattr(self, "_token_timers", ()):
+        if (timer := getattr(self, "_token_timer", None)) is not None:
             timer.cancel()
         if (sender := getattr(self, "_sender_task", None)) is not None:
             sender.cancel()
@@ -372,13 +429,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
                 snap = await store.asnapshot(self.caller.tenant_id, topic)
             except BaseException as exc:
-                del self._joining[key]
+                self._joined(key)
                 await self.channel_layer.group_discard(group, self.channel_name)
                 if isinstance(exc, RealtimeUnavailable):
                     await self._error(key, "unavailable", "State is temporarily unavailable.")
                     return
                 raise
-            del self._joining[key]
+            self._joined(key)
         else:
             try:
                 snap = await store.asnapshot(self.caller.tenant_id, topic)
@@ -420,6 +477,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             watchdog.request_repair(self)
         for message in early:  # what was published while the snapshot was read (F16)
             self.deliver_state(message)
+
+    def _joined(self, key: str) -> None:
+        """The subscribe of ``key`` is past its snapshot read. A dict keeps its table when
+        emptied: an empty one is swapped in, so an idle connection holds no table for it."""
+        del self._joining[key]
+        if not self._joining:
+            self._joining = {}
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         raw_topic = frame.get("topic")
@@ -494,6 +558,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         key = sub.key
         if self._pending.pop(key, None) is not None:
             metrics.FRAMES_COALESCED.inc()
+            if not self._pending and not coalesce:
+                self._pending = {}  # no emptied table kept (see _joined)
         if coalesce:
             self._pending[key] = frame  # the newest goes to the back
         elif len(self._states) >= MAX_STATE_BACKLOG:
@@ -510,29 +576,83 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self._states = [entry for entry in self._states if entry[0] != key]
 
     def _wake_sender(self) -> None:
-        """Start the sender unless it runs; it exits when the queues are empty, so an idle
-        connection holds no task of its own."""
-        if self._sender_task is None or self._sender_task.done():
-            self._sender_task = asyncio.create_task(self._send_queued())
+        """Have what is queued sent at the end of this event-loop turn.
 
-    async def _send_queued(self) -> None:
+        No task per frame: the connection joins its loop's list of connections with frames
+        waiting, and one callback per turn (:func:`_flush_waiting`) sends them all, each
+        connection's frames back to back. A send that has to wait for the client (its write
+        buffer is full) continues in a task of the connection's own, which keeps sending
+        until the queues are empty and then ends, so an idle connection holds no task.
+        """
+        if self._sender_task is not None or self._flush_queued:
+            return
+        self._flush_queued = True
+        loop = asyncio.get_running_loop()
+        waiting = _waiting.get(loop)
+        if waiting is None:
+            waiting = _waiting[loop] = []
+            loop.call_soon(_flush_waiting, loop)
+        waiting.append(self)
+
+    def _next_frame(self) -> str | None:
         # Per topic the order holds: a status frame is queued behind earlier ones; a pending
         # progress frame always has a higher seq than the topic's queued status frames.
         # Feed frames (one per item, realtime/feeds.py) come after the topics' frames.
-        while self._control or self._states or self._pending or self._feed_backlog():
-            if self._control:
-                frame = self._control.pop(0)
-            elif self._states:
-                frame = self._states.pop(0)[1]
-            elif self._pending:
-                frame = self._pending.pop(next(iter(self._pending)))
-            else:
-                frame = self._next_feed_frame()
+        if self._control:
+            return self._control.pop(0)
+        if self._states:
+            return self._states.pop(0)[1]
+        if pending := self._pending:
+            frame = pending.pop(next(iter(pending)))
+            if not pending:
+                self._pending = {}  # no emptied table kept (see _joined)
+            return frame
+        if self._feeds and self._feed_backlog():
+            return self._next_feed_frame()
+        return None
+
+    def _flush(self) -> None:
+        """Send queued frames until the queues are empty or a send has to wait.
+
+        The server's ``send`` is run eagerly: when it completes without waiting (its usual
+        case: the frame goes to the transport at once), no task or loop turn is spent on it.
+        When it suspends, a task finishes it and goes on with the rest (:meth:`_send_queued`).
+        """
+        self._flush_queued = False
+        while self._sender_task is None:
+            frame = self._next_frame()
+            if frame is None:
+                return
+            send = self.base_send({"type": "websocket.send", "text": frame})
+            if not asyncio.iscoroutine(send):  # an awaitable of another kind: await it in a task
+                send, waits_on = _awaited(send), None
+                self._sending_since = time.monotonic()
+                self._sender_task = asyncio.create_task(self._send_queued(send, waits_on))
+                return
+            try:
+                waits_on = send.send(None)
+            except StopIteration:
+                metrics.FRAMES_SENT.inc()
+                continue
+            except Exception:  # the client is gone: its disconnect ends the connection
+                logger.debug("websocket send failed", exc_info=True)
+                return
             self._sending_since = time.monotonic()
-            await self.base_send({"type": "websocket.send", "text": frame})
+            self._sender_task = asyncio.create_task(self._send_queued(send, waits_on))
+
+    async def _send_queued(self, send: Coroutine[Any, Any, None], waits_on: Any) -> None:
+        """Finish a send that suspended, then send the rest (in this task while sends wait)."""
+        try:
+            await _resume(send, waits_on)
             metrics.FRAMES_SENT.inc()
             self._sending_since = None
-        self._sender_task = None  # nothing waits: drop the finished task too
+            while (frame := self._next_frame()) is not None:
+                self._sending_since = time.monotonic()
+                await self.base_send({"type": "websocket.send", "text": frame})
+                metrics.FRAMES_SENT.inc()
+                self._sending_since = None
+        finally:
+            self._sender_task = None  # nothing waits: drop the finished task too
 
     # --- tenant feeds (realtime/feeds.py) ---------------------------------------------------
     async def _subscribe_feed(self, feed: Feed, frame: dict[str, Any]) -> None:
@@ -677,21 +797,21 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             sent = self._feed_offer(feed, key, snap.position, terminal, snap.frame) or sent
         return sent
 
-    # --- token expiry: two timers, no task ----------------------------------------------------
+    # --- token expiry: one timer, no task --------------------------------------------------
     def _arm_token_timers(self) -> None:
-        for timer in self._token_timers:
-            timer.cancel()
-        loop = asyncio.get_running_loop()
+        """The warning (PROTOCOL.md token_expiring) at expiry minus the warning time; the
+        warning's callback then arms the close at expiry itself. One deadline at a time, under
+        the loop's one deadline timer (realtime/deadlines.py)."""
+        if self._token_timer is not None:
+            self._token_timer.cancel()
         expires_at = self.caller.expires_at
-        now = time.time()
-        warn_in = max(0.0, expires_at - settings.REALTIME_TOKEN_WARNING - now)
-        self._token_timers = [
-            loop.call_later(warn_in, self._token_expiring, expires_at),
-            loop.call_later(max(0.0, expires_at - now), self._spawn, self._token_expired),
-        ]
+        warn_in = expires_at - settings.REALTIME_TOKEN_WARNING - time.time()
+        self._token_timer = deadlines.call_later(warn_in, self._token_expiring, expires_at)
 
     def _token_expiring(self, expires_at: int) -> None:
         self._queue(protocol.token_expiring(expires_at))
+        expire_in = expires_at - time.time()
+        self._token_timer = deadlines.call_later(expire_in, self._spawn, self._token_expired)
 
     async def _token_expired(self) -> None:
         logger.info(

@@ -128,6 +128,24 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str], str, str]] = {
         "design",
         "as design-uvicorn, app from BENCH_WS_APP (to compare a patched app in the same run)",
     ),
+    "design-uvicorn-sansio-custom": (
+        [
+            *_UVICORN[:2],
+            os.environ.get("BENCH_WS_APP", "project.asgi:application"),
+            *_UVICORN[3:],
+            *["--port", "{port}", "--ws", "websockets-sansio"],
+        ],
+        {},
+        "design",
+        "as design-uvicorn-sansio, app from BENCH_WS_APP (a patched app, in the same run)",
+    ),
+    "design-uvicorn-sansio-base": (
+        [*_UVICORN, "--port", "{port}", "--ws", "websockets-sansio"],
+        {},
+        "design",
+        "as design-uvicorn-sansio, served from the checkout BENCH_WS_BASE (the commit before a "
+        "change, in a second worktree) with this checkout's venv",
+    ),
     "stock-core": (
         [*_DAPHNE, "-p", "{port}", "bench.ws.stock_asgi:application"],
         {**_STOCK_ENV, "BENCH_STOCK_LAYER": "core"},
@@ -228,13 +246,29 @@ def _raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _root_of(variant: str) -> Path:
+    """The checkout a variant's server runs from: this one, or BENCH_WS_BASE for ``-base``."""
+    if variant.endswith("-base"):
+        base = os.environ.get("BENCH_WS_BASE")
+        if not base:
+            raise RuntimeError(f"{variant} needs BENCH_WS_BASE (a checkout of the base commit)")
+        return Path(base).resolve()
+    return ROOT
+
+
 def _spawn(
-    args: list[str], name: str, env: dict[str, str] | None = None, pipe: bool = False
+    args: list[str],
+    name: str,
+    env: dict[str, str] | None = None,
+    pipe: bool = False,
+    root: Path = ROOT,
 ) -> subprocess.Popen[str]:
     log = (LOGS / f"{name}.log").open("w")
+    if root != ROOT:  # python -m puts the working directory first on sys.path; PYTHONPATH too
+        env = {**(env or {}), "PYTHONPATH": os.pathsep.join([str(root), EXTRA])}
     return subprocess.Popen(
         [PY, *args],
-        cwd=ROOT,
+        cwd=root,
         env={**os.environ, **(env or {})},
         stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
         stdout=subprocess.PIPE if pipe else log,
@@ -438,7 +472,9 @@ def measure(
     argv, env, mode, _ = VARIANTS[variant]
     port = devservices.free_port()
     result = Result(variant=variant, clients=n)
-    server = _spawn([a.format(port=port) for a in argv], f"{variant}-{n}-server", env)
+    server = _spawn(
+        [a.format(port=port) for a in argv], f"{variant}-{n}-server", env, root=_root_of(variant)
+    )
     clients: list[subprocess.Popen[str]] = []
     publisher: subprocess.Popen[str] | None = None
     profiler: subprocess.Popen[str] | None = None
@@ -481,7 +517,7 @@ def measure(
 
         publisher = _spawn(["bench/ws/publisher.py"], f"{variant}-{n}-publisher", env, pipe=True)
         _ask(publisher, {"mode": mode, "topics": topics[: WARM_CONNECTIONS + n], "tenant_id": 1})
-        if args.profile == variant:  # sample the server through the 1,000/s step
+        if variant in args.profile:  # sample the server through the 1,000/s step
             profiler = _start_profile(server.pid, variant, n, args.warmup + args.latency_seconds)
         lat = run_step(1000, server, clients, publisher, args.warmup, args.latency_seconds)
         result.latency_1000 = lat
@@ -669,7 +705,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, nargs="+", default=[1000])
     parser.add_argument("--servers", nargs="+", default=DEFAULT_SERVERS, choices=list(VARIANTS))
     parser.add_argument("--quick", action="store_true", help="short steps, a smoke run")
-    parser.add_argument("--profile", default=None, help="py-spy this variant at 1,000/s")
+    parser.add_argument("--profile", nargs="*", default=[], help="py-spy these variants at 1,000/s")
     parser.add_argument("--no-ladder", action="store_true", help="only the 1,000/s step")
     parser.add_argument("--output", default="last_run")
     args = parser.parse_args()
