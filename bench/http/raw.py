@@ -15,40 +15,15 @@ must not import Django: it refuses to start if anything did.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from bench.http.document import NOOP_DOCUMENT
 from realtime.identity import InvalidClaims
 from realtime.tokens import AccessTokenVerifier
 
-# The no-op view's document (bench/http/views.py), repeated here: importing that module would
-# import Django.
-DOCUMENT = json.dumps(
-    {
-        "topic": "job:7c9e6679-7425-40de-944b-e07fc1f90ae7",
-        "seq": 2,
-        "status": "PROCESSING",
-        "progress": {
-            "percent": 42,
-            "step": "importing",
-            "step_index": 3,
-            "step_total": 5,
-            "step_name_display": "학생 등록",
-            "step_percent": 40,
-            "remaining_seconds": 12,
-        },
-        "job_type": "excel_import",
-        "error": None,
-        "result": None,
-        "result_in_db": False,
-        "updated_at": 1763780000123,
-    },
-    ensure_ascii=False,
-    separators=(",", ":"),
-).encode()
 UNAUTHENTICATED = b'{"code":"not_authenticated","detail":"A valid access token is required."}'
 
 Scope = MutableMapping[str, Any]
@@ -83,7 +58,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
     if scheme == "Bearer" and token:
         try:
             _verifier.caller(token.strip())
-            status, body = 200, DOCUMENT
+            status, body = 200, NOOP_DOCUMENT
         except InvalidClaims:
             pass
     await send({"type": "http.response.start", "status": status, "headers": _headers(body)})

@@ -7,38 +7,12 @@ class, so progress / no-op isolates the Redis read. ``noop_noauth_api`` skips th
 
 from __future__ import annotations
 
-import json
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from bench.http import sqlcount
+from bench.http.document import NOOP_DOCUMENT
 from realtime.http import bearer_caller
 from realtime.protocol import error_body
-
-# What a PROCESSING job's document looks like (PROTOCOL.md §3), fixed.
-NOOP_DOCUMENT = json.dumps(
-    {
-        "topic": "job:7c9e6679-7425-40de-944b-e07fc1f90ae7",
-        "seq": 2,
-        "status": "PROCESSING",
-        "progress": {
-            "percent": 42,
-            "step": "importing",
-            "step_index": 3,
-            "step_total": 5,
-            "step_name_display": "학생 등록",
-            "step_percent": 40,
-            "remaining_seconds": 12,
-        },
-        "job_type": "excel_import",
-        "error": None,
-        "result": None,
-        "result_in_db": False,
-        "updated_at": 1763780000123,
-    },
-    ensure_ascii=False,
-    separators=(",", ":"),
-).encode()
 
 
 def _document_response() -> HttpResponse:
