@@ -189,7 +189,9 @@ def test_redis_connections_per_process_stay_fixed_through_1000_worker_publishes(
     assert held_after[worker.pid] <= WORKER_REDIS_THREADS, detail  # type: ignore[attr-defined]
     assert after - before == held_after[worker.pid] - held_before[worker.pid], detail  # type: ignore[attr-defined]
     servers = [held_after[pid] for pid in pids[:-1]]
-    assert all(1 <= count <= 4 for count in servers), held_after  # subscriber + a small pool
+    # the layer's subscriber and publisher, the progress reads' pipelined connection
+    # (realtime/multiplex.py) and one or two of the command pool
+    assert all(1 <= count <= 5 for count in servers), held_after
     _report(
         "Redis connections under 1,000 publishes",
         processes=PROCESSES,
