@@ -128,7 +128,7 @@ async def _serve(head: bool, send: Send, topic: Topic, headers: dict[bytes, byte
                 *_fixed_headers(),
                 (b"content-length", b"%d" % len(reply.body)),
                 (b"x-request-id", rid.encode("latin-1")),
-                *reply.headers,
+                *_wire(reply.headers),
             ],
         }
     )
@@ -201,6 +201,23 @@ def _fixed_headers() -> list[tuple[bytes, bytes]]:
     headers.append((b"vary", b"Accept-Language"))
     _fixed[:] = headers
     return _fixed
+
+
+# A reply's own headers as ASGI sends them, per distinct tuple: the few the endpoint answers
+# with (Cache-Control; WWW-Authenticate, Retry-After), so the dict stays small.
+_wire_headers: dict[tuple[tuple[str, str], ...], tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def _wire(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    try:
+        return _wire_headers[headers]
+    except KeyError:
+        pass
+    wire = tuple((name.lower().encode(), value.encode("latin-1")) for name, value in headers)
+    if len(_wire_headers) >= 64:
+        _wire_headers.clear()
+    _wire_headers[headers] = wire
+    return wire
 
 
 def forget_settings(**_kwargs: object) -> None:

@@ -30,15 +30,14 @@ from realtime.state import TERMINAL_STATUSES
 from realtime.store import RealtimeUnavailable
 
 RETRY_AFTER_SECONDS = 2
-_OK_HEADERS = ((b"cache-control", b"no-store"),)
+_OK_HEADERS = (("Cache-Control", "no-store"),)
 _TERMINAL = frozenset(status.encode() for status in TERMINAL_STATUSES)
 
 
 class Reply(NamedTuple):
     status: int
     body: bytes
-    # Lower-case names, as ASGI sends them.
-    headers: tuple[tuple[bytes, bytes], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def bearer_caller(authorization: str) -> Caller | None:
@@ -51,7 +50,7 @@ def bearer_caller(authorization: str) -> Caller | None:
         return None
 
 
-def _error(status: int, code: str, detail: str, *headers: tuple[bytes, bytes]) -> Reply:
+def _error(status: int, code: str, detail: str, *headers: tuple[str, str]) -> Reply:
     return Reply(status, json.dumps(error_body(code, detail)).encode(), headers)
 
 
@@ -79,7 +78,7 @@ async def progress_reply(
                 401,
                 "not_authenticated",
                 _("A valid access token is required."),
-                (b"www-authenticate", b'Bearer realm="api"'),
+                ("WWW-Authenticate", 'Bearer realm="api"'),
             )
     if caller.must_change_password:
         # As every other endpoint but "me" and the password change (ADR 0102, audit F25):
@@ -96,7 +95,7 @@ async def progress_reply(
                 503,
                 "unavailable",
                 _("The service is temporarily unavailable. Try again shortly."),
-                (b"retry-after", b"%d" % RETRY_AFTER_SECONDS),
+                ("Retry-After", str(RETRY_AFTER_SECONDS)),
             )
     if read is None or not sees_topic(caller, owner_id=read.owner_id):
         # Missing and not-yours look the same; the client then reads the record once.
@@ -112,10 +111,8 @@ async def progress_response(request: HttpRequest, topic: Topic) -> HttpResponse:
     if request.method in ("GET", "HEAD"):
         reply = await progress_reply(request.headers.get("Authorization", ""), topic)
     else:
-        reply = _error(
-            405, "method_not_allowed", _("Method not allowed."), (b"allow", b"GET, HEAD")
-        )
+        reply = _error(405, "method_not_allowed", _("Method not allowed."), ("Allow", "GET, HEAD"))
     response = HttpResponse(reply.body, status=reply.status, content_type="application/json")
     for name, value in reply.headers:
-        response[name.decode()] = value.decode("latin-1")
+        response[name] = value
     return response
