@@ -1,5 +1,5 @@
-"""ASGI entry point: HTTP through Django (progress reads on a fast path), WebSockets through
-the realtime core."""
+"""ASGI entry point: progress reads on a fast path in front of everything, other HTTP through
+Django, WebSockets through the realtime core."""
 
 import gc
 import os
@@ -27,12 +27,15 @@ if settings.ASGI_GC_TUNING:  # see the setting's comment
 
 application = ProtocolTypeRouter(
     {
-        # GET /metrics (internal scrapers only) and GET …/progress/ are answered before
-        # Django's middleware; everything else is Django.
-        "http": MetricsEndpoint(ProgressFastPath(django_asgi_app)),
+        # GET /metrics (internal scrapers only) is answered before Django's middleware;
+        # everything else is Django.
+        "http": MetricsEndpoint(django_asgi_app),
         "websocket": TokenAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
 # /ws/v1/ in one callable in front of that chain (realtime/endpoint.py): the same checks, the
 # same consumer, four suspended frames and two scope copies fewer per connection.
 application = RealtimeEndpoint(application)
+# GET …/progress/ (the hottest path: every client whose socket is down polls it) is answered
+# by the outermost layer, which adds no frame of its own (realtime/fastpath.py, ADR 0018).
+application = ProgressFastPath(application)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from realtime import connections, metrics
 from realtime.identity import Caller, InvalidClaims
@@ -42,7 +43,10 @@ def caller_from_access_token(raw: str) -> Caller:
     The check is simplejwt's ``AccessToken(raw)`` for ``settings.SIMPLE_JWT``, done by
     :mod:`realtime.tokens` (no Django; verified tokens remembered until they expire).
     """
-    return _verifier(_jwt_settings()).caller(raw)
+    verifier = _current_verifier
+    if verifier is None:
+        verifier = _remember_verifier()
+    return verifier.caller(raw)
 
 
 def _jwt_settings() -> tuple[str, str, float]:
@@ -67,6 +71,25 @@ def _verifier(options: tuple[str, str, float]) -> AccessTokenVerifier:
             key, algorithm=algorithm, leeway=leeway
         )
     return verifier
+
+
+# The verifier for the current settings, so a request reads no setting; forgotten when a
+# setting changes (``setting_changed``: the tests' ``override_settings``).
+_current_verifier: AccessTokenVerifier | None = None
+
+
+def _remember_verifier() -> AccessTokenVerifier:
+    global _current_verifier
+    _current_verifier = _verifier(_jwt_settings())
+    return _current_verifier
+
+
+def forget_settings(**_kwargs: object) -> None:
+    global _current_verifier
+    _current_verifier = None
+
+
+setting_changed.connect(forget_settings, dispatch_uid="realtime.auth.forget_settings")
 
 
 @dataclass(frozen=True, slots=True)

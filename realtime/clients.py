@@ -20,6 +20,7 @@ import weakref
 import redis
 import redis.asyncio as aredis
 from django.conf import settings
+from django.core.signals import setting_changed
 
 from realtime.multiplex import Multiplexer, supports
 
@@ -65,10 +66,25 @@ _multiplexers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Multiplexer]
 )
 
 
+# The last loop asked for and its multiplexer: a process serves from one loop, so most calls
+# look up nothing and read no setting. Dropped by reset_clients() and when a setting changes.
+_last: tuple[asyncio.AbstractEventLoop, Multiplexer | None] | None = None
+
+
 def async_multiplexer() -> Multiplexer | None:
     """This loop's one pipelined connection (realtime/multiplex.py), or None for a URL it
     does not speak (then use :func:`async_redis`)."""
+    global _last
     loop = asyncio.get_running_loop()
+    last = _last
+    if last is not None and last[0] is loop:
+        return last[1]
+    multiplexer = _loop_multiplexer(loop)
+    _last = (loop, multiplexer)
+    return multiplexer
+
+
+def _loop_multiplexer(loop: asyncio.AbstractEventLoop) -> Multiplexer | None:
     multiplexer = _multiplexers.get(loop)
     url = settings.REDIS_URL
     if multiplexer is None or multiplexer.url != url:
@@ -93,3 +109,14 @@ def reset_clients() -> None:
         _sync_client = None
     _async_clients.clear()
     _multiplexers.clear()
+    forget_multiplexer()
+
+
+def forget_multiplexer(**_kwargs: object) -> None:
+    """Look the multiplexer up again on the next call (``setting_changed``: REDIS_URL and the
+    timeouts are read there)."""
+    global _last
+    _last = None
+
+
+setting_changed.connect(forget_multiplexer, dispatch_uid="realtime.clients.forget_multiplexer")

@@ -11,21 +11,31 @@ the same body as the Django views (:func:`realtime.http.progress_reply`) and the
 middleware these responses need: Host validation (anything doubtful falls through to Django,
 which answers it as before), the request id, the caller's language, and the security headers.
 Every other request, and every other method on these paths, goes to Django unchanged.
+
+It is the outermost layer of ``project.asgi.application`` and has no frame of its own: its
+``__call__`` is a plain function returning the coroutine it picked (the progress reply, or the
+inner application's call), marked as a coroutine function so servers treat it as ASGI 3. What
+does not change between requests is worked out once and remembered (the fixed headers, the Host
+verdicts, the route of a path), and forgotten when a setting changes (``setting_changed``: the
+tests' ``override_settings``). ADR 0018 has the figures.
 """
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from asgiref.sync import markcoroutinefunction
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.http.request import split_domain_port, validate_host
 from django.utils import translation
-from django_guid import clear_guid, set_guid
+from django_guid.context import guid as _guid
 
-from realtime.http import Reply, progress_reply
+from realtime.http import progress_reply
 from realtime.keys import Topic
 
 Scope = MutableMapping[str, Any]
@@ -42,70 +52,106 @@ ROUTES: tuple[tuple[re.Pattern[str], Callable[[uuid.UUID], Topic]], ...] = (
 )
 REQUEST_ID_HEADER = b"x-request-id"
 _MAX_REQUEST_ID = 200
+# Paths whose route is remembered; a poller asks for the same few paths again and again, and
+# any client can send any path, hence the bound (the whole memory is dropped when full).
+ROUTE_CACHE_SIZE = 4096
+HOST_CACHE_SIZE = 1024
+# uuid4's version (4) and variant (RFC 4122) bits, over 128 random bits.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+_routes: dict[str, Topic | None] = {}
 
 
 def route(path: str) -> Topic | None:
+    try:
+        return _routes[path]
+    except KeyError:
+        pass
+    topic = None
     for pattern, topic_of in ROUTES:
         if (match := pattern.match(path)) is not None:
-            return topic_of(uuid.UUID(match["id"]))
-    return None
+            topic = topic_of(uuid.UUID(match["id"]))
+            break
+    if len(_routes) >= ROUTE_CACHE_SIZE:
+        _routes.clear()
+    _routes[path] = topic
+    return topic
 
 
 class ProgressFastPath:
-    """Wraps the Django ASGI app; serves the progress routes, passes everything else on."""
+    """Wraps the ASGI app; serves the progress routes, passes everything else on."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    # Not ``async``: the coroutine returned is the progress reply's or the inner app's, so a
+    # request passes through no frame of this layer.
+    @markcoroutinefunction
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             topic = route(scope["path"])
             if topic is not None:
-                headers = _headers(scope)
-                if _host_allowed(headers.get(b"host", b"").decode("latin-1")):
-                    await self._serve(scope, send, topic, headers)
-                    return
-        await self.app(scope, receive, send)
-
-    async def _serve(
-        self, scope: Scope, send: Send, topic: Topic, headers: dict[bytes, bytes]
-    ) -> None:
-        request_id = headers.get(REQUEST_ID_HEADER, b"").decode("latin-1")[:_MAX_REQUEST_ID]
-        request_id = request_id or uuid.uuid4().hex
-        set_guid(request_id)  # log lines of this request carry it, as under the middleware
-        try:
-            reply = await progress_reply(
-                headers.get(b"authorization", b"").decode("latin-1"),
-                topic,
-                # Only error details are translated: the language is worked out for them only.
-                language=lambda: _language(headers.get(b"accept-language", b"")),
-            )
-        finally:
-            clear_guid()
-        await _send(send, reply, request_id, head=scope["method"] == "HEAD")
+                headers = {name.lower(): value for name, value in scope.get("headers", ())}
+                if _host_allowed(headers.get(b"host", b"")):
+                    return _serve(scope["method"] == "HEAD", send, topic, headers)
+        return self.app(scope, receive, send)
 
 
-def _headers(scope: Scope) -> dict[bytes, bytes]:
-    return {name.lower(): value for name, value in scope.get("headers", ())}
+def request_id() -> str:
+    """A new request id: uuid4's hex form, from ``random`` (ids correlate log lines; they are
+    not secrets, and ``random`` is reseeded in every forked process)."""
+    return "%032x" % (random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
 
 
-# Host header -> (the ALLOWED_HOSTS object and DEBUG it was checked against, verdict). A
-# client sends the same Host on every request; overridden settings (a new list) miss.
-_host_verdicts: dict[str, tuple[object, bool, bool]] = {}
+async def _serve(head: bool, send: Send, topic: Topic, headers: dict[bytes, bytes]) -> None:
+    given = headers.get(REQUEST_ID_HEADER)
+    rid = given.decode("latin-1")[:_MAX_REQUEST_ID] if given else request_id()
+    # django-guid's context variable, as its middleware sets it: this request's log lines
+    # carry the id. The request runs in a task of its own, so the value ends with it; it is
+    # reset anyway, for a server that runs several requests in one context.
+    token = _guid.set(rid)
+    try:
+        reply = await progress_reply(
+            headers.get(b"authorization", b"").decode("latin-1"),
+            topic,
+            # Only error details are translated: the language is worked out for them only.
+            language=lambda: _language(headers.get(b"accept-language", b"")),
+        )
+    finally:
+        _guid.reset(token)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": reply.status,
+            "headers": [
+                *_fixed_headers(),
+                (b"content-length", b"%d" % len(reply.body)),
+                (b"x-request-id", rid.encode("latin-1")),
+                *_wire(reply.headers),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else reply.body})
 
 
-def _host_allowed(host: str) -> bool:
-    known = _host_verdicts.get(host)
-    if known is not None and known[0] is settings.ALLOWED_HOSTS and known[1] == settings.DEBUG:
-        return known[2]
-    domain, _port = split_domain_port(host)
+# Host header -> verdict. A client sends the same Host on every request.
+_host_verdicts: dict[bytes, bool] = {}
+
+
+def _host_allowed(host: bytes) -> bool:
+    try:
+        return _host_verdicts[host]
+    except KeyError:
+        pass
+    domain, _port = split_domain_port(host.decode("latin-1"))
     allowed = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not allowed:
         allowed = [".localhost", "127.0.0.1", "[::1]"]  # Django's own DEBUG default
     verdict = bool(domain) and validate_host(domain, allowed)
-    if len(_host_verdicts) >= 1024:  # bounded: a client could send any Host
+    if len(_host_verdicts) >= HOST_CACHE_SIZE:  # bounded: a client could send any Host
         _host_verdicts.clear()
-    _host_verdicts[host] = (settings.ALLOWED_HOSTS, settings.DEBUG, verdict)
+    _host_verdicts[host] = verdict
     return verdict
 
 
@@ -130,9 +176,19 @@ def _language(header: bytes) -> str:
     return str(settings.LANGUAGE_CODE)
 
 
-def _security_headers() -> list[tuple[bytes, bytes]]:
-    """What SecurityMiddleware and XFrameOptionsMiddleware add to a JSON response."""
-    headers = []
+_fixed: list[tuple[bytes, bytes]] = []
+
+
+def _fixed_headers() -> list[tuple[bytes, bytes]]:
+    """The headers every reply has: the media type, what the request-id, security and
+    X-Frame-Options middleware add to a JSON response, and ``Vary`` (built once per settings)."""
+    if _fixed:
+        return _fixed
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"access-control-expose-headers", b"X-Request-ID"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
     if settings.SECURE_REFERRER_POLICY:
         policy = settings.SECURE_REFERRER_POLICY
         value = policy if isinstance(policy, str) else ",".join(policy)
@@ -142,19 +198,32 @@ def _security_headers() -> list[tuple[bytes, bytes]]:
             (b"cross-origin-opener-policy", settings.SECURE_CROSS_ORIGIN_OPENER_POLICY.encode())
         )
     headers.append((b"x-frame-options", settings.X_FRAME_OPTIONS.encode()))
-    return headers
+    headers.append((b"vary", b"Accept-Language"))
+    _fixed[:] = headers
+    return _fixed
 
 
-async def _send(send: Send, reply: Reply, request_id: str, *, head: bool) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(reply.body)).encode()),
-        (b"x-request-id", request_id.encode("latin-1")),
-        (b"access-control-expose-headers", b"X-Request-ID"),
-        (b"x-content-type-options", b"nosniff"),
-        *_security_headers(),
-        (b"vary", b"Accept-Language"),
-        *((name.lower().encode(), value.encode("latin-1")) for name, value in reply.headers),
-    ]
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else reply.body})
+# A reply's own headers as ASGI sends them, per distinct tuple: the few the endpoint answers
+# with (Cache-Control; WWW-Authenticate, Retry-After), so the dict stays small.
+_wire_headers: dict[tuple[tuple[str, str], ...], tuple[tuple[bytes, bytes], ...]] = {}
+
+
+def _wire(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    try:
+        return _wire_headers[headers]
+    except KeyError:
+        pass
+    wire = tuple((name.lower().encode(), value.encode("latin-1")) for name, value in headers)
+    if len(_wire_headers) >= 64:
+        _wire_headers.clear()
+    _wire_headers[headers] = wire
+    return wire
+
+
+def forget_settings(**_kwargs: object) -> None:
+    """Drop what was worked out from settings (``setting_changed``; tests override them)."""
+    _fixed.clear()
+    _host_verdicts.clear()
+
+
+setting_changed.connect(forget_settings, dispatch_uid="realtime.fastpath.forget_settings")

@@ -131,5 +131,14 @@ def state_delivered(message: dict[str, Any]) -> None:
         LAG.observe(max(0.0, time.time() - updated_at / 1000))
 
 
+# (kind, outcome) -> its child of PROGRESS_REQUESTS: ``labels()`` takes a lock and checks the
+# labels on every call, the progress endpoints count every answer.
+_progress_children: dict[tuple[str, str], Any] = {}
+
+
 def progress_request(kind: str, outcome: str) -> None:
-    PROGRESS_REQUESTS.labels(kind, outcome).inc()
+    try:
+        child = _progress_children[kind, outcome]
+    except KeyError:
+        child = _progress_children[kind, outcome] = PROGRESS_REQUESTS.labels(kind, outcome)
+    child.inc()

@@ -142,9 +142,19 @@ class Multiplexer:
 
     async def execute(self, command: bytes) -> Any:
         """The reply to one packed command (:func:`pack`)."""
+        return await self.submit(command)
+
+    def submit(self, command: bytes) -> asyncio.Future[Any]:
+        """The future of the reply to one packed command: on a connection already open, the
+        connection's own future (awaiting it adds no coroutine), else a task that connects
+        first."""
         protocol = self._protocol
-        if protocol is None or protocol.closed:
-            protocol = await self._connected()
+        if protocol is not None and not protocol.closed:
+            return protocol.submit(command)
+        return asyncio.ensure_future(self._submit_connecting(command))
+
+    async def _submit_connecting(self, command: bytes) -> Any:
+        protocol = await self._connected()
         return await protocol.submit(command)
 
     async def _connected(self) -> _Protocol:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 import redis.asyncio as aredis
@@ -417,6 +417,48 @@ async def asnapshot(tenant_id: int, topic: Topic, *, frame: bool = True) -> Snap
             # A Redis that restarted or was flushed: EVAL loads the script again.
             reply = await multiplexer.execute(pack("EVAL", SCRIPT_SOURCE, 2, *keys, *args))
     return _snapshot(topic, reply)
+
+
+class ProgressRead(NamedTuple):
+    """What the progress endpoints need of a topic: the stored document as it will be served
+    (bytes, never decoded), and what the caller's checks read."""
+
+    document: bytes
+    status: bytes
+    owner_id: int | None
+
+
+# HMGET <status key> doc seq status owner_id, in RESP around the key.
+_PROGRESS_HEAD, _PROGRESS_FIELDS = pack("HMGET", "", "doc", "seq", "status", "owner_id").split(
+    b"$0\r\n\r\n"
+)
+_PROGRESS_HEAD += b"$"
+
+
+async def aprogress(tenant_id: int, topic: Topic) -> ProgressRead | None:
+    """The progress endpoints' read: one HMGET on this loop's pipelined connection, awaited
+    as the multiplexer's future itself (no coroutine between). None if the topic is unknown."""
+    multiplexer = async_multiplexer()
+    if multiplexer is not None:
+        key = keyspace().status_key(tenant_id, topic).encode()
+        try:
+            document, seq, status, owner = await multiplexer.submit(
+                b"%s%d\r\n%s\r\n%s" % (_PROGRESS_HEAD, len(key), key, _PROGRESS_FIELDS)
+            )
+        except redis.RedisError as exc:
+            if not is_unavailable(exc):
+                raise
+            raise RealtimeUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if seq is None:
+            return None
+        if document is not None:
+            return ProgressRead(document, status, int(owner) if owner else None)
+    # rediss:// (no multiplexer), or a hash from before the document was stored: the script
+    # builds the document.
+    snap = await asnapshot(tenant_id, topic, frame=False)
+    if snap is None:
+        return None
+    return ProgressRead(snap.document.encode(), snap.status.encode(), snap.owner_id)
 
 
 async def arebuild(

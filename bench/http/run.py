@@ -86,6 +86,7 @@ class Server:
     windows: dict[str, list[Outcome]] = field(default_factory=dict)
     client_cpu: dict[str, float] = field(default_factory=dict)
     server_cpu: dict[str, float] = field(default_factory=dict)
+    redis_cpu: dict[str, float] = field(default_factory=dict)
     statements: dict[str, int] = field(default_factory=dict)
     backends_after_progress: int = -1
     backends_after_detail: int = -1
@@ -285,6 +286,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def redis_server_pid() -> int | None:
+    """The pid of the redis-server the bench reads (INFO), if its /proc entry is readable:
+    its CPU per request is the other half of a progress request's cost."""
+    from realtime.clients import sync_redis
+
+    pid = int(sync_redis().info("server")["process_id"])
+    try:
+        cpu_seconds(pid)
+    except OSError:
+        return None
+    return pid
+
+
 @contextmanager
 def running(
     argv: list[str],
@@ -394,6 +408,7 @@ async def measure(
     pool = Pool(HOST, port, concurrency)
     pools = {name: Pool(HOST, p, concurrency) for name, (_pid, p) in companions.items()}
     pids = {name: companion_pid for name, (companion_pid, _p) in companions.items()}
+    redis_pid = redis_server_pid()
     try:
         # 1. Before anything else reaches this fresh server: progress only, then ask PostgreSQL.
         await pool.run(plan["progress"], max(warmup, 1.0))
@@ -410,13 +425,16 @@ async def measure(
                 before_sql = await _statements(pool, port)
                 target_pid = pids.get(name, pid)
                 client_before, server_before = time.process_time(), cpu_seconds(target_pid)
+                redis_before = cpu_seconds(redis_pid) if redis_pid else 0.0
                 outcome = await pools.get(name, pool).run(plan[name], seconds)
                 client_used = time.process_time() - client_before
                 server_used = cpu_seconds(target_pid) - server_before
+                redis_used = cpu_seconds(redis_pid) - redis_before if redis_pid else 0.0
                 after_sql = await _statements(pool, port)
                 server.windows.setdefault(name, []).append(outcome)
                 server.client_cpu[name] = server.client_cpu.get(name, 0.0) + client_used
                 server.server_cpu[name] = server.server_cpu.get(name, 0.0) + server_used
+                server.redis_cpu[name] = server.redis_cpu.get(name, 0.0) + redis_used
                 server.statements[name] = server.statements.get(name, 0) + after_sql - before_sql
             print(f"  {server.name}: round {number + 1}/{rounds} done", flush=True)
     finally:
@@ -578,7 +596,7 @@ def unit_costs(data: Seed, calls: int = 2000) -> dict[str, float]:
         return (time.perf_counter() - began) / (calls // 4) * 1e6
 
     async def measure_all() -> None:
-        costs["redis"] = await per_call(lambda: store.asnapshot(tenant_id, topic))
+        costs["redis"] = await per_call(lambda: store.aprogress(tenant_id, topic))
         costs["hop"] = await per_call(sync_to_async(lambda: None, thread_sensitive=True))
         costs["django_full"] = await per_call(lambda: AsyncClient().get("/bench/noop-noauth/"))
         lean = [m for m in settings.MIDDLEWARE if m.startswith("django_guid")]
@@ -621,6 +639,7 @@ class Row:
     client_cpu_pct: float
     server_cpu_pct: float
     server_us_per_request: float
+    redis_us_per_request: float
     statements: int
 
 
@@ -641,6 +660,7 @@ def summarise(server: Server) -> dict[str, Row]:
             client_cpu_pct=100 * server.client_cpu[name] / seconds,
             server_cpu_pct=100 * server.server_cpu[name] / seconds,
             server_us_per_request=1e6 * server.server_cpu[name] / ok if ok else 0.0,
+            redis_us_per_request=1e6 * server.redis_cpu[name] / ok if ok else 0.0,
             statements=server.statements[name],
         )
     return rows
@@ -673,8 +693,8 @@ def report(
         f"{args.jobs} jobs. Load average at the end: {os.getloadavg()[0]:.2f}.",
         "",
         "| server | endpoint | req/s | vs noop | p50 ms | p99 ms | errors | "
-        "server CPU | server µs/req | client CPU | SQL statements |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "server CPU | server µs/req | redis-server µs/req | client CPU | SQL statements |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     verdicts = []
     for server in servers:
@@ -686,6 +706,7 @@ def report(
                 f"| {server.name} | {name} | {row.rps:,.0f} | {row.rps / base:.2f}x | "
                 f"{row.p50_ms:.1f} | {row.p99_ms:.1f} | {row.errors} / {row.ok + row.errors:,} | "
                 f"{row.server_cpu_pct:.0f}% | {row.server_us_per_request:.0f} | "
+                f"{row.redis_us_per_request:.1f} | "
                 f"{row.client_cpu_pct:.0f}% | {row.statements:,} |"
             )
         pairs = [(name, "noop") for name in ("progress", "progress-django", "detail")]
@@ -734,7 +755,7 @@ def report(
         f"{costs['jwt']:.0f} |",
         "| token check, first time (`realtime.tokens`: PyJWT HS256 verify, simplejwt's checks) | "
         f"{costs['jwt_cold']:.0f} |",
-        "| Redis read (`store.asnapshot`: EVALSHA on the multiplexed connection, one round "
+        "| Redis read (`store.aprogress`: one HMGET on the multiplexed connection, one round "
         f"trip, sequential) | {costs['redis']:.0f} |",
         f"| one `sync_to_async` thread hop | {costs['hop']:.0f} |",
         f"| thread hops per request from the project's middleware | {costs['hops']:.0f} |",

@@ -151,3 +151,65 @@ async def test_a_hash_without_a_stored_document_is_read_by_the_script() -> None:
     assert snap is not None
     assert json.loads(snap.document)["status"] == "PENDING"
     assert snap.owner_id == 7
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+async def test_the_progress_read_is_the_stored_document_as_bytes(terminal: bool) -> None:
+    # given a job of owner 7, running or done
+    topic = Topic.job(uuid.uuid4())
+    await store.apublish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo"))
+    await store.apublish(
+        ALPHA, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=42))
+    )
+    if terminal:
+        await store.apublish(ALPHA, topic, Change(status="DONE", attempt=1, result='{"n": 3}'))
+
+    # when the progress endpoints' read runs, and the script builds the document
+    read = await store.aprogress(ALPHA, topic)
+    built = await asyncio.to_thread(store.snapshot, ALPHA, topic)
+
+    # then the bytes are the script's document, with the status and owner the checks read
+    assert read is not None
+    assert built is not None
+    assert read.document == built.document.encode()
+    assert read.status == (b"DONE" if terminal else b"PROCESSING")
+    assert read.owner_id == 7
+
+
+async def test_the_progress_read_of_an_old_hash_or_no_hash() -> None:
+    # given a job whose status hash has no stored document, and a topic never published
+    topic = Topic.job(uuid.uuid4())
+    await store.apublish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo"))
+    await asyncio.to_thread(
+        clients.sync_redis().hdel, store.keyspace().status_key(ALPHA, topic), "doc"
+    )
+
+    # when the progress read runs on both
+    old = await store.aprogress(ALPHA, topic)
+    missing = await store.aprogress(ALPHA, Topic.job(uuid.uuid4()))
+
+    # then the script built the old one's document, and the unknown topic is None
+    assert old is not None
+    assert json.loads(old.document)["status"] == "PENDING"
+    assert (old.status, old.owner_id) == (b"PENDING", 7)
+    assert missing is None
+
+
+async def test_submit_hands_out_the_connections_own_future_once_connected() -> None:
+    # given a multiplexer that has not connected yet
+    multiplexer = _multiplexer()
+    name = f"test-multiplex:{uuid.uuid4()}"
+
+    # when a command is submitted before the connection exists, and one after
+    first = multiplexer.submit(pack("SET", name, "v", "EX", 60))
+    first_reply = await first
+    second = multiplexer.submit(pack("GET", name))
+    second_reply = await second
+    multiplexer.close()
+
+    # then the first went through a task that connected, the second is the reply's future
+    assert isinstance(first, asyncio.Task)
+    assert first_reply == b"OK"
+    assert isinstance(second, asyncio.Future)
+    assert not isinstance(second, asyncio.Task)
+    assert second_reply == b"v"

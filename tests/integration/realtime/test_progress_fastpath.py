@@ -6,11 +6,16 @@ zero queries. Each answer is compared with what the Django view gives for the sa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from typing import Any
 
+import jwt
 import pytest
+from asgiref.compatibility import guarantee_single_callable
 from channels.testing import HttpCommunicator
+from django.conf import settings
 from django.test import override_settings
 from django.urls import reverse
 
@@ -215,3 +220,116 @@ def test_accept_language_picks_the_first_supported_language(header: bytes, langu
     # given an Accept-Language header (the parameters)
     # when/then the first supported language wins, English by default
     assert fastpath._language(header) == language
+
+
+def test_a_generated_request_id_is_a_uuid4_in_hex() -> None:
+    # given/when a few request ids are generated
+    ids = [fastpath.request_id() for _ in range(200)]
+
+    # then each is 32 hex digits of a version 4, RFC 4122 UUID, and they differ
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+    assert len(set(ids)) == len(ids)
+
+
+def test_the_remembered_routes_are_bounded_and_stay_right() -> None:
+    # given more distinct paths than the route memory holds, progress paths among them
+    job = uuid.uuid4()
+    paths = [f"/api/v1/jobs/{uuid.uuid4()}/" for _ in range(fastpath.ROUTE_CACHE_SIZE + 10)]
+
+    # when they are all routed, and a progress path before and after
+    first = fastpath.route(f"/api/v1/jobs/{job}/progress/")
+    for path in paths:
+        assert fastpath.route(path) is None
+    again = fastpath.route(f"/api/v1/jobs/{job}/progress/")
+
+    # then the memory never holds more than its bound, and the answers did not change
+    assert len(fastpath._routes) <= fastpath.ROUTE_CACHE_SIZE
+    assert first == again == Topic.job(job)
+
+
+async def test_the_fast_path_adds_no_frame_and_passes_the_rest_on_as_is() -> None:
+    # given the fast path around an app that records its calls
+    calls: list[tuple[Any, ...]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        calls.append((scope, receive, send))
+
+    wrapped = fastpath.ProgressFastPath(inner)
+    scope = {"type": "http", "method": "GET", "path": "/api/v1/jobs/", "headers": [HOST]}
+
+    # when a request that is not a progress read arrives
+    awaitable = wrapped(scope, None, None)  # type: ignore[arg-type]
+    await awaitable
+
+    # then the coroutine returned is the inner app's own, called with the same objects, and
+    # servers see an ASGI 3 application (a coroutine function, single callable)
+    assert awaitable.cr_code is inner.__code__  # type: ignore[attr-defined]
+    assert calls == [(scope, None, None)]
+    assert asyncio.iscoroutinefunction(wrapped.__call__)
+    assert guarantee_single_callable(wrapped) is wrapped
+
+
+async def test_the_fixed_headers_follow_overridden_settings() -> None:
+    # given a running job, read once so the fixed headers are built
+    topic = await _running_job()
+    await get(_path(topic), token=make_token())
+
+    # when X-Frame-Options is overridden, and then restored
+    with override_settings(X_FRAME_OPTIONS="SAMEORIGIN"):
+        _status, overridden, _body = await get(_path(topic), token=make_token())
+    _status, restored, _body = await get(_path(topic), token=make_token())
+
+    # then each answer has the value of its time
+    assert overridden[b"x-frame-options"] == b"SAMEORIGIN"
+    assert restored[b"x-frame-options"] == b"DENY"
+
+
+def test_the_host_verdicts_follow_overridden_settings() -> None:
+    # given a Host outside ALLOWED_HOSTS, judged once
+    host = b"progress.example:8000"
+    assert not fastpath._host_allowed(host)
+
+    # when ALLOWED_HOSTS is overridden to include it, and then restored
+    with override_settings(ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, "progress.example"]):
+        overridden = fastpath._host_allowed(host)
+    restored = fastpath._host_allowed(host)
+
+    # then each verdict is that of the settings of its time
+    assert (overridden, restored) == (True, False)
+
+
+async def test_the_token_check_follows_an_overridden_signing_key() -> None:
+    # given a running job, a token signed with the configured key (accepted once), and the
+    # same claims signed with another key
+    topic = await _running_job()
+    old_token = make_token()
+    assert (await get(_path(topic), token=old_token))[0] == 200
+
+    # when the signing key is overridden, and then restored
+    key = settings.SIMPLE_JWT["SIGNING_KEY"]
+    new_token = jwt.encode(jwt.decode(old_token, key, algorithms=["HS256"]), "k" * 64, "HS256")
+    with override_settings(SIMPLE_JWT={**settings.SIMPLE_JWT, "SIGNING_KEY": "k" * 64}):
+        during = [(await get(_path(topic), token=t))[0] for t in (old_token, new_token)]
+    after = [(await get(_path(topic), token=t))[0] for t in (old_token, new_token)]
+
+    # then only the token signed with the key of the time is accepted
+    assert during == [401, 200]
+    assert after == [200, 401]
+
+
+async def test_the_redis_connection_follows_an_overridden_url() -> None:
+    # given a running job, read once so this loop's connection is remembered
+    topic = await _running_job()
+    assert (await get(_path(topic), token=make_token()))[0] == 200
+
+    # when REDIS_URL is overridden with a Redis that does not answer, and then restored
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{devservices.free_port()}/0"):
+        during, _headers, _body = await get(_path(topic), token=make_token())
+    after, _headers, _body = await get(_path(topic), token=make_token())
+
+    # then the read used the URL of its time
+    assert (during, after) == (503, 200)
