@@ -70,16 +70,18 @@ INSTALLED_APPS = [
     "workers",
 ]
 
+# Django's classic middleware as sync-only subclasses (project/middleware.py): under ASGI the
+# chain runs on one worker thread per request instead of two thread hops per class.
 MIDDLEWARE = [
     "django_guid.middleware.guid_middleware",
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "project.middleware.SecurityMiddleware",
+    "project.middleware.SessionMiddleware",
+    "project.middleware.LocaleMiddleware",
+    "project.middleware.CommonMiddleware",
+    "project.middleware.CsrfViewMiddleware",
+    "project.middleware.AuthenticationMiddleware",
+    "project.middleware.MessageMiddleware",
+    "project.middleware.XFrameOptionsMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"

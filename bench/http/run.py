@@ -578,12 +578,16 @@ def unit_costs(data: Seed, calls: int = 2000) -> dict[str, float]:
     for _ in range(calls):
         verifier.claims(data.token)  # never remembered: the full check
     costs["jwt_cold"] = (time.perf_counter() - started) / calls * 1e6
-    hops = 0
+    hops, sync_only = 0, False
     for dotted in settings.MIDDLEWARE:
         middleware = import_string(dotted)
         if isinstance(middleware, type) and issubclass(middleware, MiddlewareMixin):
-            hops += hasattr(middleware, "process_request") + hasattr(middleware, "process_response")
-    costs["hops"] = hops
+            # A hop per hook of an async-capable class; sync-only ones (project/middleware.py)
+            # run on the one thread hop Django puts in front of them.
+            hooks = hasattr(middleware, "process_request") + hasattr(middleware, "process_response")
+            hops += hooks if middleware.async_capable else 0
+            sync_only = sync_only or not middleware.async_capable
+    costs["hops"] = hops + sync_only
     tenant_id = bearer_caller(request.headers.get("Authorization", "")).tenant_id  # type: ignore[union-attr]
     topic = Topic.job(uuid.UUID(data.job_ids[0]))
 

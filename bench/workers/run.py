@@ -2,22 +2,23 @@
 
     python bench/workers/run.py [--jobs 600] [--latency-jobs 100] [--rounds 2]
                                 [--baseline-ref REF] [--profile]
+                                [--server uvicorn|daphne] [--moto process|thread]
 
 1. Throughput: no-op jobs through one worker process at its cap (5 slots), against the same
    process with 1 slot as the baseline measured in the same run. The queue is filled first;
    the rate is jobs / (last finished_at - first started_at), read from the job rows.
 2. End-to-end latency: POST /api/v1/jobs/ (``messaging.send``, one recipient, locmem email)
-   to the DONE frame at a WebSocket client, through daphne and a ``manage.py run_worker``
-   process, one job at a time; p50/p90/p99, and where the time went (POST answered, first
-   frame showing PROCESSING, DONE frame).
+   to the DONE frame at a WebSocket client, through the ASGI server and a ``manage.py
+   run_worker`` process, one job at a time; p50/p90/p99, and where the time went (POST
+   answered, first frame showing PROCESSING, DONE frame).
 
 ``--baseline-ref REF`` checks REF out into a temporary git worktree (sharing this checkout's
 ``.venv``; its processes run with that tree as their working directory and ``PYTHONPATH``) and
 measures both trees in the same run: the latency in alternating rounds (this tree, the
 baseline, this tree, the baseline, ...), the throughput once each. Both use this checkout's
-services (the benchmark database, Redis, the moto server in this process) and its migrations,
-so REF must have the same migrations. ``--profile`` adds one unmeasured latency round per
-tree with py-spy attached to the worker and to daphne (wall clock, idle included) and
+services (the benchmark database, Redis, the moto server) and its migrations, so REF must have
+the same migrations. ``--profile`` adds one unmeasured latency round per
+tree with py-spy attached to the worker and to the ASGI server (wall clock, idle included) and
 summarises where the job thread and the POST view spend their time; py-spy comes from
 ``--py-spy`` (default ``$PY_SPY`` or ``/tmp/pyspy/bin/py-spy``: ``pip install --target
 /tmp/pyspy py-spy``).
@@ -25,6 +26,12 @@ summarises where the job thread and the POST view spend their time; py-spy comes
 Uses its own database (``academy_bench_workers``), Redis database 13 with a key prefix, and
 its own moto server, so it never touches ``make demo`` or test runs. Writes
 ``bench/workers/RESULTS.md``.
+
+``--server`` picks the ASGI server of both trees: ``uvicorn`` (default) with production's
+options (``project.devrun.asgi_server_command``: uvloop, httptools, no access log), or
+``daphne``. ``--moto`` puts moto's server in a process of its own (``process``, default: its
+CPU no longer competes with the benchmark's client threads under one GIL) or in a thread of
+the benchmark process (``thread``, as before).
 """
 
 from __future__ import annotations
@@ -92,7 +99,33 @@ def baseline_tree(ref: str) -> Iterator[Tree]:
         shutil.rmtree(where.parent, ignore_errors=True)
 
 
-def _environment() -> dict[str, str]:
+MOTO: subprocess.Popen[bytes] | None = None  # moto's server when it runs in its own process
+
+
+def _moto_process() -> str:
+    """moto's server in a process of its own; its endpoint URL."""
+    global MOTO
+    port = devservices.free_port()
+    log = (LOGS / "moto.log").open("wb")
+    MOTO = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=log,
+    )
+    deadline = time.monotonic() + 30
+    while not devservices.port_open("127.0.0.1", port):
+        if time.monotonic() > deadline or MOTO.poll() is not None:
+            raise RuntimeError(f"moto's server did not start; see {LOGS}")
+        time.sleep(0.1)
+    return f"http://127.0.0.1:{port}"
+
+
+def _moto_cpu() -> float:
+    """CPU seconds moto's server used so far (its process, or this one when in a thread)."""
+    return _cpu_seconds(MOTO.pid) if MOTO is not None else time.process_time()
+
+
+def _environment(moto: str) -> dict[str, str]:
     os.environ.setdefault(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/academy_bench_workers"
     )
@@ -101,6 +134,8 @@ def _environment() -> dict[str, str]:
     os.environ.setdefault("DJANGO_ENV", "dev")
     os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
     os.environ["LOG_LEVEL"] = "WARNING"
+    if moto == "process":
+        os.environ["AWS_ENDPOINT_URL"] = _moto_process()
     services = devservices.ensure_services(with_moto=True)
     os.environ.update(services.env)
     os.environ["PYTHONPATH"] = str(ROOT)
@@ -206,7 +241,7 @@ def throughput(caller: Caller, jobs: int, concurrency: int, tree: Tree) -> dict[
         f"noop-{concurrency}-{tree.slug}",
         tree,
     )
-    own_cpu = time.process_time()  # this process hosts moto's server
+    moto_cpu_before = _moto_cpu()
     try:
         while Job.objects.filter(status="DONE").count() < jobs:
             if worker.poll() is not None:
@@ -214,7 +249,7 @@ def throughput(caller: Caller, jobs: int, concurrency: int, tree: Tree) -> dict[
             time.sleep(0.2)
         wall = time.monotonic() - started
         worker_cpu = _cpu_seconds(worker.pid)
-        moto_cpu = time.process_time() - own_cpu
+        moto_cpu = _moto_cpu() - moto_cpu_before
     finally:
         _stop(worker)
     span = Job.objects.aggregate(first=Min("started_at"), last=Max("finished_at"))
@@ -281,33 +316,39 @@ def _py_spy(pid: int, out: Path, py_spy: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=log, stderr=log)
 
 
+def server_argv(server: str, port: int) -> list[str]:
+    """The ASGI server's arguments after the interpreter, the same for both trees."""
+    if server == "daphne":
+        return ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    from project.devrun import asgi_server_command
+
+    return asgi_server_command("127.0.0.1", port, server="uvicorn")[1:]
+
+
 def latency(
     token: str,
     jobs: int,
     tree: Tree,
     *,
     round_name: str,
+    server_name: str = "uvicorn",
     warmup: int = 10,
     profile: tuple[Path, str] | None = None,
 ) -> Samples:
-    """``jobs`` jobs one at a time through a fresh daphne and worker of ``tree``."""
+    """``jobs`` jobs one at a time through a fresh ASGI server and worker of ``tree``."""
     from websockets.sync.client import connect
     from websockets.typing import Subprotocol
 
     _messaging_budget_reset(token)
     port = devservices.free_port()
-    server = _spawn(
-        ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"],
-        f"daphne-{round_name}",
-        tree,
-    )
+    server = _spawn(server_argv(server_name, port), f"server-{round_name}", tree)
     worker = _spawn(
         ["manage.py", "run_worker", "--queue", "messaging"], f"worker-{round_name}", tree
     )
     profilers: list[subprocess.Popen[bytes]] = []
     samples = Samples()
     try:
-        _wait_for_port(port, server, "daphne")
+        _wait_for_port(port, server, server_name)
         time.sleep(2)  # the worker's first long poll is open
         if worker.poll() is not None:
             raise RuntimeError(f"the worker exited; see {LOGS}")
@@ -331,7 +372,7 @@ def latency(
                         directory, py_spy = profile
                         profilers = [
                             _py_spy(worker.pid, directory / f"{round_name}-worker.txt", py_spy),
-                            _py_spy(server.pid, directory / f"{round_name}-daphne.txt", py_spy),
+                            _py_spy(server.pid, directory / f"{round_name}-server.txt", py_spy),
                         ]
                         time.sleep(1)  # attached
                     t0 = time.perf_counter()
@@ -467,8 +508,18 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy one extra round each")
     parser.add_argument("--py-spy", default=DEFAULT_PY_SPY)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--server", choices=("uvicorn", "daphne"), default="uvicorn")
+    parser.add_argument("--moto", choices=("process", "thread"), default="process")
     args = parser.parse_args()
-    _environment()
+    try:
+        return _main(args)
+    finally:
+        if MOTO is not None:
+            _stop(MOTO)
+
+
+def _main(args: argparse.Namespace) -> int:
+    _environment(args.moto)
     import django
 
     django.setup()
@@ -512,7 +563,9 @@ def main() -> int:
             for tree in trees:
                 name = f"r{number + 1}-{tree.slug}"
                 print(f"latency round {number + 1}, {tree.label} ...", flush=True)
-                got = latency(token, args.latency_jobs, tree, round_name=name)
+                got = latency(
+                    token, args.latency_jobs, tree, round_name=name, server_name=args.server
+                )
                 pooled[tree.label].extend(got)
                 p50, p99 = pooled[tree.label].rounds[-1]
                 print(f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms")
@@ -527,6 +580,7 @@ def main() -> int:
                     args.latency_jobs,
                     tree,
                     round_name=name,
+                    server_name=args.server,
                     profile=(directory, args.py_spy),
                 )
                 profiles[tree.label] = (
@@ -534,7 +588,7 @@ def main() -> int:
                         directory / f"{name}-worker.txt", "Worker.execute workers/runner.py"
                     ),
                     summarise_profile(
-                        directory / f"{name}-daphne.txt", "JobCreateApi.post domains/jobs/apis.py"
+                        directory / f"{name}-server.txt", "JobCreateApi.post domains/jobs/apis.py"
                     ),
                 )
             print(f"raw profiles in {directory}")
@@ -575,9 +629,12 @@ def write_results(
         "# Worker benchmarks",
         "",
         f"`{command.strip()}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({machine}).",
-        "PostgreSQL and Redis local, SQS = moto's server (in the benchmark process), one",
-        "worker process; every job does a claim and a finish transaction, two Redis publishes",
-        "(PROCESSING, DONE), an SQS receive and delete.",
+        "PostgreSQL and Redis local, SQS = moto's server ("
+        + ("in a process of its own" if args.moto == "process" else "in the benchmark process")
+        + f"), the ASGI server {args.server}"
+        + (" with production's options" if args.server == "uvicorn" else "")
+        + " (both trees), one worker process; every job does a claim and a finish transaction,",
+        "two Redis publishes (PROCESSING, DONE), an SQS receive and delete.",
         f"Load average (1, 5, 15 min) at the end: {load[0]:.2f}, {load[1]:.2f}, {load[2]:.2f} "
         "(other sessions share the machine: compare ratios, not absolutes).",
         "",
@@ -586,7 +643,8 @@ def write_results(
         f"`messaging.send`, one recipient, one job at a time; {args.rounds} round(s) of "
         f"{args.latency_jobs} jobs per tree, alternating"
         + (" (this tree, the baseline, ...)" if len(trees) == 2 else "")
-        + ", each round with a fresh daphne and `run_worker` process and 10 unmeasured jobs.",
+        + f", each round with a fresh {args.server} and `run_worker` process and 10 unmeasured"
+        " jobs.",
         "",
         *_latency_table(trees, stats),
         "",
@@ -610,7 +668,7 @@ def write_results(
             f"| 1 slot, {args.baseline_jobs} jobs, jobs/s | "
             + " | ".join(f"{c['one']['rate']:.1f}" for c in cells)
             + " |",
-            "| CPU per job at 5 slots, worker / benchmark process (moto) ms | "
+            "| CPU per job at 5 slots, worker / moto ms | "
             + " | ".join(
                 f"{c['five']['worker_cpu_ms']:.1f} / {c['five']['moto_cpu_ms']:.1f}" for c in cells
             )
@@ -637,7 +695,7 @@ def write_results(
     for tree in trees:
         if tree.label not in profiles:
             continue
-        worker_profile, daphne_profile = profiles[tree.label]
+        worker_profile, server_profile = profiles[tree.label]
         lines += [
             f"## Profile, {tree.label}",
             "",
@@ -646,9 +704,9 @@ def write_results(
             "",
             worker_profile,
             "",
-            "daphne, the `POST /api/v1/jobs/` view:",
+            f"{args.server}, the `POST /api/v1/jobs/` view:",
             "",
-            daphne_profile,
+            server_profile,
             "",
         ]
     marker = "<!-- notes -->"

@@ -213,15 +213,14 @@ def job_create(
             logger.exception("upload not stored tenant=%s key=%s", tenant_id, object_key)
             raise ServiceUnavailable(_("The file could not be stored. Try again shortly.")) from exc
     try:
-        with transaction.atomic():
-            job = repository.job_insert(
-                tenant_id,
-                job_type=job_type,
-                payload=data,
-                created_by_id=caller.user_id,
-                idempotency_key=idempotency_key,
-                job_id=job_id,
-            )
+        job = _job_row_insert(
+            tenant_id,
+            job_type=job_type,
+            payload=data,
+            created_by_id=caller.user_id,
+            idempotency_key=idempotency_key,
+            job_id=job_id,
+        )
     except IntegrityError:
         # A concurrent request with the same key won the insert.
         if object_key:
@@ -272,6 +271,21 @@ def job_create(
         spec.kind,
     )
     return job
+
+
+def _job_row_insert(tenant_id: int, **fields: Any) -> Job:
+    """The job's INSERT, committed when it returns unless the caller holds a transaction.
+
+    Outside a transaction it is its own autocommit statement: one round trip, where an
+    ``atomic`` block would add a BEGIN and a COMMIT for the same single row. The row is still
+    committed with ``message_sent_at`` NULL before the message is sent (ADR 0011). Inside the
+    caller's transaction it runs under a savepoint, so that a duplicate idempotency key leaves
+    that transaction usable for the lookup that follows.
+    """
+    if transaction.get_connection().in_atomic_block:
+        with transaction.atomic():
+            return repository.job_insert(tenant_id, **fields)
+    return repository.job_insert(tenant_id, **fields)
 
 
 def _payload_validated(spec: JobType, payload: Any) -> dict[str, Any]:

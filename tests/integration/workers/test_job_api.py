@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from psycopg import pq
 
 from domains.jobs.dispatch import QueueKind
 from domains.jobs.models import Job
@@ -288,3 +291,69 @@ def test_field_errors_speak_the_callers_language(
     # then the field error is in Korean
     assert response.status_code == 400
     assert response.json()["fields"]["job_type"] == ["알 수 없는 작업 유형입니다: nope."]
+
+
+@contextmanager
+def wire_trace() -> Iterator[list[str]]:
+    """The PostgreSQL protocol messages Django's connection exchanges in the block (libpq's
+    trace): what went over the wire, BEGIN and COMMIT included, which query capture omits."""
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    lines: list[str] = []
+    with tempfile.TemporaryFile() as out:
+        pgconn.trace(out.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        try:
+            yield lines
+        finally:
+            pgconn.untrace()
+            out.seek(0)
+            lines += out.read().decode(errors="replace").splitlines()
+
+
+def _round_trips(lines: list[str]) -> list[str]:
+    """One entry per round trip (a ReadyForQuery ends each): the statement(s) it carried."""
+    messages: list[str] = []
+    for line in lines:
+        if line.startswith(("F\t", "B\t")):
+            messages.append(line)
+        elif messages:  # a statement's next line: the trace writes its newlines as they are
+            messages[-1] += " " + line
+    trips: list[str] = []
+    sent: list[str] = []
+    for message in messages:
+        direction, _, kind = message.split("\t", 3)[:3]
+        text = message.split("\t", 3)[-1]
+        if direction == "F" and kind in ("Query", "Parse"):
+            sent.append(" ".join(text.split()))
+        elif direction == "B" and kind == "ReadyForQuery":
+            trips.append(" ; ".join(sent))
+            sent = []
+    return trips
+
+
+@pytest.mark.django_db(transaction=True)  # no test transaction around it: as a server runs it
+def test_the_job_insert_is_one_autocommit_round_trip(alpha_staff: Member) -> None:
+    # given a staff member's client and Django's connection traced on the wire
+    client = client_for(alpha_staff)
+
+    # when they post a messaging job
+    with wire_trace() as lines:
+        response = client.post(
+            URL, {"job_type": "messaging.send", "payload": PAYLOAD}, format="json"
+        )
+
+    # then the INSERT went in a round trip of its own, without BEGIN or COMMIT: committed
+    # before the message was sent, which was marked after (ADR 0011's order)
+    assert response.status_code == 202
+    trips = _round_trips(lines)
+    assert not [trip for trip in trips if '"BEGIN"' in trip or '"COMMIT"' in trip], trips
+    inserts = [index for index, trip in enumerate(trips) if 'INSERT INTO "jobs' in trip]
+    assert len(inserts) == 1, trips
+    marks = [index for index, trip in enumerate(trips) if "SET message_sent_at" in trip]
+    assert len(marks) == 1, trips
+    assert marks[0] > inserts[0], trips
+    # the quota count, the INSERT and the sent mark: three round trips in all
+    assert len(trips) == 3, trips
+    job = Job.objects.get(job_id=response.json()["job_id"])
+    assert job.message_sent_at is not None
