@@ -14,9 +14,16 @@ coalescing buffer, which its sender task drains. A receiver that declines a mess
 other than ``realtime.state``) and every channel without a receiver get the stock path, so the
 watchdog's beats and anything else on the layer behave exactly as before.
 
+Subscriptions go through :class:`realtime.subscriber.Subscriber` rather than redis-py's
+``PubSub`` and channels-redis' reader task (ADR 0019): every message of one socket read reaches
+:meth:`_LoopLayer.dispatch` in one call, each Redis channel is subscribed once however many
+members its group has, and a lost connection is replaced and resubscribed by the subscriber.
+Publishing stays channels-redis' (redis-py). A group of one member, the usual case (a
+connection watching its own job), is kept as a 1-tuple rather than a set.
+
 This subclasses channels-redis internals (``RedisPubSubLoopLayer``,
-``RedisSingleShardConnection._receive_message``); the dependency is pinned to a minor version
-for that reason and tests/integration/realtime/test_layer.py pins the behaviour.
+``RedisSingleShardConnection``); the dependency is pinned to a minor version for that reason and
+tests/integration/realtime/test_layer.py and test_subscriber.py pin the behaviour.
 """
 
 from __future__ import annotations
