@@ -217,7 +217,6 @@ class Subscriber:
         # Channel -> None once Redis confirmed it, or the future of its SUBSCRIBE in flight.
         self.channels: dict[str, asyncio.Future[None] | None] = {}
         self.connections = 0  # connections made, for tests and logs
-        self.on_reconnect: Callable[[], None] | None = None
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -380,8 +379,6 @@ class Subscriber:
                     delay = min(delay * 2, RECONNECT_MAX)
                     continue
                 logger.info("redis subscriber reconnected; %s channel(s) held", len(self.channels))
-                if self.on_reconnect is not None:
-                    self.on_reconnect()
                 return
         finally:
             self._reconnect_task = None
