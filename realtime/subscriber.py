@@ -160,6 +160,19 @@ class _Protocol(asyncio.Protocol):
             self.abort()
         if batch:
             self.owner._dispatch_safely(batch)
+            # One read per loop turn: libuv reads a readable socket up to 32 times in one
+            # turn, and behind a backlog that handed the consumers several reads' messages
+            # before their frames were flushed (the flush is a callback of the turn), so a
+            # topic's progress frames coalesced instead of leaving. Paused here, resumed by a
+            # callback queued behind the flush.
+            transport = self.transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+                asyncio.get_running_loop().call_soon(self._resume)
+
+    def _resume(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def _answer(self, reply: Any) -> None:
         if not self.waiting:
