@@ -85,7 +85,7 @@ DISCARD_WAIT = 2.0
 class Subscription:
     topic: Topic
     key: str  # str(topic), kept: the frame path looks subscriptions up by it
-    group: str
+    # No group name: it is built again (realtime.keys) on the rare way out, not kept per topic.
     owner_id: int | None
     # The (epoch, seq) of the newest state sent, or the client's own when it said it has a
     # newer one than Redis: a position above the stored one is a regression the sweep repairs.
@@ -262,6 +262,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         channel = getattr(self, "channel_name", None)
         if (unregister := getattr(layer, "unregister_receiver", None)) is not None:
             unregister(channel)
+        watchdog.unwatch(self)
         if (timer := getattr(self, "_token_timer", None)) is not None:
             timer.cancel()
         if (sender := getattr(self, "_sender_task", None)) is not None:
@@ -269,7 +270,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._drop_queues()
         subs: dict[str, Subscription] = getattr(self, "subs", {})
         joining: dict[str, tuple[str, list[dict[str, Any]]]] = getattr(self, "_joining", {})
-        groups = [sub.group for sub in subs.values()] + [group for group, _ in joining.values()]
+        tenant_id = getattr(self, "tenant_id", None)
+        groups = [group for group, _ in joining.values()]
+        if tenant_id is not None:
+            keyspace = store.keyspace()
+            groups += [keyspace.group(tenant_id, sub.topic) for sub in subs.values()]
         metrics.SUBSCRIPTIONS.dec(len(subs))
         feeds: dict[Feed, FeedSubscription] = getattr(self, "_feeds", {})
         groups += [feed.group for feed in feeds.values()]
@@ -451,9 +456,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self._error(key, "not_found", "No such topic.")
             return
         if sub is None:
-            sub = self.subs[key] = Subscription(
-                topic=topic, key=key, group=group, owner_id=snap.owner_id
-            )
+            sub = self.subs[key] = Subscription(topic=topic, key=key, owner_id=snap.owner_id)
             metrics.SUBSCRIPTIONS.inc()
         # Without an epoch, `since` counts in the stored epoch (a client from before epochs).
         stored = snap.position
@@ -505,7 +508,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._forget_frames(key)
         if sub is not None:
             metrics.SUBSCRIPTIONS.dec()
-            await self.channel_layer.group_discard(sub.group, self.channel_name)
+            group = store.keyspace().group(self.caller.tenant_id, sub.topic)
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def _reauthenticate(self, frame: dict[str, Any]) -> None:
         token = frame.get("token")

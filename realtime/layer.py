@@ -14,9 +14,16 @@ coalescing buffer, which its sender task drains. A receiver that declines a mess
 other than ``realtime.state``) and every channel without a receiver get the stock path, so the
 watchdog's beats and anything else on the layer behave exactly as before.
 
+Subscriptions go through :class:`realtime.subscriber.Subscriber` rather than redis-py's
+``PubSub`` and channels-redis' reader task (ADR 0019): every message of one socket read reaches
+:meth:`_LoopLayer.dispatch` in one call, each Redis channel is subscribed once however many
+members its group has, and a lost connection is replaced and resubscribed by the subscriber.
+Publishing stays channels-redis' (redis-py). A group of one member, the usual case (a
+connection watching its own job), is kept as a 1-tuple rather than a set.
+
 This subclasses channels-redis internals (``RedisPubSubLoopLayer``,
-``RedisSingleShardConnection._receive_message``); the dependency is pinned to a minor version
-for that reason and tests/integration/realtime/test_layer.py pins the behaviour.
+``RedisSingleShardConnection``); the dependency is pinned to a minor version for that reason and
+tests/integration/realtime/test_layer.py and test_subscriber.py pin the behaviour.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from channels_redis.pubsub import (
     RedisSingleShardConnection,
 )
 from channels_redis.utils import _wrap_close, decode_hosts
+
+from realtime.subscriber import Endpoint, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -68,54 +77,102 @@ class RealtimeChannelLayer(RedisPubSubChannelLayer):
 
 
 class _LoopLayer(RedisPubSubLoopLayer):
+    """The layer of one event loop. ``groups`` maps a group's Redis channel to its members: a
+    1-tuple for the usual group of one (a connection watching its own job), a set past that."""
+
+    groups: dict[str, tuple[str] | set[str]]
+
     def __init__(self, hosts: Any = None, **kwargs: Any) -> None:
         super().__init__(hosts, **kwargs)
         self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
 
     async def group_add(self, group: str, channel: str) -> None:
-        if channel in self.channels:
-            await super().group_add(group, channel)
-            return
-        if channel not in self.channel_layer.receivers:
+        if channel not in self.channels and channel not in self.channel_layer.receivers:
             raise RuntimeError(
                 f"group_add({group!r}, {channel!r}): no such channel or receiver in this process"
             )
-        # A direct channel (RealtimeChannelLayer.new_direct_channel): the stock bookkeeping
-        # without the check that the channel has a queue.
         group_channel = self._get_group_channel_name(group)
-        self.groups.setdefault(group_channel, set()).add(channel)
+        members = self.groups.get(group_channel)
+        if members is None:
+            self.groups[group_channel] = (channel,)
+        elif channel not in members:
+            self.groups[group_channel] = {*members, channel}
+        # Subscribed once per channel, whoever joins: the subscriber knows what it holds.
         await self._get_shard(group_channel).subscribe(group_channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        group_channel = self._get_group_channel_name(group)
+        members = self.groups.get(group_channel)
+        if members is None or channel not in members:
+            return
+        if isinstance(members, set) and len(members) > 1:
+            members.discard(channel)
+            if len(members) == 1:
+                self.groups[group_channel] = (next(iter(members)),)
+            return
+        del self.groups[group_channel]
+        await self._get_shard(group_channel).unsubscribe(group_channel)
+
+    def dispatch(self, batch: list[tuple[bytes, bytes]]) -> None:
+        """Every message of one socket read (realtime.subscriber), delivered in one go."""
+        channels = self.channels
+        groups = self.groups
+        receivers: dict[str, Receiver] = self.channel_layer.receivers
+        deserialize = self.channel_layer.deserialize
+        for raw_name, data in batch:
+            name = raw_name.decode()
+            queue = channels.get(name)
+            if queue is not None:
+                queue.put_nowait(data)
+                continue
+            members = groups.get(name)
+            if not members:
+                continue
+            decoded: dict[str, Any] | None = None
+            # A receiver only files a frame; it cannot change the groups. A set is copied all
+            # the same, as any iteration over a mutable set from a callback should be.
+            for channel in members if type(members) is tuple else tuple(members):
+                receiver = receivers.get(channel)
+                if receiver is not None:
+                    if decoded is None:
+                        decoded = deserialize(data)
+                    try:
+                        if receiver(decoded):
+                            continue
+                    except Exception:  # one broken receiver must not starve the others
+                        logger.exception("direct receiver failed channel=%s", channel)
+                        continue
+                member_queue = channels.get(channel)
+                if member_queue is not None:
+                    member_queue.put_nowait(data)
 
 
 class _Shard(RedisSingleShardConnection):
-    def _receive_message(self, message: dict[str, Any] | None) -> None:
-        if message is None:
-            return
-        name = message["channel"]
-        data = message["data"]
-        if isinstance(name, bytes):
-            name = name.decode()
-        layer = self.channel_layer  # the loop layer
-        queue = layer.channels.get(name)
-        if queue is not None:
-            queue.put_nowait(data)
-            return
-        members = layer.groups.get(name)
-        if not members:
-            return
-        receivers: dict[str, Receiver] = layer.channel_layer.receivers
-        decoded: dict[str, Any] | None = None
-        for channel in tuple(members):
-            receiver = receivers.get(channel)
-            if receiver is not None:
-                if decoded is None:
-                    decoded = layer.channel_layer.deserialize(data)
-                try:
-                    if receiver(decoded):
-                        continue
-                except Exception:  # one broken receiver must not starve the others
-                    logger.exception("direct receiver failed channel=%s", channel)
-                    continue
-            member_queue = layer.channels.get(channel)
-            if member_queue is not None:
-                member_queue.put_nowait(data)
+    """Publishes through redis-py as channels-redis does; subscribes through
+    :class:`realtime.subscriber.Subscriber` instead of redis-py's ``PubSub`` and its reader task."""
+
+    def __init__(self, host: dict[str, Any], channel_layer: _LoopLayer) -> None:
+        super().__init__(host, channel_layer)
+        if "address" not in host:
+            # Sentinel and (host, port) entries have no URL to read TLS and AUTH from; this
+            # project configures an address, so anything else is a mistake, not a fallback.
+            raise ValueError("RealtimeChannelLayer hosts need an 'address' (a redis URL)")
+        self.subscriber = Subscriber(
+            Endpoint.from_url(
+                host["address"],
+                connect_timeout=host.get("socket_connect_timeout", 5.0),
+                health_check_interval=float(host.get("health_check_interval") or 0),
+                client_name=host.get("client_name"),
+            ),
+            channel_layer.dispatch,
+        )
+
+    async def subscribe(self, channel: str) -> None:
+        await self.subscriber.subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        await self.subscriber.unsubscribe(channel)
+
+    async def flush(self) -> None:
+        await self.subscriber.close()
+        await super().flush()

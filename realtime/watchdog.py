@@ -169,7 +169,9 @@ class Sweeper:
     """The process-wide resync sweep of every registered connection (see the module doc)."""
 
     def __init__(self) -> None:
-        self.connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        # A plain set: each connection leaves it on its way out (``unwatch``), which a WeakSet
+        # would spare at the cost of a weak reference and its callback per connection.
+        self.connections: set[Any] = set()
         self._now = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -279,3 +281,10 @@ def watch(connection: Watched, *, factory: Callable[[], LayerWatchdog] = LayerWa
         sweeper.start()
     sweeper.connections.add(connection)
     return sweeper
+
+
+def unwatch(connection: Watched) -> None:
+    """Take a closing connection out of this loop's sweep (every way out calls it)."""
+    sweeper = _sweepers.get(asyncio.get_running_loop())
+    if sweeper is not None:
+        sweeper.connections.discard(connection)

@@ -190,6 +190,13 @@ VARIANTS: dict[str, tuple[list[str], dict[str, str], str, str]] = {
         "ceiling",
         "bare asyncio websockets server, one PSUBSCRIBE, broadcast as is",
     ),
+    "ceiling-script": (
+        ["-m", "bench.ws.ceiling", "--port", "{port}", "--source", "script"],
+        {},
+        "design",
+        "the bare ceiling server fed by the production state script (same Redis-side work as "
+        "the design): one PSUBSCRIBE of the layer's group channels, the frame out of the msgpack",
+    ),
 }
 DEFAULT_SERVERS = [
     "design-daphne",
@@ -219,6 +226,7 @@ class Step:
     sustained: bool
     server_us_per_frame: float  # server CPU per delivered frame: robust to a busy machine
     load_average: float
+    redis_cpu: float = 0.0  # cores of redis-server through the step (the state script runs there)
 
 
 @dataclass
@@ -305,6 +313,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+_redis_pid: list[int | None] = []
+
+
+def redis_pid() -> int | None:
+    """The pid of the benchmark's redis-server (from INFO), when it runs on this machine."""
+    if not _redis_pid:
+        from realtime.clients import sync_redis
+
+        pid = int(sync_redis().info("server")["process_id"])
+        _redis_pid.append(pid if Path(f"/proc/{pid}/stat").exists() else None)
+    return _redis_pid[0]
 
 
 def rss_kb(pid: int) -> int:
@@ -409,6 +430,8 @@ def run_step(
     for c in clients:
         _ask(c, {"cmd": "reset", "since": window_start})
     pids = {"server": server.pid, "publisher": publisher.pid}
+    if (redis := redis_pid()) is not None:
+        pids["redis"] = redis
     cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
     ccpu0 = sum(cpu_seconds(c.pid) for c in clients)
     t0 = time.monotonic()
@@ -449,6 +472,7 @@ def run_step(
         sustained=sustained,
         server_us_per_frame=cpu["server"] / (delivered / seconds) * 1e6 if delivered else 0.0,
         load_average=os.getloadavg()[0],
+        redis_cpu=cpu.get("redis", 0.0),
     )
 
 
@@ -459,7 +483,8 @@ def _show(step: Step) -> str:
         f"  {step.target:>6}/s  published {step.published_rate:8.0f}  delivered "
         f"{step.delivered_rate:8.0f} ({step.delivered_share:5.1%})  p50 {p50:>7} p99 {p99:>7} ms"
         f"  cpu server {step.server_cpu:.2f} clients {step.client_cpu:.2f} "
-        f"pub {step.publisher_cpu:.2f}  {step.server_us_per_frame:.0f} µs/frame  "
+        f"pub {step.publisher_cpu:.2f} redis {step.redis_cpu:.2f}  "
+        f"{step.server_us_per_frame:.0f} µs/frame  "
         f"load {step.load_average:.1f}  {'ok' if step.sustained else 'FAIL'}"
     )
 
@@ -635,7 +660,7 @@ def tables(results: list[Result]) -> str:
     for n in sorted({r.clients for r in results}):
         rows = [r for r in results if r.clients == n]
         by = {r.variant: r for r in rows}
-        refs = [v for v in ("stock-core", "stock-pubsub", "ceiling") if v in by]
+        refs = [v for v in ("stock-core", "stock-pubsub", "ceiling-script", "ceiling") if v in by]
         out += [f"### {n:,} clients", ""]
         head = "| variant | saturation frames/s | peak delivered/s | p50 @1k/s ms | p99 @1k/s ms"
         head += " | KiB/idle conn | idle CPU | server µs/frame | frames/s per busy core |"
@@ -676,13 +701,14 @@ def tables(results: list[Result]) -> str:
             out.append("")
         out += [
             "Steps (rate: published/s, delivered/s, p50/p99 ms, CPU cores server / "
-            "clients / publisher):",
+            "clients / publisher / redis-server):",
             "",
         ]
         out += [
             "| variant | target/s | published/s | delivered/s | p50 | p99 | server CPU | "
-            "server µs/frame | client CPU | publisher CPU | load avg | ok |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            "server µs/frame | client CPU | publisher CPU | Redis CPU | load avg | ok |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| --- |",
         ]
         for r in rows:
             for s in [r.latency_1000, *r.steps] if r.latency_1000 else r.steps:
@@ -690,7 +716,7 @@ def tables(results: list[Result]) -> str:
                     f"| {r.variant} | {s.target:,} | {s.published_rate:,.0f} | "
                     f"{s.delivered_rate:,.0f} | {_fmt(s.p50_ms)} | {_fmt(s.p99_ms)} | "
                     f"{s.server_cpu:.2f} | {s.server_us_per_frame:.0f} | {s.client_cpu:.2f} | "
-                    f"{s.publisher_cpu:.2f} | {s.load_average:.1f} | "
+                    f"{s.publisher_cpu:.2f} | {s.redis_cpu:.2f} | {s.load_average:.1f} | "
                     f"{'yes' if s.sustained else 'no'} |"
                 )
         out.append("")
