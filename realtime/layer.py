@@ -41,7 +41,8 @@ from channels_redis.pubsub import (
 )
 from channels_redis.utils import _wrap_close, decode_hosts
 
-from realtime.subscriber import Endpoint, Subscriber
+from realtime.resp import Endpoint
+from realtime.subscriber import Subscriber
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ command is checked) :class:`redis.TimeoutError`, after which the connection is d
 redis-py drops a connection that timed out. The next command connects again. A cancelled
 caller's reply is read and dropped, keeping the order.
 
-Only ``redis://`` and ``unix://`` URLs (with password, username and database); anything else
-(``rediss://``) has no multiplexer and callers use redis-py (:func:`supports`).
+The URL is read as redis-py reads it (``realtime.resp.Endpoint``): ``redis://``, ``unix://``
+and ``rediss://`` (TLS with redis-py's context: production's ElastiCache has transit encryption
+on), with AUTH and SELECT of the URL's database.
 """
 
 from __future__ import annotations
@@ -30,20 +31,13 @@ from typing import Any, cast
 
 import hiredis
 import redis
-from redis.connection import parse_url
+
+from realtime.resp import Endpoint
 
 
 def supports(url: str) -> bool:
-    return url.startswith(("redis://", "unix://"))
-
-
-def pack(*args: str | bytes | int) -> bytes:
-    """One command in RESP."""
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        value = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(value), value))
-    return b"".join(parts)
+    """Whether the multiplexer speaks this URL's scheme (every scheme redis-py's URLs have)."""
+    return url.startswith(("redis://", "rediss://", "unix://"))
 
 
 class _Protocol(asyncio.Protocol):
@@ -134,7 +128,7 @@ class Multiplexer:
 
     def __init__(self, url: str, *, socket_timeout: float, connect_timeout: float) -> None:
         self.url = url
-        self._params = parse_url(url)
+        self._endpoint = Endpoint.from_url(url)
         self._socket_timeout = socket_timeout
         self._connect_timeout = connect_timeout
         self._protocol: _Protocol | None = None
@@ -169,35 +163,31 @@ class Multiplexer:
 
     async def _open(self) -> _Protocol:
         loop = asyncio.get_running_loop()
-        params = self._params
+        endpoint = self._endpoint
 
         def factory() -> _Protocol:
             return _Protocol(loop, self._socket_timeout)
 
         try:
             async with asyncio.timeout(self._connect_timeout):
-                if "path" in params:
-                    _transport, protocol = await loop.create_unix_connection(
-                        factory, params["path"]
-                    )
+                if endpoint.path is not None:
+                    _transport, protocol = await loop.create_unix_connection(factory, endpoint.path)
                 else:
                     _transport, protocol = await loop.create_connection(
-                        factory, params.get("host", "localhost"), params.get("port", 6379)
+                        factory,
+                        endpoint.host or "localhost",
+                        endpoint.port,
+                        ssl=endpoint.ssl,
+                        server_hostname=endpoint.server_hostname,
                     )
         except TimeoutError as exc:
             raise redis.TimeoutError("Timeout connecting to Redis") from exc
-        except OSError as exc:
-            raise redis.ConnectionError(f"Error connecting to Redis: {exc}") from exc
-        setup = []
-        if params.get("password"):
-            if params.get("username"):
-                setup.append(pack("AUTH", params["username"], params["password"]))
-            else:
-                setup.append(pack("AUTH", params["password"]))
-        if params.get("db"):
-            setup.append(pack("SELECT", params["db"]))
+        except OSError as exc:  # ssl.SSLError (a certificate that does not verify) included
+            raise redis.ConnectionError(
+                f"Error connecting to Redis at {endpoint.where()}: {exc}"
+            ) from exc
         try:
-            for command in setup:
+            for command in endpoint.setup_commands():
                 await protocol.submit(command)
         except redis.RedisError:
             protocol.close()

@@ -42,7 +42,7 @@ from redis.commands.core import AsyncScript, Script
 
 from realtime.clients import async_multiplexer, async_redis, sync_redis
 from realtime.keys import Feed, KeySpace, Topic
-from realtime.multiplex import pack
+from realtime.resp import pack
 from realtime.state import (
     NO_POSITION,
     RESULT_MAX_BYTES,
@@ -391,7 +391,7 @@ async def asnapshot(tenant_id: int, topic: Topic, *, frame: bool = True) -> Snap
     progress endpoints): without the WebSocket frame (``Snapshot.frame`` is ""), read as the
     document stored in the status hash by one HMGET."""
     multiplexer = async_multiplexer()
-    if multiplexer is None:  # a URL the multiplexer does not speak (rediss://)
+    if multiplexer is None:  # a URL the multiplexer does not speak
         keys, args = _read_args(tenant_id, topic, frame=frame)
         with _unavailable_as_one_error():
             return _snapshot(topic, await _async_script()(keys=keys, args=args))
@@ -453,7 +453,7 @@ async def aprogress(tenant_id: int, topic: Topic) -> ProgressRead | None:
             return None
         if document is not None:
             return ProgressRead(document, status, int(owner) if owner else None)
-    # rediss:// (no multiplexer), or a hash from before the document was stored: the script
+    # No multiplexer for the URL, or a hash from before the document was stored: the script
     # builds the document.
     snap = await asnapshot(tenant_id, topic, frame=False)
     if snap is None:

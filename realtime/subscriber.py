@@ -16,10 +16,9 @@ published meanwhile is lost, as with any pub/sub client (the layer watchdog noti
 consumers resynchronise, realtime/watchdog.py). An idle connection is checked with a PING every
 ``health_check_interval`` seconds, and dropped if the answer does not come within as long.
 
-The URL is read by redis-py's own ``parse_url``, so ``redis://``, ``rediss://`` (TLS, with the
-``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_check_hostname``… query parameters and redis-py's
-defaults: certificate and host name verified) and ``unix://`` mean what they mean to every other
-client of the project, with AUTH (user and password) and SELECT of the URL's db.
+The URL is read as redis-py reads it (``realtime.resp.Endpoint``): ``redis://``, ``rediss://``
+(TLS with redis-py's context and defaults: certificate and host name verified) and ``unix://``,
+with AUTH (user and password), CLIENT SETNAME and SELECT of the URL's db.
 """
 
 from __future__ import annotations
@@ -30,11 +29,11 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import hiredis
-from redis.asyncio.connection import RedisSSLContext, SSLConnection, parse_url
+
+from realtime.resp import Endpoint, pack
 
 logger = logging.getLogger(__name__)
 
@@ -51,72 +50,6 @@ _MESSAGE = b"message"
 
 class SubscriberError(ConnectionError):
     """The subscriber's connection failed or Redis refused one of its commands."""
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where and how to connect, as a redis-py URL says."""
-
-    host: str | None = None
-    port: int = 6379
-    path: str | None = None  # unix socket
-    username: str | None = None
-    password: str | None = None
-    db: int = 0
-    ssl: Any = None  # an ssl.SSLContext for rediss://
-    connect_timeout: float | None = 5.0
-    health_check_interval: float = 0.0
-    client_name: str | None = None  # CLIENT SETNAME, to find the connection in CLIENT LIST
-
-    @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        connect_timeout: float | None = 5.0,
-        health_check_interval: float = 0.0,
-        client_name: str | None = None,
-    ) -> Endpoint:
-        kwargs: dict[str, Any] = dict(parse_url(url))
-        ssl_context = None
-        if kwargs.get("connection_class") is SSLConnection:
-            # redis-py's SSLConnection defaults: certificate required, host name checked.
-            ssl_context = RedisSSLContext(
-                keyfile=kwargs.get("ssl_keyfile"),
-                certfile=kwargs.get("ssl_certfile"),
-                cert_reqs=kwargs.get("ssl_cert_reqs", "required"),
-                include_verify_flags=kwargs.get("ssl_include_verify_flags"),
-                exclude_verify_flags=kwargs.get("ssl_exclude_verify_flags"),
-                ca_certs=kwargs.get("ssl_ca_certs"),
-                ca_data=kwargs.get("ssl_ca_data"),
-                ca_path=kwargs.get("ssl_ca_path"),
-                check_hostname=kwargs.get("ssl_check_hostname", True),
-                min_version=kwargs.get("ssl_min_version"),
-                ciphers=kwargs.get("ssl_ciphers"),
-                password=kwargs.get("ssl_password"),
-            ).get()
-        return cls(
-            host=kwargs.get("host") or ("localhost" if "path" not in kwargs else None),
-            port=int(kwargs.get("port") or 6379),
-            path=kwargs.get("path"),
-            username=kwargs.get("username"),
-            password=kwargs.get("password"),
-            db=int(kwargs.get("db") or 0),
-            ssl=ssl_context,
-            connect_timeout=kwargs.get("socket_connect_timeout", connect_timeout),
-            health_check_interval=float(
-                kwargs.get("health_check_interval", health_check_interval) or 0
-            ),
-            client_name=kwargs.get("client_name", client_name),
-        )
-
-
-def _command(*parts: bytes | str) -> bytes:
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        raw = part.encode() if isinstance(part, str) else part
-        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
-    return b"".join(out)
 
 
 class _Reply:
@@ -254,7 +187,7 @@ class Subscriber:
         self.channels[channel] = mine
         try:
             protocol = await self._connected()
-            await protocol.send(_command(b"SUBSCRIBE", channel), 1)
+            await protocol.send(pack(b"SUBSCRIBE", channel), 1)
         except BaseException as exc:
             if self.channels.get(channel) is mine:
                 del self.channels[channel]
@@ -281,7 +214,7 @@ class Subscriber:
         # Not awaited: what follows on this connection comes after it all the same, and a
         # cancelled cleanup (channels-redis' receive()) has nothing left to wait for.
         with contextlib.suppress(SubscriberError):
-            protocol.send_nowait(_command(b"UNSUBSCRIBE", channel), 1)
+            protocol.send_nowait(pack(b"UNSUBSCRIBE", channel), 1)
 
     async def close(self) -> None:
         self._closed = True
@@ -324,7 +257,7 @@ class Subscriber:
                 endpoint.host or "localhost",
                 endpoint.port,
                 ssl=endpoint.ssl,
-                server_hostname=endpoint.host if endpoint.ssl is not None else None,
+                server_hostname=endpoint.server_hostname,
             )
         try:
             async with asyncio.timeout(endpoint.connect_timeout):
@@ -347,21 +280,13 @@ class Subscriber:
 
     async def _handshake(self, protocol: _Protocol) -> None:
         endpoint = self.endpoint
-        replies = []
-        if endpoint.password is not None:
-            user = (endpoint.username,) if endpoint.username else ()
-            auth = (*user, endpoint.password)
-            replies.append(protocol.send(_command(b"AUTH", *auth), 1))
-        if endpoint.client_name:
-            replies.append(protocol.send(_command(b"CLIENT", b"SETNAME", endpoint.client_name), 1))
-        if endpoint.db:
-            replies.append(protocol.send(_command(b"SELECT", str(endpoint.db)), 1))
+        replies = [protocol.send(command, 1) for command in endpoint.setup_commands()]
         # Take over what an earlier connection held (confirmed channels; those in flight
         # send their own SUBSCRIBE once this returns).
         held = [channel for channel, state in self.channels.items() if state is None]
         for start in range(0, len(held), RESUBSCRIBE_BATCH):
             batch = held[start : start + RESUBSCRIBE_BATCH]
-            replies.append(protocol.send(_command(b"SUBSCRIBE", *batch), len(batch)))
+            replies.append(protocol.send(pack(b"SUBSCRIBE", *batch), len(batch)))
         for reply in replies:
             await reply
 
@@ -414,7 +339,7 @@ class Subscriber:
                 protocol.abort()
                 return
             with contextlib.suppress(SubscriberError):
-                protocol.send_nowait(_command(b"PING"), 1, ping=True)
+                protocol.send_nowait(pack(b"PING"), 1, ping=True)
         self._arm_health()
 
     def _dispatch_safely(self, batch: list[tuple[bytes, bytes]]) -> None:
@@ -424,6 +349,4 @@ class Subscriber:
             logger.exception("redis subscriber: dispatch failed")
 
     def _where(self) -> str:
-        endpoint = self.endpoint
-        scheme = "unix" if endpoint.path else ("rediss" if endpoint.ssl is not None else "redis")
-        return f"{scheme}://{endpoint.path or f'{endpoint.host}:{endpoint.port}'}"
+        return self.endpoint.where()

@@ -66,7 +66,8 @@ async def _receive(kind: str, url: str, count: int) -> dict[str, Any]:
         await shard.subscribe(channel)
         closer = shard.flush
     else:
-        from realtime.subscriber import Endpoint, Subscriber
+        from realtime.resp import Endpoint
+        from realtime.subscriber import Subscriber
 
         subscriber = Subscriber(Endpoint.from_url(url), lambda batch: counted(len(batch)))
         await subscriber.subscribe(channel)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from realtime import store
 from realtime.clients import sync_redis
 from realtime.keys import Topic
 from tests.support.realtime import GroupListener
+from tests.support.tls import TlsProxy, self_signed
 
 
 @pytest.fixture
@@ -35,3 +38,20 @@ def listen(r: redis.Redis) -> Iterator[Any]:
     yield _listen
     for listener in listeners:
         listener.pubsub.close()
+
+
+@pytest.fixture
+def certificate() -> Iterator[tuple[Path, Path]]:
+    """A self-signed certificate (and its key) for 127.0.0.1, which is also its own CA."""
+    with tempfile.TemporaryDirectory() as directory:
+        yield self_signed(Path(directory))
+
+
+@pytest.fixture
+async def tls_proxy(settings: Any, certificate: tuple[Path, Path]) -> AsyncIterator[TlsProxy]:
+    """TLS on a loopback port in front of the test Redis: ``rediss://`` as production has it."""
+    port = int(settings.REDIS_URL.rsplit(":", 1)[1].split("/", 1)[0])
+    proxy = TlsProxy(*certificate, port)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()

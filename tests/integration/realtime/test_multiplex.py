@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -13,8 +16,10 @@ from django.conf import settings
 
 from realtime import clients, store
 from realtime.keys import Topic
-from realtime.multiplex import Multiplexer, pack
+from realtime.multiplex import Multiplexer
+from realtime.resp import pack
 from realtime.state import Change, Progress
+from tests.support.tls import TlsProxy
 from tests.support.tokens import ALPHA
 
 
@@ -213,3 +218,43 @@ async def test_submit_hands_out_the_connections_own_future_once_connected() -> N
     assert isinstance(second, asyncio.Future)
     assert not isinstance(second, asyncio.Task)
     assert second_reply == b"v"
+
+
+async def test_the_progress_read_goes_over_rediss_as_production_has_it(
+    settings: Any, certificate: tuple[Path, Path], tls_proxy: TlsProxy
+) -> None:
+    # given a running job, and REDIS_URL as rediss:// to a TLS proxy trusting its certificate
+    topic = Topic.job(uuid.uuid4())
+    await store.apublish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo"))
+    plain = await store.aprogress(ALPHA, topic)
+    db = settings.REDIS_URL.rsplit("/", 1)[1]
+    settings.REDIS_URL = f"rediss://127.0.0.1:{tls_proxy.port}/{db}?ssl_ca_certs={certificate[0]}"
+
+    try:
+        # when the progress endpoints' read runs
+        read = await store.aprogress(ALPHA, topic)
+        multiplexer = clients.async_multiplexer()
+    finally:
+        clients.reset_clients()
+
+    # then it went through this loop's multiplexer, over TLS, and read the same document
+    assert multiplexer is not None
+    assert multiplexer.url.startswith("rediss://")
+    assert tls_proxy.handshakes == 1
+    assert plain is not None
+    assert read == plain
+
+
+async def test_rediss_with_an_untrusted_certificate_is_refused_not_downgraded(
+    settings: Any, tls_proxy: TlsProxy
+) -> None:
+    # given a rediss:// URL to the proxy without its certificate among the trusted ones
+    db = settings.REDIS_URL.rsplit("/", 1)[1]
+    multiplexer = _multiplexer(f"rediss://127.0.0.1:{tls_proxy.port}/{db}")
+
+    # when a command is sent, then the connection fails on the certificate, as redis-py's would
+    with pytest.raises(redis.ConnectionError) as failure:
+        await multiplexer.execute(pack("PING"))
+    multiplexer.close()
+    assert isinstance(failure.value.__cause__, ssl.SSLCertVerificationError)
+    assert tls_proxy.handshakes == 0

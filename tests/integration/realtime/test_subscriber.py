@@ -5,27 +5,20 @@ reset behind the fault proxy, one subscription per channel, one-member groups, T
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
-import ipaddress
 import ssl
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from realtime.clients import async_redis
 from realtime.layer import RealtimeChannelLayer
-from realtime.subscriber import Endpoint, SubscriberError
+from realtime.resp import Endpoint
+from realtime.subscriber import SubscriberError
 from tests.integration.realtime.private_redis import private_redis
 from tests.support.faultproxy import FaultProxy
+from tests.support.tls import TlsProxy
 
 ALICE = ("alice", "on", ">wonder", "~*", "&*", "+@all")
 
@@ -148,101 +141,6 @@ def _subscribed(layer: RealtimeChannelLayer) -> dict[str, Any]:
 
 
 # --- TLS: a TLS-terminating proxy with a certificate made here, in front of the real Redis ---
-
-
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "redis.crt", directory / "redis.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-class TlsProxy:
-    """Accepts TLS on a loopback port and forwards the plain bytes to Redis."""
-
-    def __init__(self, cert: Path, key: Path, upstream_port: int) -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(cert, key)
-        self.upstream_port = upstream_port
-        self.handshakes = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0, ssl=self.context)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.handshakes += 1  # called once the TLS handshake completed
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        pumps = [
-            asyncio.create_task(self._pump(reader, up_writer)),
-            asyncio.create_task(self._pump(up_reader, writer)),
-        ]
-        self._tasks.update(pumps)
-        try:
-            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in pumps:
-                task.cancel()
-                self._tasks.discard(task)
-            for w in (writer, up_writer):
-                w.close()
-
-    @staticmethod
-    async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-
-
-@pytest.fixture
-def certificate() -> Iterator[tuple[Path, Path]]:
-    with tempfile.TemporaryDirectory() as directory:
-        yield _self_signed(Path(directory))
-
-
-@pytest.fixture
-async def tls_proxy(settings: Any, certificate: tuple[Path, Path]) -> AsyncIterator[TlsProxy]:
-    proxy = TlsProxy(*certificate, _redis_port(settings))
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
 
 
 async def test_a_group_message_arrives_over_rediss(
