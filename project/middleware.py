@@ -23,41 +23,40 @@ from django.middleware.locale import LocaleMiddleware as _Locale
 from django.middleware.security import SecurityMiddleware as _Security
 
 
-class SecurityMiddleware(_Security):
+class _SyncOnly:
+    """First in the bases: the flags Django reads on the class win over the original's."""
+
     sync_capable = True
     async_capable = False
 
 
-class SessionMiddleware(_Session):
-    sync_capable = True
-    async_capable = False
+class SecurityMiddleware(_SyncOnly, _Security):
+    pass
 
 
-class LocaleMiddleware(_Locale):
-    sync_capable = True
-    async_capable = False
+class SessionMiddleware(_SyncOnly, _Session):
+    pass
 
 
-class CommonMiddleware(_Common):
-    sync_capable = True
-    async_capable = False
+class LocaleMiddleware(_SyncOnly, _Locale):
+    pass
 
 
-class CsrfViewMiddleware(_Csrf):
-    sync_capable = True
-    async_capable = False
+class CommonMiddleware(_SyncOnly, _Common):
+    pass
 
 
-class AuthenticationMiddleware(_Authentication):
-    sync_capable = True
-    async_capable = False
+class CsrfViewMiddleware(_SyncOnly, _Csrf):
+    pass
 
 
-class MessageMiddleware(_Messages):
-    sync_capable = True
-    async_capable = False
+class AuthenticationMiddleware(_SyncOnly, _Authentication):
+    pass
 
 
-class XFrameOptionsMiddleware(_XFrameOptions):
-    sync_capable = True
-    async_capable = False
+class MessageMiddleware(_SyncOnly, _Messages):
+    pass
+
+
+class XFrameOptionsMiddleware(_SyncOnly, _XFrameOptions):
+    pass
