@@ -119,9 +119,8 @@ async def test_the_progress_read_is_the_same_snapshot_as_redis_py_gives() -> Non
     )
 
 
-@pytest.mark.parametrize("terminal", [False, True])
-async def test_the_stored_document_is_the_one_the_script_builds(terminal: bool) -> None:
-    # given a job that ran with progress (and then finished with a result)
+async def _job_of_owner_7(*, terminal: bool) -> Topic:
+    """A job of owner 7 that ran with progress (and then finished with a result)."""
     topic = Topic.job(uuid.uuid4())
     await store.apublish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo"))
     await store.apublish(
@@ -129,6 +128,13 @@ async def test_the_stored_document_is_the_one_the_script_builds(terminal: bool) 
     )
     if terminal:
         await store.apublish(ALPHA, topic, Change(status="DONE", attempt=1, result='{"n": 3}'))
+    return topic
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+async def test_the_stored_document_is_the_one_the_script_builds(terminal: bool) -> None:
+    # given a job that ran with progress (and then finished with a result)
+    topic = await _job_of_owner_7(terminal=terminal)
 
     # when the progress read (HMGET of the stored document) and the script's read are compared
     stored = await store.asnapshot(ALPHA, topic, frame=False)
@@ -161,13 +167,7 @@ async def test_a_hash_without_a_stored_document_is_read_by_the_script() -> None:
 @pytest.mark.parametrize("terminal", [False, True])
 async def test_the_progress_read_is_the_stored_document_as_bytes(terminal: bool) -> None:
     # given a job of owner 7, running or done
-    topic = Topic.job(uuid.uuid4())
-    await store.apublish(ALPHA, topic, Change(status="PENDING", owner_id=7, job_type="demo"))
-    await store.apublish(
-        ALPHA, topic, Change(status="PROCESSING", attempt=1, progress=Progress(percent=42))
-    )
-    if terminal:
-        await store.apublish(ALPHA, topic, Change(status="DONE", attempt=1, result='{"n": 3}'))
+    topic = await _job_of_owner_7(terminal=terminal)
 
     # when the progress endpoints' read runs, and the script builds the document
     read = await store.aprogress(ALPHA, topic)
